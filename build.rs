@@ -1,0 +1,23 @@
+//! Compiles the contract in `proto/` with tonic's code generator. The `.proto`
+//! files are parsed by `protox`, in pure Rust, so no system `protoc` is needed.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/tessera/v1/token.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(protos, ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // The descriptor set is also exported for gRPC reflection.
+    std::fs::write(
+        out_dir.join("tessera_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

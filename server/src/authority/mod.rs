@@ -1,0 +1,588 @@
+//! The authority: the one place where token rules live.
+//!
+//! The faces (gRPC, HTTP) turn a request into a [`TokenRequest`], call
+//! [`Authority::issue`], and render the result. Every decision, from which
+//! credential counts to which scopes are granted and for how long, is made
+//! here, so both faces always agree.
+
+mod error;
+mod policy;
+pub mod secret;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use std::{fmt, mem};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dashmap::DashMap;
+use serde::Serialize;
+use tracing::{info, warn};
+
+pub use error::AuthError;
+pub use policy::{MAX_AUDIENCES, MAX_SCOPES, is_valid_audience, is_valid_scope_token};
+pub use secret::{ClientSecret, HashingGate};
+
+use crate::clock::{Clock, UnixTime};
+use crate::keys::{KeyAlgorithm, KeyRing, PublicJwk, SigningKey};
+use crate::store::{ClientRecord, Store, StoreError};
+
+/// The only grant Tessera serves (RFC 6749 §4.4).
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// RFC 7523 §2.2 client assertion type.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest client id accepted in a request; longer ones are refused before any lookup.
+pub const MAX_CLIENT_ID_LEN: usize = 256;
+
+/// Settings of the authority, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    /// The `iss` of every token and the issuer in the metadata document.
+    pub issuer: String,
+    /// Token lifetime when the client has no override, in seconds.
+    pub default_token_ttl: u32,
+    /// No token lives longer than this, whatever the client's override says.
+    pub max_token_ttl: u32,
+    /// Algorithm of the signing key generated when the store has none.
+    pub signing_alg: KeyAlgorithm,
+    /// Concurrent argon2 verifications.
+    pub hashing_permits: usize,
+    /// How long a request may wait for a hashing permit before it gets
+    /// `temporarily_unavailable`.
+    pub hashing_wait: Duration,
+}
+
+/// A parsed `Authorization` header (or gRPC `authorization` metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// `Basic` client credentials, already base64- and form-decoded (RFC 6749 §2.3.1).
+    Basic {
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        secret: ClientSecret,
+    },
+    /// A `Bearer` access token.
+    Bearer(AccessToken),
+}
+
+/// Everything a request offered to say who the client is, before the core
+/// decides which of it counts. Collected as is, so that ambiguity (two
+/// methods, mismatching ids) is judged in one place.
+#[derive(Debug, Default, Clone)]
+pub struct PresentedCredentials {
+    /// The `Authorization` header, if any.
+    pub authorization: Option<Authorization>,
+    /// `client_id` from the body or message.
+    pub client_id: Option<String>,
+    /// `client_secret` from the body or message (`client_secret_post`).
+    pub client_secret: Option<ClientSecret>,
+    /// `client_assertion_type` (RFC 7521 §4.2).
+    pub client_assertion_type: Option<String>,
+    /// `client_assertion` (RFC 7521 §4.2).
+    pub client_assertion: Option<String>,
+}
+
+/// A token request, face-agnostic.
+#[derive(Debug, Default, Clone)]
+pub struct TokenRequest {
+    /// `grant_type`; `None` when the request had none.
+    pub grant_type: Option<String>,
+    /// How the client authenticates.
+    pub credentials: PresentedCredentials,
+    /// Requested scopes, one token each; empty asks for the client's defaults.
+    pub scopes: Vec<String>,
+    /// Requested audiences (RFC 8707 resources); empty asks for the client's defaults.
+    pub audiences: Vec<String>,
+}
+
+/// An access token. `Debug` is redacted: a token is a bearer credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a presented token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The compact JWT. Call only to send it to its owner or to verify it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Unwraps the compact JWT.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// A freshly minted token and what it grants.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The client it was issued to (`sub` and `client_id`).
+    pub client_id: String,
+    /// The signed JWT.
+    pub access_token: AccessToken,
+    /// Seconds until it expires.
+    pub expires_in: u32,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Its audiences (`aud`).
+    pub audiences: Vec<String>,
+    /// Its `jti`.
+    pub jti: String,
+}
+
+/// The claims of an RFC 9068 access token.
+#[derive(Debug, Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    aud: Audience<'a>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    scope: String,
+    exp: UnixTime,
+    iat: UnixTime,
+    nbf: UnixTime,
+    jti: &'a str,
+}
+
+/// `aud` is a string when there is one audience (what most verifiers expect)
+/// and an array otherwise (RFC 7519 §4.1.3).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(&'a str),
+    Many(&'a [String]),
+}
+
+/// Which client authenticated, and how, once ambiguity is ruled out.
+enum Credential {
+    Secret {
+        client_id: String,
+        secret: ClientSecret,
+        basic: bool,
+    },
+}
+
+/// The token authority. Shared as `Arc<Authority>` by every face.
+pub struct Authority {
+    config: AuthorityConfig,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Swapped whole when the store's keys change; readers clone the `Arc`.
+    keys: RwLock<Arc<KeyRing>>,
+    /// Hot copies of clients, so a warm client costs no store read. Cleared
+    /// whenever the store's change counter moves.
+    clients: DashMap<String, Arc<ClientRecord>>,
+    /// Bumped on every clear, so a store read that began before a change
+    /// does not put a stale copy back into `clients`.
+    client_epoch: AtomicU64,
+    /// The store generation the hot copies reflect.
+    seen_generation: AtomicU64,
+    gate: HashingGate,
+}
+
+impl fmt::Debug for Authority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authority")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_unavailable(e: StoreError) -> AuthError {
+    warn!(error = %e, "store error");
+    AuthError::TemporarilyUnavailable("the credential store is unavailable; retry shortly".into())
+}
+
+impl Authority {
+    /// Builds the authority over a store, creating the first signing key if
+    /// the store has none.
+    ///
+    /// # Errors
+    /// When the store cannot be read or its keys cannot be loaded.
+    pub async fn new(
+        config: AuthorityConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        let generation = store.generation().await.map_err(|e| e.to_string())?;
+        let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
+        if records.is_empty() {
+            let fresh = SigningKey::generate(config.signing_alg, clock.now())?;
+            records = store
+                .insert_first_signing_key(fresh)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let ring = KeyRing::load(&records).map_err(|e| e.to_string())?;
+        info!(
+            kid = ring.signer().kid(),
+            alg = ring.signer().algorithm().jws_name(),
+            "signing key loaded"
+        );
+        let gate = HashingGate::new(config.hashing_permits, config.hashing_wait)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            config,
+            store,
+            clock,
+            keys: RwLock::new(Arc::new(ring)),
+            clients: DashMap::new(),
+            client_epoch: AtomicU64::new(0),
+            seen_generation: AtomicU64::new(generation),
+            gate,
+        })
+    }
+
+    /// The issuer identifier (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// The current key ring.
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The public keys resource servers verify tokens with.
+    pub fn jwks(&self) -> Vec<PublicJwk> {
+        self.key_ring().jwks()
+    }
+
+    /// Issues an access token (RFC 6749 §4.4).
+    ///
+    /// # Errors
+    /// Every refusal is an [`AuthError`] carrying its OAuth error code.
+    pub async fn issue(&self, request: TokenRequest) -> Result<IssuedToken, AuthError> {
+        let outcome = self.issue_inner(request).await;
+        match &outcome {
+            Ok(token) => info!(
+                target: "tessera::audit",
+                event = "token_issued",
+                client_id = %token.client_id,
+                jti = %token.jti,
+                scope = %token.scopes.join(" "),
+                aud = %token.audiences.join(" "),
+                expires_in = token.expires_in,
+            ),
+            Err(e) => {
+                warn!(target: "tessera::audit", event = "token_refused", reason = e.oauth_code())
+            }
+        }
+        outcome
+    }
+
+    async fn issue_inner(&self, request: TokenRequest) -> Result<IssuedToken, AuthError> {
+        match request.grant_type.as_deref() {
+            None => {
+                return Err(AuthError::invalid_request(
+                    "grant_type is required; use grant_type=client_credentials",
+                ));
+            }
+            Some(CLIENT_CREDENTIALS) => {}
+            Some(other) => {
+                return Err(AuthError::UnsupportedGrantType(
+                    format!(
+                        "grant type {:?} is not supported; Tessera serves client_credentials only",
+                        truncate(other)
+                    )
+                    .into(),
+                ));
+            }
+        }
+        // Shape checks come before authentication so a malformed request never costs a hash.
+        let scopes = policy::parse_requested_scopes(&request.scopes)?;
+        let audiences = policy::parse_requested_audiences(&request.audiences)?;
+        let credential = resolve_credentials(request.credentials)?;
+        let client = self.authenticate(credential).await?;
+        let scopes = policy::grant_scopes(&client, scopes)?;
+        let audiences = policy::grant_audiences(&client, audiences, &self.config.issuer)?;
+        let ttl = client
+            .token_ttl
+            .unwrap_or(self.config.default_token_ttl)
+            .min(self.config.max_token_ttl);
+        self.mint(&client.client_id, scopes, audiences, ttl)
+    }
+
+    /// Checks the credential and returns the client. Unknown, disabled and
+    /// wrong-secret cases all run one argon2 verification through the same
+    /// gate and fail with the same error, so neither the answer nor its
+    /// timing says which it was.
+    async fn authenticate(&self, credential: Credential) -> Result<Arc<ClientRecord>, AuthError> {
+        let Credential::Secret {
+            client_id,
+            secret,
+            basic,
+        } = credential;
+        let client = self.client(&client_id).await?;
+        let now = self.clock.now();
+        let candidates = match &client {
+            Some(c) if !c.disabled => c
+                .secrets
+                .iter()
+                .filter(|s| s.is_live(now))
+                .map(|s| s.phc.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let matched = self.gate.verify_any(candidates, secret).await?;
+        match client {
+            Some(c) if matched => Ok(c),
+            _ => {
+                warn!(target: "tessera::audit", event = "client_authentication_failed", client_id = %truncate(&client_id));
+                Err(AuthError::InvalidClient { basic })
+            }
+        }
+    }
+
+    /// The client with this id, from the hot copies or else the store.
+    async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, AuthError> {
+        if let Some(hot) = self.clients.get(client_id) {
+            return Ok(Some(hot.clone()));
+        }
+        let epoch = self.client_epoch.load(Ordering::Acquire);
+        let Some(record) = self
+            .store
+            .client(client_id)
+            .await
+            .map_err(store_unavailable)?
+        else {
+            return Ok(None);
+        };
+        let record = Arc::new(record);
+        if self.client_epoch.load(Ordering::Acquire) == epoch {
+            self.clients
+                .insert(record.client_id.clone(), record.clone());
+        }
+        Ok(Some(record))
+    }
+
+    fn mint(
+        &self,
+        client_id: &str,
+        scopes: Vec<String>,
+        audiences: Vec<String>,
+        ttl: u32,
+    ) -> Result<IssuedToken, AuthError> {
+        let now = self.clock.now();
+        let jti = URL_SAFE_NO_PAD.encode(secret::random_bytes::<16>());
+        let aud = match audiences.as_slice() {
+            [one] => Audience::One(one),
+            many => Audience::Many(many),
+        };
+        let claims = AccessTokenClaims {
+            iss: &self.config.issuer,
+            sub: client_id,
+            client_id,
+            aud,
+            scope: scopes.join(" "),
+            exp: now + i64::from(ttl),
+            iat: now,
+            nbf: now,
+            jti: &jti,
+        };
+        let signed = self
+            .key_ring()
+            .signer()
+            .sign_jwt(&claims)
+            .map_err(AuthError::Internal)?;
+        Ok(IssuedToken {
+            client_id: client_id.to_owned(),
+            access_token: AccessToken(signed),
+            expires_in: ttl,
+            scopes,
+            audiences,
+            jti,
+        })
+    }
+
+    /// Brings the hot copies up to date if the store changed since the last
+    /// look. Returns true when something changed.
+    ///
+    /// # Errors
+    /// When the store cannot be read; the hot copies are then kept as they are.
+    pub async fn sync_with_store(&self) -> Result<bool, StoreError> {
+        let generation = self.store.generation().await?;
+        if generation == self.seen_generation.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let records = self.store.signing_keys().await?;
+        match KeyRing::load(&records) {
+            Ok(ring) => {
+                let mut keys = self
+                    .keys
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _old = mem::replace(&mut *keys, Arc::new(ring));
+            }
+            Err(e) => warn!(error = %e, "keys in the store did not load; keeping the current ones"),
+        }
+        self.client_epoch.fetch_add(1, Ordering::AcqRel);
+        self.clients.clear();
+        self.seen_generation.store(generation, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Polls the store's change counter every `interval`, so changes made by
+    /// the CLI or another process take effect within about one interval.
+    pub fn spawn_store_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let authority = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                let Some(authority) = authority.upgrade() else {
+                    return;
+                };
+                match authority.sync_with_store().await {
+                    Ok(changed) => {
+                        if changed {
+                            info!("store changed; reloaded clients and keys");
+                        }
+                        if mem::replace(&mut failing, false) {
+                            info!("store reachable again");
+                        }
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        warn!(error = %e, "cannot poll the store for changes");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+}
+
+/// Decides which presented credential counts, refusing ambiguity
+/// (RFC 6749 §2.3: a client MUST NOT use more than one method per request).
+fn resolve_credentials(presented: PresentedCredentials) -> Result<Credential, AuthError> {
+    let PresentedCredentials {
+        authorization,
+        client_id,
+        client_secret,
+        client_assertion_type,
+        client_assertion,
+    } = presented;
+    let uses_assertion = client_assertion_type.is_some() || client_assertion.is_some();
+    let methods = [
+        authorization.is_some(),
+        client_secret.is_some(),
+        uses_assertion,
+    ]
+    .iter()
+    .filter(|m| **m)
+    .count();
+    if methods > 1 {
+        return Err(AuthError::invalid_request(
+            "the request uses more than one client authentication method; use exactly one (RFC 6749 §2.3)",
+        ));
+    }
+    if let Some(id) = &client_id {
+        check_client_id(id)?;
+    }
+    if let Some(secret) = &client_secret {
+        check_secret(secret)?;
+    }
+    match authorization {
+        Some(Authorization::Basic {
+            client_id: basic_id,
+            secret,
+        }) => {
+            check_client_id(&basic_id)?;
+            check_secret(&secret)?;
+            if client_id
+                .as_ref()
+                .is_some_and(|body_id| *body_id != basic_id)
+            {
+                return Err(AuthError::invalid_request(
+                    "client_id in the body does not match the client id of the Authorization header",
+                ));
+            }
+            return Ok(Credential::Secret {
+                client_id: basic_id,
+                secret,
+                basic: true,
+            });
+        }
+        // A bearer token does not authenticate a client at the token endpoint.
+        Some(Authorization::Bearer(_)) => return Err(AuthError::InvalidClient { basic: true }),
+        None => {}
+    }
+    if let Some(secret) = client_secret {
+        let Some(client_id) = client_id else {
+            return Err(AuthError::invalid_request(
+                "client_secret was sent without client_id",
+            ));
+        };
+        return Ok(Credential::Secret {
+            client_id,
+            secret,
+            basic: false,
+        });
+    }
+    if uses_assertion {
+        if client_assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
+            return Err(AuthError::invalid_request(format!(
+                "client_assertion_type must be {JWT_BEARER_ASSERTION}"
+            )));
+        }
+        if client_assertion.is_none() {
+            return Err(AuthError::invalid_request(
+                "client_assertion_type was sent without client_assertion",
+            ));
+        }
+        // private_key_jwt is not implemented yet and not advertised in the
+        // metadata; an assertion therefore cannot authenticate anyone.
+        return Err(AuthError::InvalidClient { basic: false });
+    }
+    // No credential at all: the client did not authenticate (RFC 6749 §5.2).
+    Err(AuthError::InvalidClient { basic: false })
+}
+
+fn check_client_id(id: &str) -> Result<(), AuthError> {
+    if id.len() > MAX_CLIENT_ID_LEN {
+        return Err(AuthError::invalid_request(format!(
+            "client_id is longer than {MAX_CLIENT_ID_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_secret(secret: &ClientSecret) -> Result<(), AuthError> {
+    if secret.expose().len() > secret::MAX_SECRET_LEN {
+        return Err(AuthError::invalid_request(format!(
+            "client_secret is longer than {} bytes",
+            secret::MAX_SECRET_LEN
+        )));
+    }
+    Ok(())
+}
+
+/// Caller-supplied text echoed in a description or a log line, cut short.
+fn truncate(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+//! Least privilege: which scopes and audiences a client gets.
+//!
+//! A client is registered with the scopes and audiences it may hold. A request
+//! may narrow them, never widen them; a request that names none gets all the
+//! client holds (its defaults). A client registered without audiences gets
+//! tokens for Tessera itself (`aud` = the issuer), never an empty or wildcard
+//! `aud`.
+
+use std::borrow::Cow;
+
+use super::AuthError;
+use crate::store::ClientRecord;
+
+/// Most scopes one request may name.
+pub const MAX_SCOPES: usize = 64;
+/// Longest scope token accepted.
+pub const MAX_SCOPE_LEN: usize = 128;
+/// Most audiences one request may name.
+pub const MAX_AUDIENCES: usize = 16;
+/// Longest audience accepted.
+pub const MAX_AUDIENCE_LEN: usize = 512;
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, i.e. visible
+/// ASCII except `"` and `\`.
+pub fn is_valid_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.len() <= MAX_SCOPE_LEN
+        && scope
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+/// An audience is a non-empty identifier or URI of visible ASCII, no spaces.
+pub fn is_valid_audience(audience: &str) -> bool {
+    !audience.is_empty()
+        && audience.len() <= MAX_AUDIENCE_LEN
+        && audience.bytes().all(|b| (0x21..=0x7E).contains(&b))
+}
+
+fn quoted(text: &str) -> Cow<'static, str> {
+    let shown: String = text.chars().take(64).collect();
+    format!("{shown:?}").into()
+}
+
+/// Checks the shape of requested scopes and removes duplicates (`scope=a a`
+/// asks for `a` once), keeping the order of first appearance.
+pub(super) fn parse_requested_scopes(requested: &[String]) -> Result<Vec<String>, AuthError> {
+    if requested.len() > MAX_SCOPES {
+        return Err(AuthError::invalid_request(format!(
+            "too many scopes requested (at most {MAX_SCOPES})"
+        )));
+    }
+    let mut scopes: Vec<String> = Vec::with_capacity(requested.len());
+    for scope in requested {
+        if !is_valid_scope_token(scope) {
+            return Err(AuthError::InvalidScope(
+                format!(
+                    "scope {} is malformed: a scope token is 1 to {MAX_SCOPE_LEN} visible ASCII characters other than '\"' and '\\' (RFC 6749 §3.3)",
+                    quoted(scope)
+                )
+                .into(),
+            ));
+        }
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    Ok(scopes)
+}
+
+/// Checks the shape of requested audiences and removes duplicates.
+pub(super) fn parse_requested_audiences(requested: &[String]) -> Result<Vec<String>, AuthError> {
+    if requested.len() > MAX_AUDIENCES {
+        return Err(AuthError::invalid_request(format!(
+            "too many audiences requested (at most {MAX_AUDIENCES})"
+        )));
+    }
+    let mut audiences: Vec<String> = Vec::with_capacity(requested.len());
+    for audience in requested {
+        if !is_valid_audience(audience) {
+            return Err(AuthError::InvalidTarget(
+                format!(
+                    "audience {} is malformed: use 1 to {MAX_AUDIENCE_LEN} visible ASCII characters, no spaces",
+                    quoted(audience)
+                )
+                .into(),
+            ));
+        }
+        if !audiences.contains(audience) {
+            audiences.push(audience.clone());
+        }
+    }
+    Ok(audiences)
+}
+
+/// The scopes to grant: the requested ones if the client holds them all,
+/// else `invalid_scope`; the client's own when none were requested.
+pub(super) fn grant_scopes(
+    client: &ClientRecord,
+    requested: Vec<String>,
+) -> Result<Vec<String>, AuthError> {
+    if requested.is_empty() {
+        return Ok(client.scopes.clone());
+    }
+    // Exact, case-sensitive comparison: `Read` or `read:all` do not match `read`.
+    if let Some(extra) = requested.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(AuthError::InvalidScope(
+            format!("scope {} is not allowed for this client", quoted(extra)).into(),
+        ));
+    }
+    Ok(requested)
+}
+
+/// The audiences to grant, likewise; a client with no registered audience
+/// gets the issuer itself.
+pub(super) fn grant_audiences(
+    client: &ClientRecord,
+    requested: Vec<String>,
+    issuer: &str,
+) -> Result<Vec<String>, AuthError> {
+    if requested.is_empty() {
+        if client.audiences.is_empty() {
+            return Ok(vec![issuer.to_owned()]);
+        }
+        return Ok(client.audiences.clone());
+    }
+    if let Some(extra) = requested.iter().find(|a| !client.audiences.contains(a)) {
+        return Err(AuthError::InvalidTarget(
+            format!(
+                "audience {} is not allowed for this client (RFC 8707 §2)",
+                quoted(extra)
+            )
+            .into(),
+        ));
+    }
+    Ok(requested)
+}

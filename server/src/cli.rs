@@ -1,0 +1,491 @@
+//! The `tessera` command line: `serve`, `client …`, `keys …`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+
+use crate::admin::{self, NewClient};
+use crate::authority::{Authority, AuthorityConfig};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, LogFormat, ServeConfig, ServeOverrides, defaults};
+use crate::store::{self, ClientRecord, Store};
+
+/// Tessera: OAuth 2.0 client-credentials tokens for a fleet of services.
+///
+/// Services authenticate with a client id and secret and receive short-lived
+/// JWT access tokens (RFC 9068), over gRPC (tessera.v1.TokenService) or the
+/// standard HTTP endpoints (POST /oauth2/token). Start with:
+///
+///   tessera serve --demo
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the token service (gRPC and HTTP on one port).
+    Serve(ServeArgs),
+    /// Register and manage clients (works beside a running server).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Inspect signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on for gRPC and HTTP [default: 127.0.0.1:8080]
+    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Where state lives: sqlite://PATH [default: sqlite://tessera.db]
+    #[arg(long, env = "TESSERA_STORE", value_name = "URL")]
+    store: Option<String>,
+    /// Issuer URL, the `iss` of every token [default: http://ADDR of --listen]
+    #[arg(long, env = "TESSERA_ISSUER", value_name = "URL")]
+    issuer: Option<String>,
+    /// TOML file with the same settings (names with `_`); flags and environment win
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Token lifetime in seconds when the client sets none [default: 3600]
+    #[arg(long, env = "TESSERA_TOKEN_TTL", value_name = "SECS")]
+    token_ttl: Option<u32>,
+    /// Upper bound on any token lifetime, in seconds [default: 86400]
+    #[arg(long, env = "TESSERA_MAX_TOKEN_TTL", value_name = "SECS")]
+    max_token_ttl: Option<u32>,
+    /// Algorithm of the signing key created on first start: ES256 or EdDSA [default: ES256]
+    #[arg(long, env = "TESSERA_SIGNING_ALG", value_name = "ALG")]
+    signing_alg: Option<String>,
+    /// How often to look for changes made by other processes, in ms [default: 500]
+    #[arg(long, env = "TESSERA_STORE_POLL_MS", value_name = "MS")]
+    store_poll_ms: Option<u64>,
+    /// Log format: text or json [default: text]; the level comes from RUST_LOG (default info)
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Register (or refresh) a client `demo` and print a curl line that gets a token. For trying Tessera out.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Args)]
+struct StoreArg {
+    /// Where state lives: sqlite://PATH
+    #[arg(long, env = "TESSERA_STORE", value_name = "URL", default_value = defaults::STORE)]
+    store: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client and print its secret (shown once, never stored in the clear).
+    Create {
+        /// The client id: 1 to 128 of A-Z a-z 0-9 - . _ ~ : @ /
+        id: String,
+        /// A scope the client may hold; repeat for more. Requests naming no scope get all of them.
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<String>,
+        /// An audience the client may ask for; repeat for more. None: tokens are for Tessera itself.
+        #[arg(long = "audience", value_name = "AUDIENCE")]
+        audiences: Vec<String>,
+        /// Lifetime of this client's tokens in seconds (capped by the server's --max-token-ttl)
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u32>,
+        /// Print JSON: {"client_id", "client_secret", …}
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// List clients.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Show one client, with its secrets' ids and dates (never the secrets).
+    Show {
+        /// The client id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Stop issuing tokens to a client (a running server follows within a second).
+    Disable {
+        /// The client id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Issue tokens to a disabled client again.
+    Enable {
+        /// The client id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Delete a client and its secrets.
+    Delete {
+        /// The client id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List signing keys (public information only).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+/// Runs the command line. Exit codes: 0 success, 1 failure, 2 bad usage or settings.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Client(command) => client(command).await,
+            Command::Keys(command) => keys(command).await,
+        }
+    })
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tessera: {message}");
+    ExitCode::FAILURE
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tessera: {message}");
+    ExitCode::from(2)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let config = match ServeConfig::resolve(ServeOverrides {
+        config: args.config,
+        listen: args.listen,
+        store: args.store,
+        issuer: args.issuer,
+        token_ttl: args.token_ttl,
+        max_token_ttl: args.max_token_ttl,
+        signing_alg: args.signing_alg,
+        store_poll_ms: args.store_poll_ms,
+        log_format: args.log_format,
+    }) {
+        Ok(config) => config,
+        Err(e) => return usage(e),
+    };
+    init_logging(config.log_format);
+    let store = match store::open(&config.store).await {
+        Ok(store) => store,
+        Err(e) => return fail(e),
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            return fail(format!(
+                "cannot listen on {}: {e} (is another server running there? choose another with --listen)",
+                config.listen
+            ));
+        }
+    };
+    let bound = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => return fail(format!("cannot read the bound address: {e}")),
+    };
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| config::default_issuer(bound));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let authority_config = AuthorityConfig {
+        issuer: issuer.clone(),
+        default_token_ttl: config.token_ttl,
+        max_token_ttl: config.max_token_ttl,
+        signing_alg: config.signing_alg,
+        hashing_permits: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        hashing_wait: Duration::from_secs(2),
+    };
+    let authority = match Authority::new(authority_config, store.clone(), clock.clone()).await {
+        Ok(authority) => Arc::new(authority),
+        Err(e) => return fail(format!("cannot start the authority: {e}")),
+    };
+    let base = issuer.trim_end_matches('/');
+    println!("tessera listening on http://{bound} (gRPC and HTTP); issuer {issuer}");
+    if args.demo {
+        match admin::ensure_demo_client(store.as_ref(), clock.now()).await {
+            Ok((id, secret)) => {
+                // Shown on the terminal once, like `client create` does; never logged.
+                println!(
+                    "\nDemo client {id:?} is ready (scopes demo:read demo:write). Get a token with:\n\n  \
+                     curl -s -X POST http://{bound}/oauth2/token -H \"Content-Type: application/x-www-form-urlencoded\" \
+                     -d \"grant_type=client_credentials&client_id={id}&client_secret={}\"\n\n\
+                     Metadata: {base}/.well-known/oauth-authorization-server\n",
+                    secret.expose()
+                );
+            }
+            Err(e) => return fail(format!("cannot prepare the demo client: {e}")),
+        }
+    }
+    let _ = std::io::stdout().flush();
+    let _watch = authority.spawn_store_watch(config.store_poll);
+    match crate::server::run(authority, listener, crate::server::shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("shut down");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("server failed: {e}")),
+    }
+}
+
+async fn open_store(url: &str) -> Result<Arc<dyn Store>, ExitCode> {
+    if let Err(e) = store::StoreUrl::parse(url) {
+        return Err(usage(format!("invalid --store: {e}")));
+    }
+    store::open(url).await.map_err(fail)
+}
+
+fn client_json(client: &ClientRecord) -> serde_json::Value {
+    json!({
+        "client_id": client.client_id,
+        "scopes": client.scopes,
+        "audiences": client.audiences,
+        "token_ttl": client.token_ttl,
+        "disabled": client.disabled,
+        "created_at": client.created_at,
+        "secrets": client.secrets.iter().map(|s| json!({
+            "secret_id": s.secret_id,
+            "created_at": s.created_at,
+            "expires_at": s.expires_at,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn client(command: ClientCommand) -> ExitCode {
+    let now = SystemClock.now();
+    match command {
+        ClientCommand::Create {
+            id,
+            scopes,
+            audiences,
+            ttl,
+            json,
+            store,
+        } => {
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            let new = NewClient {
+                client_id: id.clone(),
+                scopes: scopes.clone(),
+                audiences: audiences.clone(),
+                token_ttl: ttl,
+            };
+            match admin::create_client(store.as_ref(), new, now).await {
+                Ok(secret) if json => {
+                    let out = json!({
+                        "client_id": id,
+                        "client_secret": secret.expose(),
+                        "scopes": scopes,
+                        "audiences": audiences,
+                        "token_ttl": ttl,
+                    });
+                    println!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Ok(secret) => {
+                    println!("Created client {id:?}.");
+                    println!("client_secret: {}", secret.expose());
+                    println!(
+                        "Store the secret now: Tessera keeps only a hash and cannot show it again."
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        ClientCommand::List { json, store } => {
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            let clients = match store.list_clients().await {
+                Ok(clients) => clients,
+                Err(e) => return fail(e),
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::Value::Array(clients.iter().map(client_json).collect())
+                );
+            } else if clients.is_empty() {
+                println!("No clients. Register one with: tessera client create ID --scope SCOPE");
+            } else {
+                println!(
+                    "{:<32} {:<9} {:<7} {:<30} AUDIENCES",
+                    "CLIENT_ID", "STATUS", "SECRETS", "SCOPES"
+                );
+                for c in &clients {
+                    let status = if c.disabled { "disabled" } else { "enabled" };
+                    let live = c.secrets.iter().filter(|s| s.is_live(now)).count();
+                    println!(
+                        "{:<32} {:<9} {:<7} {:<30} {}",
+                        c.client_id,
+                        status,
+                        live,
+                        c.scopes.join(" "),
+                        c.audiences.join(" ")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        ClientCommand::Show { id, json, store } => {
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match store.client(&id).await {
+                Ok(Some(c)) if json => {
+                    println!("{}", client_json(&c));
+                    ExitCode::SUCCESS
+                }
+                Ok(Some(c)) => {
+                    println!("client_id:  {}", c.client_id);
+                    println!(
+                        "status:     {}",
+                        if c.disabled { "disabled" } else { "enabled" }
+                    );
+                    println!("scopes:     {}", c.scopes.join(" "));
+                    println!(
+                        "audiences:  {}",
+                        if c.audiences.is_empty() {
+                            "(the issuer)".to_owned()
+                        } else {
+                            c.audiences.join(" ")
+                        }
+                    );
+                    println!(
+                        "token_ttl:  {}",
+                        c.token_ttl
+                            .map_or("server default".to_owned(), |t| format!("{t} s"))
+                    );
+                    println!("created_at: {}", c.created_at);
+                    for s in &c.secrets {
+                        let expiry = s.expires_at.map_or("never".to_owned(), |e| e.to_string());
+                        let state = if s.is_live(now) { "live" } else { "expired" };
+                        println!(
+                            "secret:     {} created {} expires {expiry} ({state})",
+                            s.secret_id, s.created_at
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => fail(format!("no client {id:?} in the store")),
+                Err(e) => fail(e),
+            }
+        }
+        ClientCommand::Disable { id, store } => set_disabled(&store.store, &id, true).await,
+        ClientCommand::Enable { id, store } => set_disabled(&store.store, &id, false).await,
+        ClientCommand::Delete { id, store } => {
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match store.delete_client(&id).await {
+                Ok(true) => {
+                    tracing::info!(target: "tessera::audit", event = "client_deleted", client_id = %id);
+                    println!("Deleted client {id:?}.");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => fail(format!("no client {id:?} in the store")),
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+async fn set_disabled(url: &str, id: &str, disabled: bool) -> ExitCode {
+    let store = match open_store(url).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let verb = if disabled { "Disabled" } else { "Enabled" };
+    match store.set_client_disabled(id, disabled).await {
+        Ok(true) => {
+            println!("{verb} client {id:?}.");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => fail(format!("no client {id:?} in the store")),
+        Err(e) => fail(e),
+    }
+}
+
+async fn keys(command: KeysCommand) -> ExitCode {
+    let KeysCommand::List { json, store } = command;
+    let store = match open_store(&store.store).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let records = match store.signing_keys().await {
+        Ok(records) => records,
+        Err(e) => return fail(e),
+    };
+    if json {
+        let keys: Vec<_> = records
+            .iter()
+            .map(|k| json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at}))
+            .collect();
+        println!("{}", serde_json::Value::Array(keys));
+    } else if records.is_empty() {
+        println!("No signing keys yet: the first `tessera serve` on this store creates one.");
+    } else {
+        println!("{:<45} {:<6} CREATED_AT", "KID", "ALG");
+        for k in &records {
+            println!("{:<45} {:<6} {}", k.kid, k.alg, k.created_at);
+        }
+    }
+    ExitCode::SUCCESS
+}

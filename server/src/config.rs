@@ -1,0 +1,316 @@
+//! `tessera serve` settings: flags, `TESSERA_*` environment variables, and an
+//! optional TOML file, in that order of precedence, validated as a whole
+//! before any port is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::keys::KeyAlgorithm;
+use crate::store::StoreUrl;
+
+/// Defaults, in one place so `--help` and the README can quote them.
+pub mod defaults {
+    /// Loopback only: exposing a token service is a decision, not an accident.
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// A SQLite file in the working directory.
+    pub const STORE: &str = "sqlite://tessera.db";
+    /// One hour (RFC 9068 recommends short-lived tokens).
+    pub const TOKEN_TTL: u32 = 3600;
+    /// No client's override may exceed a day.
+    pub const MAX_TOKEN_TTL: u32 = 86_400;
+    /// ES256.
+    pub const SIGNING_ALG: &str = "ES256";
+    /// How often the server polls the store for changes by other processes.
+    pub const STORE_POLL_MS: u64 = 500;
+}
+
+/// The optional TOML file: the same settings as the flags, under the same
+/// names with `_` for `-`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--store`.
+    pub store: Option<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--token-ttl`.
+    pub token_ttl: Option<u32>,
+    /// `--max-token-ttl`.
+    pub max_token_ttl: Option<u32>,
+    /// `--signing-alg`.
+    pub signing_alg: Option<String>,
+    /// `--store-poll-ms`.
+    pub store_poll_ms: Option<u64>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    /// A message naming the file and what is wrong in it.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {path:?}: {e}"))?;
+        toml::from_str(&text).map_err(|e| format!("config file {path:?}: {e}"))
+    }
+}
+
+/// Settings as given on the command line or in the environment; `None` falls
+/// back to the file, then to the default.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOverrides {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--store`.
+    pub store: Option<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--token-ttl`.
+    pub token_ttl: Option<u32>,
+    /// `--max-token-ttl`.
+    pub max_token_ttl: Option<u32>,
+    /// `--signing-alg`.
+    pub signing_alg: Option<String>,
+    /// `--store-poll-ms`.
+    pub store_poll_ms: Option<u64>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated settings of `tessera serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The store.
+    pub store: String,
+    /// The issuer; `None` derives `http://HOST:PORT` from the bound address.
+    pub issuer: Option<String>,
+    /// Default token lifetime, seconds.
+    pub token_ttl: u32,
+    /// Cap on any token lifetime, seconds.
+    pub max_token_ttl: u32,
+    /// Algorithm of the first signing key.
+    pub signing_alg: KeyAlgorithm,
+    /// Store polling interval.
+    pub store_poll: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    /// Merges flags and environment over the file over the defaults, and
+    /// validates the result.
+    ///
+    /// # Errors
+    /// One line naming the bad setting and what would be accepted.
+    pub fn resolve(overrides: ServeOverrides) -> Result<Self, String> {
+        let file = match &overrides.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| defaults::LISTEN.to_owned());
+        let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+            format!("invalid --listen {listen_text:?}: expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
+        })?;
+        let store = overrides
+            .store
+            .or(file.store)
+            .unwrap_or_else(|| defaults::STORE.to_owned());
+        StoreUrl::parse(&store).map_err(|e| format!("invalid --store: {e}"))?;
+        let issuer = overrides.issuer.or(file.issuer);
+        if let Some(issuer) = &issuer {
+            check_issuer(issuer)?;
+        }
+        let token_ttl = overrides
+            .token_ttl
+            .or(file.token_ttl)
+            .unwrap_or(defaults::TOKEN_TTL);
+        let max_token_ttl = overrides
+            .max_token_ttl
+            .or(file.max_token_ttl)
+            .unwrap_or(defaults::MAX_TOKEN_TTL);
+        if token_ttl == 0 || max_token_ttl == 0 {
+            return Err(
+                "invalid token lifetime: --token-ttl and --max-token-ttl must be at least 1 second"
+                    .into(),
+            );
+        }
+        if token_ttl > max_token_ttl {
+            return Err(format!(
+                "invalid --token-ttl {token_ttl}: larger than --max-token-ttl {max_token_ttl}"
+            ));
+        }
+        let alg_text = overrides
+            .signing_alg
+            .or(file.signing_alg)
+            .unwrap_or_else(|| defaults::SIGNING_ALG.to_owned());
+        let signing_alg =
+            KeyAlgorithm::parse(&alg_text).map_err(|e| format!("invalid --signing-alg: {e}"))?;
+        let poll_ms = overrides
+            .store_poll_ms
+            .or(file.store_poll_ms)
+            .unwrap_or(defaults::STORE_POLL_MS);
+        if !(10..=60_000).contains(&poll_ms) {
+            return Err(format!(
+                "invalid --store-poll-ms {poll_ms}: use 10 to 60000"
+            ));
+        }
+        let log_format = match overrides.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(format!("invalid --log-format {other:?}: use text or json")),
+        };
+        Ok(Self {
+            listen,
+            store,
+            issuer,
+            token_ttl,
+            max_token_ttl,
+            signing_alg,
+            store_poll: Duration::from_millis(poll_ms),
+            log_format,
+        })
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https URL (http tolerated for local use)
+/// with no query or fragment.
+fn check_issuer(issuer: &str) -> Result<(), String> {
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"));
+    let host = rest.map(|r| r.split('/').next().unwrap_or(""));
+    if host.is_none_or(str::is_empty)
+        || issuer.contains(['?', '#'])
+        || issuer.chars().any(char::is_whitespace)
+    {
+        return Err(format!(
+            "invalid --issuer {issuer:?}: expected an absolute http(s) URL without query or fragment, e.g. https://tessera.internal"
+        ));
+    }
+    Ok(())
+}
+
+/// The issuer to use when none is configured: the bound address, with an
+/// unspecified IP (0.0.0.0, ::) shown as `localhost`.
+pub fn default_issuer(bound: SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        format!("http://localhost:{}", bound.port())
+    } else {
+        format!("http://{bound}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_sqlite_es256_one_hour() {
+        let config = ServeConfig::resolve(ServeOverrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), defaults::LISTEN);
+        assert_eq!(config.store, defaults::STORE);
+        assert_eq!(config.signing_alg, KeyAlgorithm::Es256);
+        assert_eq!(config.token_ttl, 3600);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ntoken_ttl = 60\n").unwrap();
+        let config = ServeConfig::resolve(ServeOverrides {
+            config: Some(path),
+            token_ttl: Some(120),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.token_ttl, 120);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = ServeConfig::resolve(ServeOverrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_settings_say_what_is_accepted() {
+        let cases = [
+            ServeOverrides {
+                listen: Some("localhost".into()),
+                ..Default::default()
+            },
+            ServeOverrides {
+                store: Some("mysql://x".into()),
+                ..Default::default()
+            },
+            ServeOverrides {
+                issuer: Some("tessera.internal".into()),
+                ..Default::default()
+            },
+            ServeOverrides {
+                issuer: Some("https://x/?q=1".into()),
+                ..Default::default()
+            },
+            ServeOverrides {
+                token_ttl: Some(0),
+                ..Default::default()
+            },
+            ServeOverrides {
+                token_ttl: Some(90_000),
+                ..Default::default()
+            },
+            ServeOverrides {
+                signing_alg: Some("HS256".into()),
+                ..Default::default()
+            },
+        ];
+        for case in cases {
+            let err = ServeConfig::resolve(case.clone()).unwrap_err();
+            assert!(err.starts_with("invalid"), "{case:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_issuer_names_localhost_for_unspecified_addresses() {
+        assert_eq!(
+            default_issuer("0.0.0.0:8080".parse().unwrap()),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            default_issuer("127.0.0.1:9".parse().unwrap()),
+            "http://127.0.0.1:9"
+        );
+    }
+}

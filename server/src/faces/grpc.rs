@@ -1,0 +1,134 @@
+//! The gRPC face: `tessera.v1.TokenService` over the core.
+
+use std::sync::Arc;
+
+use tessera_proto::pb;
+use tessera_proto::pb::issue_token_request::Credential;
+use tonic::{Request, Response, Status};
+
+use super::authorization;
+use super::respond::grpc_status;
+use crate::authority::{
+    Authority, CLIENT_CREDENTIALS, ClientSecret, PresentedCredentials, TokenRequest,
+};
+
+/// Largest message the service decodes; a token request is a few hundred bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The `TokenService` implementation.
+#[derive(Debug, Clone)]
+pub struct TokenService {
+    authority: Arc<Authority>,
+}
+
+impl TokenService {
+    /// The service over `authority`.
+    pub fn new(authority: Arc<Authority>) -> Self {
+        Self { authority }
+    }
+
+    /// The tonic server, with Tessera's message-size limit.
+    pub fn into_server(self) -> pb::token_service_server::TokenServiceServer<Self> {
+        pb::token_service_server::TokenServiceServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+#[tonic::async_trait]
+impl pb::token_service_server::TokenService for TokenService {
+    async fn issue_token(
+        &self,
+        request: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let authorization = authorization::parse(
+            request
+                .metadata()
+                .get_all("authorization")
+                .iter()
+                .map(|v| v.as_bytes()),
+        )
+        .map_err(|e| grpc_status(&e))?;
+        let message = request.into_inner();
+        let mut credentials = PresentedCredentials {
+            authorization,
+            client_id: non_empty(message.client_id),
+            ..Default::default()
+        };
+        match message.credential {
+            Some(Credential::ClientSecret(secret)) => {
+                credentials.client_secret = non_empty(secret).map(ClientSecret::new);
+            }
+            Some(Credential::ClientAssertion(assertion)) => {
+                credentials.client_assertion_type = non_empty(assertion.assertion_type);
+                credentials.client_assertion = non_empty(assertion.assertion);
+            }
+            None => {}
+        }
+        let grant_type =
+            non_empty(message.grant_type).unwrap_or_else(|| CLIENT_CREDENTIALS.to_owned());
+        let token_request = TokenRequest {
+            grant_type: Some(grant_type),
+            credentials,
+            scopes: message.scopes,
+            audiences: message.audiences,
+        };
+        let issued = self
+            .authority
+            .issue(token_request)
+            .await
+            .map_err(|e| grpc_status(&e))?;
+        Ok(Response::new(pb::IssueTokenResponse {
+            access_token: issued.access_token.into_inner(),
+            token_type: "Bearer".to_owned(),
+            expires_in: i64::from(issued.expires_in),
+            scopes: issued.scopes,
+            audiences: issued.audiences,
+        }))
+    }
+
+    async fn introspect_token(
+        &self,
+        _request: Request<pb::IntrospectTokenRequest>,
+    ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
+        Err(Status::unimplemented(
+            "IntrospectToken is not available in this version of Tessera",
+        ))
+    }
+
+    async fn revoke_token(
+        &self,
+        _request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        Err(Status::unimplemented(
+            "RevokeToken is not available in this version of Tessera",
+        ))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        let keys = self
+            .authority
+            .jwks()
+            .into_iter()
+            .map(|jwk| pb::JsonWebKey {
+                kty: jwk.kty.to_owned(),
+                kid: jwk.kid,
+                r#use: jwk.use_.to_owned(),
+                alg: jwk.alg.to_owned(),
+                crv: jwk.crv.to_owned(),
+                x: jwk.x,
+                y: jwk.y.unwrap_or_default(),
+                n: String::new(),
+                e: String::new(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetJwksResponse { keys }))
+    }
+}

@@ -1,0 +1,211 @@
+//! The HTTP shim: standard OAuth 2.0 endpoints for clients that do not speak
+//! gRPC (curl, Spring, authlib, openid-client, golang.org/x/oauth2).
+//!
+//! Every answer, success or failure, is JSON in the RFC's shape; a framework
+//! rejection (wrong method, bad body) never leaks through as plain text.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::authorization;
+use super::form::FormBody;
+use super::respond::{http_error, no_store};
+use crate::authority::{
+    AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, TokenRequest,
+};
+
+/// Largest request body read; a larger one is refused unread (THREATS A-07).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Paths of the shim's endpoints.
+pub const TOKEN_PATH: &str = "/oauth2/token";
+/// RFC 8414 metadata.
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+/// The JWK set.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// The shim's routes. The gRPC service is mounted beside them by `server::app`.
+pub fn router(authority: Arc<Authority>) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token).fallback(method_not_allowed))
+        .route(JWKS_PATH, get(jwks).fallback(method_not_allowed))
+        .route(METADATA_PATH, get(metadata).fallback(method_not_allowed))
+        .with_state(authority)
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    let allow = if method == Method::GET {
+        "POST"
+    } else {
+        "GET, POST"
+    };
+    let mut response = http_error(&AuthError::invalid_request(format!(
+        "method {method} is not allowed here; the token endpoint takes POST with an application/x-www-form-urlencoded body (RFC 6749 §3.2)"
+    )));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// `POST /oauth2/token` (RFC 6749 §4.4).
+async fn token(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let outcome = match token_request(&parts, body).await {
+        Ok(request) => authority.issue(request).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(issued) => token_response(&issued),
+        Err(e) => http_error(&e),
+    }
+}
+
+/// Reads and checks the body, then gathers the token request from it.
+async fn token_request(parts: &Parts, body: Body) -> Result<TokenRequest, AuthError> {
+    let form = read_form(parts, body).await?;
+    let authorization = authorization::parse(
+        parts
+            .headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )?;
+    let scope = form.single("scope")?;
+    Ok(TokenRequest {
+        grant_type: form.single("grant_type")?.map(str::to_owned),
+        credentials: PresentedCredentials {
+            authorization,
+            client_id: form.single("client_id")?.map(str::to_owned),
+            client_secret: form.single("client_secret")?.map(ClientSecret::new),
+            client_assertion_type: form.single("client_assertion_type")?.map(str::to_owned),
+            client_assertion: form.single("client_assertion")?.map(str::to_owned),
+        },
+        // RFC 6749 §3.3: space-delimited. Runs of spaces are tolerated.
+        scopes: scope
+            .map(|s| {
+                s.split(' ')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        // RFC 8707 `resource` and the widespread `audience` both name audiences; both may repeat.
+        audiences: form
+            .all("resource")
+            .chain(form.all("audience"))
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// Checks the request's shape and parses its form body, refusing what is not
+/// `application/x-www-form-urlencoded`, too large, or carries credentials in
+/// the URL.
+async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
+    if let Some(query) = parts.uri.query() {
+        let query = FormBody::parse(query.as_bytes())?;
+        if ["client_secret", "client_assertion"]
+            .iter()
+            .any(|p| query.contains(p))
+        {
+            return Err(AuthError::invalid_request(
+                "credentials must not be sent in the URL query; send them in the body or the Authorization header (RFC 6749 §2.3.1)",
+            ));
+        }
+    }
+    check_content_type(&parts.headers)?;
+    let too_large =
+        || AuthError::invalid_request(format!("the request body exceeds {MAX_BODY_BYTES} bytes"));
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    FormBody::parse(&bytes)
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), AuthError> {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let wrong = || {
+        AuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded (RFC 6749 §4.4.2)",
+        )
+    };
+    let value = values.next().ok_or_else(wrong)?;
+    if values.next().is_some() {
+        return Err(wrong());
+    }
+    let media_type = value
+        .to_str()
+        .map_err(|_| wrong())?
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(wrong());
+    }
+    Ok(())
+}
+
+/// RFC 6749 §5.1.
+fn token_response(issued: &IssuedToken) -> Response {
+    let mut body = json!({
+        "access_token": issued.access_token.expose(),
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+    });
+    if !issued.scopes.is_empty() {
+        body["scope"] = json!(issued.scopes.join(" "));
+    }
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    no_store(&mut response);
+    response
+}
+
+/// `GET /.well-known/jwks.json` (RFC 7517 §5).
+async fn jwks(State(authority): State<Arc<Authority>>) -> Response {
+    let mut response = axum::Json(json!({ "keys": authority.jwks() })).into_response();
+    // Short enough that verifiers see a new key well within the publish-ahead
+    // delay of a rotation; verifiers also refetch on an unknown `kid`.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+async fn metadata(State(authority): State<Arc<Authority>>) -> Response {
+    let issuer = authority.issuer().trim_end_matches('/');
+    axum::Json(json!({
+        "issuer": authority.issuer(),
+        "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        // RFC 8414 makes this member required; with no authorization endpoint there are none.
+        "response_types_supported": [],
+    }))
+    .into_response()
+}
+
+/// JSON 404 for any other path.
+pub async fn not_found() -> Response {
+    let body = json!({ "error": "not_found", "error_description": "no such endpoint; see /.well-known/oauth-authorization-server" });
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}

@@ -1,0 +1,9 @@
+//! The faces: thin translations between wire protocols and the authority.
+//! A face parses, calls the core, renders; it decides nothing about grants,
+//! scopes, secrets or lifetimes.
+
+pub mod authorization;
+pub mod form;
+pub mod grpc;
+pub mod http;
+pub mod respond;

@@ -1,0 +1,16 @@
+//! Tessera's token server: an OAuth 2.0 client-credentials authority that
+//! issues RFC 9068 JWT access tokens over gRPC (`tessera.v1.TokenService`)
+//! and a standard HTTP shim, from one listener.
+//!
+//! The binary `tessera` is a thin shell over [`cli::main`]; the real entry
+//! point is [`server::run`], which tests drive with a port-0 listener.
+
+pub mod admin;
+pub mod authority;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod faces;
+pub mod keys;
+pub mod server;
+pub mod store;

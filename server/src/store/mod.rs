@@ -1,0 +1,203 @@
+//! Where Tessera keeps what must survive a restart: clients and their secret
+//! hashes, and signing keys.
+//!
+//! [`Store`] is the one interface the core and the CLI use. Implementations
+//! acknowledge a write only once it is durable, and bump a change counter
+//! ([`Store::generation`]) on every write, so that a running server notices
+//! changes made by another process (the CLI, another replica) by polling one
+//! integer.
+
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::clock::UnixTime;
+
+pub use sqlite::SqliteStore;
+
+/// A registered client as stored: its policy and its secret hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The public identifier the client authenticates with.
+    pub client_id: String,
+    /// Scopes the client may be granted; also its default when it asks for none.
+    pub scopes: Vec<String>,
+    /// Audiences the client may ask for; also its default when it asks for none.
+    pub audiences: Vec<String>,
+    /// Lifetime of its tokens in seconds; `None` uses the server's default.
+    /// The server's cap applies either way.
+    pub token_ttl: Option<u32>,
+    /// A disabled client gets no token (and answers as an unknown one would).
+    pub disabled: bool,
+    /// When the client was registered.
+    pub created_at: UnixTime,
+    /// The client's secrets, newest first.
+    pub secrets: Vec<SecretRecord>,
+}
+
+/// One secret of a client, as its argon2id hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// A short random id, so that operators can tell secrets apart without seeing them.
+    pub secret_id: String,
+    /// The argon2id PHC string.
+    pub phc: String,
+    /// When the secret was created.
+    pub created_at: UnixTime,
+    /// After this instant the secret no longer authenticates; `None` never expires.
+    pub expires_at: Option<UnixTime>,
+}
+
+impl fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("secret_id", &self.secret_id)
+            .field("phc", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl SecretRecord {
+    /// True while the secret may still authenticate.
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.expires_at.is_none_or(|expiry| now < expiry)
+    }
+}
+
+/// A signing key as stored, private half included.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// The key id, the RFC 7638 thumbprint of its public key.
+    pub kid: String,
+    /// The JWS algorithm the key signs with (`ES256`, `EdDSA`).
+    pub alg: String,
+    /// The private key as PKCS#8 DER.
+    pub private_pkcs8: Vec<u8>,
+    /// When the key was created.
+    pub created_at: UnixTime,
+}
+
+impl fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_pkcs8", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The thing being created exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The store cannot be reached or failed to answer; the write, if any, was not made.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with data Tessera cannot read.
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Persistent state shared by the server, the CLI and (with a shared database)
+/// every replica.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Registers a client with its first secret. Fails with
+    /// [`StoreError::AlreadyExists`] if the id is taken.
+    async fn create_client(&self, client: ClientRecord) -> Result<(), StoreError>;
+
+    /// The client with this exact id (byte for byte), if any.
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+
+    /// Every client, ordered by id.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// Disables or re-enables a client. False when there is no such client.
+    async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a client and its secrets. False when there is no such client.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
+    /// Replaces every secret of a client with `secret`. False when there is no such client.
+    async fn replace_secrets(
+        &self,
+        client_id: &str,
+        secret: SecretRecord,
+    ) -> Result<bool, StoreError>;
+
+    /// Every signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Stores `key` only if the store holds no signing key yet, atomically, and
+    /// returns the keys the store then holds. Several processes starting on an
+    /// empty store therefore end up with one and the same key.
+    async fn insert_first_signing_key(
+        &self,
+        key: SigningKeyRecord,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// A counter that grows with every write by anyone to the store.
+    async fn generation(&self) -> Result<u64, StoreError>;
+}
+
+/// Opens the store named by a URL: `sqlite://PATH` (created if absent).
+///
+/// # Errors
+/// A clear message when the URL names no supported store or the store cannot
+/// be opened.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
+    match StoreUrl::parse(url)? {
+        StoreUrl::Sqlite(path) => {
+            let store = SqliteStore::open(&path)
+                .await
+                .map_err(|e| format!("cannot open SQLite store {path:?}: {e}"))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A parsed `--store` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://PATH`: a SQLite file (relative paths are from the working directory).
+    Sqlite(String),
+}
+
+impl StoreUrl {
+    /// Parses a store URL, saying what is accepted when it is not one.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(format!(
+                    "store URL {url:?} names no file: use sqlite://PATH, e.g. sqlite://tessera.db"
+                ));
+            }
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(format!(
+                "store URL {url:?}: PostgreSQL is not supported by this build yet; use sqlite://PATH"
+            ));
+        }
+        Err(format!(
+            "store URL {url:?} is not supported: use sqlite://PATH, e.g. sqlite://tessera.db"
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod contract;

@@ -1,0 +1,446 @@
+//! The embedded default store: one SQLite file.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a write is on disk when
+//! its call returns and survives `kill -9` or power loss. The CLI and a running
+//! server may open the same file at once; SQLite's locking serialises writers
+//! and `busy_timeout` makes them wait their turn instead of failing.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts how many
+/// ran. Append only: never edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE clients (
+    client_id  TEXT PRIMARY KEY,
+    scopes     TEXT NOT NULL,            -- JSON array of scope tokens
+    audiences  TEXT NOT NULL,            -- JSON array of audience strings
+    token_ttl  INTEGER,                  -- seconds; NULL = server default
+    disabled   INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE client_secrets (
+    secret_id  TEXT PRIMARY KEY,
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    phc        TEXT NOT NULL,            -- argon2id PHC string, never the secret
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX client_secrets_by_client ON client_secrets(client_id);
+CREATE TABLE signing_keys (
+    kid           TEXT PRIMARY KEY,
+    alg           TEXT NOT NULL,
+    private_pkcs8 BLOB NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+-- One row: a counter every write bumps, so that other processes notice changes.
+CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+INSERT INTO change_counter VALUES (1, 0);
+CREATE TRIGGER clients_ins AFTER INSERT ON clients BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER clients_upd AFTER UPDATE ON clients BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER clients_del AFTER DELETE ON clients BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER secrets_ins AFTER INSERT ON client_secrets BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER secrets_upd AFTER UPDATE ON client_secrets BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER secrets_del AFTER DELETE ON client_secrets BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER keys_ins AFTER INSERT ON signing_keys BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER keys_upd AFTER UPDATE ON signing_keys BEGIN UPDATE change_counter SET generation = generation + 1; END;
+CREATE TRIGGER keys_del AFTER DELETE ON signing_keys BEGIN UPDATE change_counter SET generation = generation + 1; END;
+"#];
+
+/// A [`Store`] in a SQLite file. Cloning is shallow: clones share one connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// One connection, used from the blocking pool. SQLite serialises writes
+    /// anyway, and every read Tessera makes is a point lookup.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema
+    /// up to date.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the file cannot be opened or migrated,
+    /// [`StoreError::Corrupt`] when it was written by a newer Tessera.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_owned();
+        let conn = tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(unavailable)??;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+        }
+        let mut conn = Connection::open(path).map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(unavailable)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(unavailable)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(unavailable)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than this Tessera knows ({}); upgrade Tessera",
+                MIGRATIONS.len()
+            )));
+        }
+        for migration in &MIGRATIONS[version..] {
+            tx.execute_batch(migration).map_err(unavailable)?;
+        }
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+            .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn from_json(column: &str, text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// Reads the client row and its secrets inside the caller's transaction.
+fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at FROM clients WHERE client_id = ?1",
+            params![client_id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<u32>>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let Some((client_id, scopes, audiences, token_ttl, disabled, created_at)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT secret_id, phc, created_at, expires_at FROM client_secrets
+             WHERE client_id = ?1 ORDER BY created_at DESC, secret_id",
+        )
+        .map_err(unavailable)?;
+    let secrets = stmt
+        .query_map(params![client_id], |r| {
+            Ok(SecretRecord {
+                secret_id: r.get(0)?,
+                phc: r.get(1)?,
+                created_at: r.get(2)?,
+                expires_at: r.get(3)?,
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    Ok(Some(ClientRecord {
+        scopes: from_json("scopes", &scopes)?,
+        audiences: from_json("audiences", &audiences)?,
+        client_id,
+        token_ttl,
+        disabled,
+        created_at,
+        secrets,
+    }))
+}
+
+fn insert_secret(
+    conn: &Connection,
+    client_id: &str,
+    secret: &SecretRecord,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![secret.secret_id, client_id, secret.phc, secret.created_at, secret.expires_at],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn load_keys(conn: &Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .map_err(unavailable)?;
+    stmt.query_map([], |r| {
+        Ok(SigningKeyRecord {
+            kid: r.get(0)?,
+            alg: r.get(1)?,
+            private_pkcs8: r.get(2)?,
+            created_at: r.get(3)?,
+        })
+    })
+    .map_err(unavailable)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(unavailable)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_client(&self, client: ClientRecord) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (client_id) DO NOTHING",
+                    params![
+                        client.client_id,
+                        to_json(&client.scopes),
+                        to_json(&client.audiences),
+                        client.token_ttl,
+                        client.disabled,
+                        client.created_at
+                    ],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(format!("client {:?}", client.client_id)));
+            }
+            for secret in &client.secrets {
+                insert_secret(&tx, &client.client_id, secret)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            load_client(&tx, &client_id)
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let ids = {
+                let mut stmt = tx
+                    .prepare("SELECT client_id FROM clients ORDER BY client_id")
+                    .map_err(unavailable)?;
+                stmt.query_map([], |r| r.get::<_, String>(0))
+                    .map_err(unavailable)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(unavailable)?
+            };
+            ids.iter()
+                .filter_map(|id| load_client(&tx, id).transpose())
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE clients SET disabled = ?2 WHERE client_id = ?1",
+                params![client_id, disabled],
+            )
+            .map(|n| n > 0)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM clients WHERE client_id = ?1",
+                params![client_id],
+            )
+            .map(|n| n > 0)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn replace_secrets(
+        &self,
+        client_id: &str,
+        secret: SecretRecord,
+    ) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let exists = tx
+                .query_row(
+                    "SELECT 1 FROM clients WHERE client_id = ?1",
+                    params![client_id],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(unavailable)?
+                .is_some();
+            if !exists {
+                return Ok(false);
+            }
+            tx.execute(
+                "DELETE FROM client_secrets WHERE client_id = ?1",
+                params![client_id],
+            )
+            .map_err(unavailable)?;
+            insert_secret(&tx, &client_id, &secret)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.with(|conn| load_keys(conn)).await
+    }
+
+    async fn insert_first_signing_key(
+        &self,
+        key: SigningKeyRecord,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.with(move |conn| {
+            // IMMEDIATE takes the write lock before the check, so two processes
+            // cannot both see an empty table.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0)).map_err(unavailable)?;
+            if count == 0 {
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![key.kid, key.alg, key.private_pkcs8, key.created_at],
+                )
+                .map_err(unavailable)?;
+            }
+            let keys = load_keys(&tx)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn generation(&self) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT generation FROM change_counter WHERE id = 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|g| g as u64)
+            .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract;
+
+    async fn fresh() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("tessera.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn sqlite_passes_the_store_contract() {
+        let (_dir, store) = fresh().await;
+        contract::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_everything_and_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let first = SqliteStore::open(&path).await.unwrap();
+        first
+            .create_client(contract::sample_client("svc"))
+            .await
+            .unwrap();
+        drop(first);
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(again.client("svc").await.unwrap().unwrap().client_id, "svc");
+    }
+
+    #[tokio::test]
+    async fn durability_settings_are_wal_and_synchronous_full() {
+        let (_dir, store) = fresh().await;
+        let (mode, sync) = store
+            .with(|c| {
+                let mode: String = c
+                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(unavailable)?;
+                let sync: i64 = c
+                    .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(unavailable)?;
+                Ok((mode, sync))
+            })
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous must be FULL (2)");
+    }
+}
