@@ -1,1 +1,398 @@
+//! Client for Tessera, an OAuth 2.0 client-credentials token service.
+//!
+//! [`TokenClient`] asks Tessera for access tokens over gRPC
+//! (`tessera.v1.TokenService`) and fetches the keys that verify them. Errors
+//! are typed: a refusal carries the OAuth 2.0 error code the server sent.
+//!
+//! ```no_run
+//! use tessera_sdk::{TokenClient, TokenRequest};
+//!
+//! # async fn example() -> Result<(), tessera_sdk::Error> {
+//! let client = TokenClient::builder("http://127.0.0.1:8080")
+//!     .client_secret("billing", "the-secret-from-tessera-client-create")
+//!     .build()?;
+//! let token = client.issue_token(&TokenRequest::new().scope("invoices:read")).await?;
+//! println!("valid for {:?}", token.expires_in());
+//! # Ok(())
+//! # }
+//! ```
 
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_proto::pb;
+use tessera_proto::pb::token_service_client::TokenServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic_types::StatusExt;
+
+pub use tessera_proto;
+
+/// Domain of the `google.rpc.ErrorInfo` Tessera attaches to its errors.
+const ERROR_DOMAIN: &str = "tessera";
+
+/// A client secret. `Debug` is redacted so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
+
+/// An access token. `Debug` is redacted: whoever holds a bearer token can use it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// The compact JWT, for an `authorization: Bearer` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// What to ask for. Empty scopes or audiences ask for the client's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TokenRequest {
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+}
+
+impl TokenRequest {
+    /// A request for the client's default scopes and audiences.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// Adds an audience (an RFC 8707 resource).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+}
+
+/// A token Tessera issued, with what it grants.
+#[derive(Debug, Clone)]
+pub struct Token {
+    access_token: AccessToken,
+    expires_in: Duration,
+    received_at: Instant,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+}
+
+impl Token {
+    /// The token.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    /// Its lifetime as the server stated it.
+    pub fn expires_in(&self) -> Duration {
+        self.expires_in
+    }
+
+    /// When it expires by the local monotonic clock: receipt time plus
+    /// `expires_in`, which is immune to clock skew between hosts.
+    pub fn expires_at(&self) -> Instant {
+        self.received_at + self.expires_in
+    }
+
+    /// Granted scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The audiences it is valid for.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+}
+
+/// Why a call to Tessera failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The endpoint URL is not usable. Nothing was sent.
+    #[error("invalid Tessera endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The builder lacks a required setting. Nothing was sent.
+    #[error("incomplete client configuration: {0}")]
+    Config(&'static str),
+    /// Tessera received the request and refused it with an OAuth 2.0 error.
+    #[error("Tessera refused the request: {oauth_error}: {description}")]
+    Rejected {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The OAuth 2.0 error code, e.g. `invalid_client`, `invalid_scope`.
+        oauth_error: String,
+        /// The server's description of what was wrong.
+        description: String,
+        /// Seconds the server asked the client to wait before retrying, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The call failed without an answer from Tessera (connection refused,
+    /// timeout, proxy error). The request may or may not have reached it.
+    #[error("call to Tessera failed: {0}")]
+    Transport(tonic::Status),
+}
+
+impl Error {
+    /// The OAuth 2.0 error code, when Tessera answered with one.
+    pub fn oauth_error(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { oauth_error, .. } => Some(oauth_error),
+            _ => None,
+        }
+    }
+
+    fn from_status(status: tonic::Status) -> Self {
+        match status.get_details_error_info() {
+            Some(info) if info.domain == ERROR_DOMAIN => Self::Rejected {
+                code: status.code(),
+                oauth_error: info.reason,
+                description: status.message().to_owned(),
+                retry_after: status.get_details_retry_info().and_then(|r| r.retry_delay),
+            },
+            _ => Self::Transport(status),
+        }
+    }
+}
+
+enum Credentials {
+    Secret {
+        client_id: String,
+        secret: ClientSecret,
+    },
+}
+
+/// Builds a [`TokenClient`].
+#[must_use]
+pub struct TokenClientBuilder {
+    endpoint: String,
+    credentials: Option<Credentials>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl fmt::Debug for TokenClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClientBuilder")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenClientBuilder {
+    /// Authenticates with a client id and secret (from `tessera client create`).
+    pub fn client_secret(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        self.credentials = Some(Credentials::Secret {
+            client_id: client_id.into(),
+            secret: ClientSecret::new(secret),
+        });
+        self
+    }
+
+    /// Time allowed to open a connection. Default: 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for each call, connection included. Default: 10 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Builds the client. No connection is made until the first call, and a
+    /// lost connection is re-established by later calls.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEndpoint`] for a malformed URL, [`Error::Config`] when
+    /// no credentials were given.
+    pub fn build(self) -> Result<TokenClient, Error> {
+        let invalid = |reason: String| Error::InvalidEndpoint {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| invalid(e.to_string()))?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout);
+        let credentials = self
+            .credentials
+            .ok_or(Error::Config("no client credentials; call client_secret()"))?;
+        let channel: Channel = endpoint.connect_lazy();
+        Ok(TokenClient {
+            inner: Arc::new(Inner {
+                grpc: TokenServiceClient::new(channel),
+                credentials,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    grpc: TokenServiceClient<Channel>,
+    credentials: Credentials,
+}
+
+/// A typed client of `tessera.v1.TokenService`. Cloning is shallow: clones
+/// share one connection.
+#[derive(Clone)]
+pub struct TokenClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClient").finish_non_exhaustive()
+    }
+}
+
+impl TokenClient {
+    /// Starts building a client of the Tessera at `endpoint`, e.g. `http://tessera:8080`.
+    pub fn builder(endpoint: impl Into<String>) -> TokenClientBuilder {
+        TokenClientBuilder {
+            endpoint: endpoint.into(),
+            credentials: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Asks for a new access token.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] with the OAuth code when Tessera refuses,
+    /// [`Error::Transport`] when it cannot be reached.
+    pub async fn issue_token(&self, request: &TokenRequest) -> Result<Token, Error> {
+        let Credentials::Secret { client_id, secret } = &self.inner.credentials;
+        let message = pb::IssueTokenRequest {
+            grant_type: String::new(),
+            client_id: client_id.clone(),
+            credential: Some(pb::issue_token_request::Credential::ClientSecret(
+                secret.expose().to_owned(),
+            )),
+            scopes: request.scopes.clone(),
+            audiences: request.audiences.clone(),
+        };
+        let sent_at = Instant::now();
+        let response = self
+            .inner
+            .grpc
+            .clone()
+            .issue_token(message)
+            .await
+            .map_err(Error::from_status)?
+            .into_inner();
+        Ok(Token {
+            access_token: AccessToken(response.access_token),
+            expires_in: Duration::from_secs(response.expires_in.max(0) as u64),
+            // The request time, not the answer's: the token may have been
+            // minted at any moment in between, so this errs on the safe side.
+            received_at: sent_at,
+            scopes: response.scopes,
+            audiences: response.audiences,
+        })
+    }
+
+    /// Fetches the public keys that verify Tessera's tokens.
+    ///
+    /// # Errors
+    /// As for [`TokenClient::issue_token`].
+    pub async fn jwks(&self) -> Result<Vec<pb::JsonWebKey>, Error> {
+        let response = self
+            .inner
+            .grpc
+            .clone()
+            .get_jwks(pb::GetJwksRequest {})
+            .await
+            .map_err(Error::from_status)?;
+        Ok(response.into_inner().keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_tokens_are_redacted_in_debug() {
+        assert!(!format!("{:?}", ClientSecret::new("hunter2")).contains("hunter2"));
+        assert!(!format!("{:?}", AccessToken("eyJ.secret.sig".into())).contains("eyJ"));
+    }
+
+    #[test]
+    fn a_malformed_endpoint_is_refused_before_any_call() {
+        let err = TokenClient::builder("not a url")
+            .client_secret("a", "b")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidEndpoint { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn missing_credentials_are_refused_before_any_call() {
+        let err = TokenClient::builder("http://127.0.0.1:1")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_tessera_error_status_becomes_rejected_with_its_oauth_code() {
+        let details = tonic_types::ErrorDetails::with_error_info(
+            "invalid_scope",
+            ERROR_DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        );
+        let status =
+            tonic::Status::with_error_details(tonic::Code::PermissionDenied, "no", details);
+        let err = Error::from_status(status);
+        assert_eq!(err.oauth_error(), Some("invalid_scope"));
+    }
+
+    #[test]
+    fn a_status_without_tessera_details_is_a_transport_error() {
+        let err = Error::from_status(tonic::Status::unavailable("connection refused"));
+        assert!(matches!(err, Error::Transport(_)));
+    }
+}

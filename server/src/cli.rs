@@ -252,7 +252,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot start the authority: {e}")),
     };
     let base = issuer.trim_end_matches('/');
-    println!("tessera listening on http://{bound} (gRPC and HTTP); issuer {issuer}");
     if args.demo {
         match admin::ensure_demo_client(store.as_ref(), clock.now()).await {
             Ok((id, secret)) => {
@@ -268,6 +267,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot prepare the demo client: {e}")),
         }
     }
+    // Printed last: tests and scripts take this line to mean "ready".
+    println!("tessera listening on http://{bound} (gRPC and HTTP); issuer {issuer}");
     let _ = std::io::stdout().flush();
     let _watch = authority.spawn_store_watch(config.store_poll);
     match crate::server::run(authority, listener, crate::server::shutdown_signal()).await {

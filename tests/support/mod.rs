@@ -1,0 +1,431 @@
+//! Test support: real `tessera` processes on port 0 with a temp SQLite store,
+//! the real CLI, and HTTP and gRPC clients whose failures print the whole
+//! exchange.
+
+#![allow(dead_code)]
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tessera_proto::pb;
+use tessera_proto::pb::token_service_client::TokenServiceClient;
+use tonic::transport::Channel;
+
+/// The `tessera` binary, built on first use. `TESSERA_BIN` overrides.
+pub fn tessera_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("TESSERA_BIN") {
+            return PathBuf::from(path);
+        }
+        // Integration tests run from target/<profile>/deps; the binary lands in target/<profile>.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf();
+        let mut build = Command::new(env!("CARGO"));
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "tessera-server",
+            "--bin",
+            "tessera",
+        ]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the tessera binary failed");
+        profile_dir.join(format!("tessera{}", std::env::consts::EXE_SUFFIX))
+    })
+    .clone()
+}
+
+/// A running `tessera serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: Arc<tempfile::TempDir>,
+    pub store_url: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+}
+
+impl Server {
+    /// A server on a fresh store.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server on a fresh store, with extra `serve` flags.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let store_url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+        Self::start_on(dir, store_url, extra)
+    }
+
+    /// A server on an existing store (e.g. to test a restart).
+    pub fn start_on(dir: Arc<tempfile::TempDir>, store_url: String, extra: &[&str]) -> Self {
+        let mut child = Command::new(tessera_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                &store_url,
+                "--store-poll-ms",
+                "100",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("TESSERA_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tessera serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        drain(child.stderr.take().expect("stderr"), stderr.clone());
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+        let stdout_copy = stdout.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut sent = false;
+            while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                stdout_copy.lock().unwrap().push_str(&line);
+                if !sent && let Some(rest) = line.strip_prefix("tessera listening on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+                line.clear();
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("tessera did not start; stderr:\n{}", stderr.lock().unwrap());
+            }
+        };
+        Self {
+            child,
+            addr,
+            dir,
+            store_url,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything the server wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Everything the server logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Runs a `tessera` admin command against this server's store.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.store_url, args)
+    }
+
+    /// `tessera client create ID --scope … --json`, returning the secret.
+    pub fn create_client(&self, id: &str, extra: &[&str]) -> String {
+        let mut args = vec!["client", "create", id, "--json"];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "tessera {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("client create --json prints JSON");
+        assert_eq!(json["client_id"], id);
+        json["client_secret"]
+            .as_str()
+            .expect("client_secret")
+            .to_owned()
+    }
+
+    /// Stops the server with SIGKILL and waits for it.
+    pub fn kill(mut self) -> (Arc<tempfile::TempDir>, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.dir.clone(), self.store_url.clone())
+    }
+
+    /// A raw gRPC client.
+    pub async fn grpc(&self) -> TokenServiceClient<Channel> {
+        TokenServiceClient::connect(self.url())
+            .await
+            .expect("gRPC connection")
+    }
+
+    /// A raw HTTP request to this server.
+    pub fn http(&self, method: &str, path: &str) -> HttpRequest {
+        HttpRequest {
+            method: method.into(),
+            url: format!("{}{path}", self.url()),
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
+    /// `POST /oauth2/token` with a form body.
+    pub fn token_form(&self, body: &str) -> HttpRequest {
+        self.http("POST", "/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.as_bytes().to_vec())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tessera ARGS` with `TESSERA_STORE` set.
+pub fn cli(store_url: &str, args: &[&str]) -> Output {
+    Command::new(tessera_bin())
+        .args(args)
+        .env("TESSERA_STORE", store_url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running tessera")
+}
+
+/// An HTTP request under construction; `send` returns the whole exchange.
+#[derive(Clone)]
+pub struct HttpRequest {
+    method: String,
+    url: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl HttpRequest {
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((name.into(), value.as_ref().to_vec()));
+        self
+    }
+
+    pub fn basic(self, id: &str, secret: &str) -> Self {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        self.header("authorization", format!("Basic {encoded}"))
+    }
+
+    pub fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub async fn send(self) -> Exchange {
+        static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+        let client = CLIENT.get_or_init(|| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("reqwest client")
+        });
+        let mut request = client.request(self.method.parse().expect("method"), &self.url);
+        for (name, value) in &self.headers {
+            request = request.header(
+                name.as_str(),
+                reqwest::header::HeaderValue::from_bytes(value).expect("header"),
+            );
+        }
+        let response = request
+            .body(self.body.clone())
+            .send()
+            .await
+            .expect("HTTP request failed to send");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response.text().await.expect("response body");
+        Exchange {
+            request: self,
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// One HTTP request and its response. `Display` shows both, for assertion messages.
+pub struct Exchange {
+    pub request: HttpRequest,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Exchange {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}):\n{self}"))
+    }
+
+    /// The `error` member of an RFC 6749 §5.2 answer.
+    pub fn oauth_error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error member:\n{self}"))
+            .to_owned()
+    }
+
+    /// Asserts an RFC 6749 §5.2 error answer with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "status\n{self}");
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "content type\n{self}"
+        );
+        let json = self.json();
+        assert_eq!(json["error"], code, "error code\n{self}");
+        assert!(
+            json["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "error_description\n{self}"
+        );
+    }
+}
+
+impl fmt::Display for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "--- request\n{} {}",
+            self.request.method, self.request.url
+        )?;
+        for (name, value) in &self.request.headers {
+            writeln!(f, "{name}: {}", String::from_utf8_lossy(value))?;
+        }
+        let shown = String::from_utf8_lossy(&self.request.body);
+        let shown: String = shown.chars().take(2000).collect();
+        writeln!(f, "\n{shown}\n--- response\n{}", self.status)?;
+        for (name, value) in &self.headers {
+            writeln!(f, "{name}: {value}")?;
+        }
+        write!(f, "\n{}", self.body)
+    }
+}
+
+/// Fetches the JWKS over HTTP and verifies `token` with the key its `kid` names,
+/// using the algorithm of that key (never the token's header).
+pub async fn verify_with_http_jwks(server: &Server, token: &str) -> serde_json::Value {
+    let jwks = server.http("GET", "/.well-known/jwks.json").send().await;
+    assert_eq!(jwks.status, 200, "{jwks}");
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&jwks.body).expect("a JWK set");
+    let header = jsonwebtoken::decode_header(token).expect("JWT header");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1 typ");
+    let kid = header.kid.expect("kid in header");
+    let jwk = set
+        .find(&kid)
+        .unwrap_or_else(|| panic!("kid {kid} not in the JWKS:\n{jwks}"));
+    let alg = jwk.common.key_algorithm.expect("alg in JWK");
+    let alg: jsonwebtoken::Algorithm = alg.try_into().expect("signing algorithm");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("decoding key from JWK");
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.set_issuer(&[server.url()]);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud", "nbf"]);
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .unwrap_or_else(|e| panic!("token does not verify against the JWKS: {e}"))
+        .claims
+}
+
+/// Polls `check` until it returns true or `within` passes.
+pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A gRPC IssueToken with a client secret.
+pub fn issue_request(id: &str, secret: &str) -> pb::IssueTokenRequest {
+    pb::IssueTokenRequest {
+        grant_type: String::new(),
+        client_id: id.into(),
+        credential: Some(pb::issue_token_request::Credential::ClientSecret(
+            secret.into(),
+        )),
+        scopes: vec![],
+        audiences: vec![],
+    }
+}
+
+/// The OAuth code carried in a gRPC status's `ErrorInfo`.
+pub fn grpc_oauth_error(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
+        .reason
+}
