@@ -318,18 +318,18 @@ async fn demo_mode_prints_a_curl_line_that_gets_a_token() {
     let exchange = server.token_form(body).send().await;
     assert_eq!(exchange.status, 200, "{exchange}");
     // And with the real curl, exactly as printed, where curl is installed.
-    if let Ok(output) = std::process::Command::new("sh")
+    let output = std::process::Command::new("sh")
         .arg("-c")
         .arg(line.trim())
-        .output()
+        .output();
+    if let Ok(output) = output
+        && output.status.code() != Some(127)
     {
-        if output.status.code() != Some(127) {
-            let printed: serde_json::Value =
-                serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-                    panic!("curl printed: {}", String::from_utf8_lossy(&output.stdout))
-                });
-            assert!(printed["access_token"].is_string(), "{printed}");
-        }
+        let printed: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+                panic!("curl printed: {}", String::from_utf8_lossy(&output.stdout))
+            });
+        assert!(printed["access_token"].is_string(), "{printed}");
     }
 }
 

@@ -2,7 +2,8 @@
 //! the real CLI, and HTTP and gRPC clients whose failures print the whole
 //! exchange.
 
-#![allow(dead_code)]
+// Test support panics on purpose: a failed helper is a failed test.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};

@@ -1,0 +1,355 @@
+//! End to end: every malformed token request gets the RFC's status and error
+//! code as JSON, never a framework's plain text, a panic or a 500.
+
+mod support;
+
+use support::Server;
+
+async fn server_with_client() -> (Server, String) {
+    let server = Server::start();
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    (server, secret)
+}
+
+#[tokio::test]
+async fn get_on_the_token_endpoint_is_405_with_json_rfc6749_3_2() {
+    let (server, secret) = server_with_client().await;
+    let exchange = server
+        .http(
+            "GET",
+            &format!(
+                "/oauth2/token?grant_type=client_credentials&client_id=svc&client_secret={secret}"
+            ),
+        )
+        .send()
+        .await;
+    exchange.assert_error(405, "invalid_request");
+    assert_eq!(exchange.header("allow"), Some("POST"), "{exchange}");
+    assert!(!exchange.body.contains("access_token"), "{exchange}");
+}
+
+#[tokio::test]
+async fn credentials_in_the_query_string_of_a_post_are_refused_rfc6749_2_3_1() {
+    let (server, secret) = server_with_client().await;
+    let exchange = server
+        .http("POST", &format!("/oauth2/token?client_secret={secret}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(b"grant_type=client_credentials&client_id=svc".to_vec())
+        .send()
+        .await;
+    exchange.assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_content_type_is_invalid_request_as_json() {
+    let (server, secret) = server_with_client().await;
+    let body = format!("grant_type=client_credentials&client_id=svc&client_secret={secret}");
+    for content_type in [
+        None,
+        Some("application/json"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let mut request = server
+            .http("POST", "/oauth2/token")
+            .body(body.clone().into_bytes());
+        if let Some(value) = content_type {
+            request = request.header("content-type", value);
+        }
+        request.send().await.assert_error(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn a_content_type_with_charset_is_accepted() {
+    let (server, secret) = server_with_client().await;
+    let exchange = server
+        .http("POST", "/oauth2/token")
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        )
+        .body(
+            format!("grant_type=client_credentials&client_id=svc&client_secret={secret}")
+                .into_bytes(),
+        )
+        .send()
+        .await;
+    assert_eq!(exchange.status, 200, "{exchange}");
+}
+
+#[tokio::test]
+async fn a_repeated_parameter_is_invalid_request_rfc6749_3_2() {
+    let (server, secret) = server_with_client().await;
+    for repeated in [
+        "grant_type=client_credentials",
+        "scope=read",
+        "client_id=svc",
+        &format!("client_secret={secret}"),
+    ] {
+        let body = format!(
+            "grant_type=client_credentials&client_id=svc&client_secret={secret}&scope=read&{repeated}"
+        );
+        server
+            .token_form(&body)
+            .send()
+            .await
+            .assert_error(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_grant_type_is_invalid_request() {
+    let (server, secret) = server_with_client().await;
+    server
+        .token_form(&format!("client_id=svc&client_secret={secret}"))
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn other_grant_types_are_unsupported_grant_type_rfc6749_5_2() {
+    let (server, secret) = server_with_client().await;
+    for grant in [
+        "password",
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ] {
+        let body = format!("grant_type={grant}&client_id=svc&client_secret={secret}");
+        server
+            .token_form(&body)
+            .send()
+            .await
+            .assert_error(400, "unsupported_grant_type");
+    }
+}
+
+#[tokio::test]
+async fn basic_plus_a_body_secret_is_two_methods_and_invalid_request_rfc6749_2_3() {
+    let (server, secret) = server_with_client().await;
+    let body = format!("grant_type=client_credentials&client_id=svc&client_secret={secret}");
+    server
+        .token_form(&body)
+        .basic("svc", &secret)
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_body_client_id_that_differs_from_basic_is_invalid_request() {
+    let (server, secret) = server_with_client().await;
+    let exchange = server
+        .token_form("grant_type=client_credentials&client_id=other")
+        .basic("svc", &secret)
+        .send()
+        .await;
+    exchange.assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn malformed_basic_headers_are_invalid_request() {
+    let (server, _) = server_with_client().await;
+    for header in [
+        "Basic !!!not-base64!!!",
+        "Basic c3ZjLW5vLWNvbG9u",
+        "Basic OnNlY3JldA==",
+        "Digest username=svc",
+    ] {
+        let exchange = server
+            .token_form("grant_type=client_credentials")
+            .header("authorization", header)
+            .send()
+            .await;
+        exchange.assert_error(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_invalid_request() {
+    let (server, secret) = server_with_client().await;
+    let exchange = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", &secret)
+        .basic("svc", &secret)
+        .send()
+        .await;
+    exchange.assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_wrong_basic_secret_is_401_with_a_basic_challenge_rfc6749_5_2() {
+    let (server, _) = server_with_client().await;
+    let exchange = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", "wrong")
+        .send()
+        .await;
+    exchange.assert_error(401, "invalid_client");
+    assert!(
+        exchange
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Basic")),
+        "{exchange}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_client_wrong_secret_and_disabled_client_get_byte_identical_answers() {
+    let (server, secret) = server_with_client().await;
+    let off_secret = server.create_client("off", &["--scope", "read"]);
+    assert!(server.cli(&["client", "disable", "off"]).status.success());
+    let form = |id: &str, secret: &str| {
+        format!("grant_type=client_credentials&client_id={id}&client_secret={secret}")
+    };
+    let unknown = server.token_form(&form("nobody", &secret)).send().await;
+    let wrong = server
+        .token_form(&form("svc", "not-the-secret"))
+        .send()
+        .await;
+    let disabled = server.token_form(&form("off", &off_secret)).send().await;
+    let case = server.token_form(&form("SVC", &secret)).send().await;
+    for exchange in [&unknown, &wrong, &disabled, &case] {
+        exchange.assert_error(401, "invalid_client");
+        assert_eq!(
+            exchange.body, wrong.body,
+            "answers differ\n{exchange}\n\n{wrong}"
+        );
+        assert!(
+            exchange.header("www-authenticate").is_none(),
+            "no challenge without Basic\n{exchange}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn scopes_beyond_the_clients_are_invalid_scope() {
+    let (server, secret) = server_with_client().await;
+    for scope in ["admin", "read admin", "READ", "read:all"] {
+        let exchange = server
+            .token_form(&format!("grant_type=client_credentials&scope={scope}"))
+            .basic("svc", &secret)
+            .send()
+            .await;
+        exchange.assert_error(400, "invalid_scope");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_refused_before_parsing() {
+    let (server, secret) = server_with_client().await;
+    let padding = "x".repeat(64 * 1024);
+    let body =
+        format!("grant_type=client_credentials&client_id=svc&client_secret={secret}&pad={padding}");
+    server
+        .token_form(&body)
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+    let huge = vec![b'a'; 1024 * 1024];
+    server
+        .token_form("")
+        .body(huge)
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn oversized_fields_in_a_small_body_are_refused() {
+    let (server, secret) = server_with_client().await;
+    let long_id = "i".repeat(4 * 1024);
+    server
+        .token_form(&format!(
+            "grant_type=client_credentials&client_id={long_id}&client_secret={secret}"
+        ))
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+    let scopes = (0..1000)
+        .map(|i| format!("s{i}"))
+        .collect::<Vec<_>>()
+        .join("+");
+    server
+        .token_form(&format!("grant_type=client_credentials&scope={scopes}"))
+        .basic("svc", &secret)
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn bad_percent_encoding_invalid_utf8_and_control_characters_are_invalid_request() {
+    let (server, secret) = server_with_client().await;
+    for bad in [
+        "scope=%zz",
+        "scope=%",
+        "scope=%ff%fe",
+        "scope=a%00b",
+        "client_id=svc%0A",
+    ] {
+        let body = format!("grant_type=client_credentials&{bad}");
+        server
+            .token_form(&body)
+            .basic("svc", &secret)
+            .send()
+            .await
+            .assert_error(400, "invalid_request");
+    }
+    let mut raw = b"grant_type=client_credentials&scope=".to_vec();
+    raw.extend_from_slice(&[0xff, 0xfe]);
+    server
+        .token_form("")
+        .body(raw)
+        .basic("svc", &secret)
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn empty_values_are_treated_as_omitted_rfc6749_3_2() {
+    let (server, secret) = server_with_client().await;
+    let exchange = server
+        .token_form("grant_type=client_credentials&scope=&resource=")
+        .basic("svc", &secret)
+        .send()
+        .await;
+    assert_eq!(exchange.status, 200, "{exchange}");
+    assert_eq!(exchange.json()["scope"], "read", "{exchange}");
+}
+
+#[tokio::test]
+async fn unknown_parameters_are_ignored_rfc6749_3_2() {
+    let (server, secret) = server_with_client().await;
+    let exchange = server
+        .token_form("grant_type=client_credentials&foo=bar&foo=baz&state=x")
+        .basic("svc", &secret)
+        .send()
+        .await;
+    assert_eq!(exchange.status, 200, "{exchange}");
+}
+
+#[tokio::test]
+async fn no_credentials_at_all_is_invalid_client() {
+    let (server, _) = server_with_client().await;
+    server
+        .token_form("grant_type=client_credentials")
+        .send()
+        .await
+        .assert_error(401, "invalid_client");
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_json_404() {
+    let (server, _) = server_with_client().await;
+    let exchange = server.http("GET", "/oauth2/authorize").send().await;
+    assert_eq!(exchange.status, 404, "{exchange}");
+    assert_eq!(
+        exchange.header("content-type"),
+        Some("application/json"),
+        "{exchange}"
+    );
+}
