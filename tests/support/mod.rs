@@ -430,3 +430,27 @@ pub fn grpc_oauth_error(status: &tonic::Status) -> String {
         .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
         .reason
 }
+
+/// Sends raw bytes to the server and returns everything it answers before
+/// closing, writing and reading at once: a server that refuses a huge body
+/// early answers while the client is still sending (as curl sees it).
+pub async fn raw_http(addr: SocketAddr, request: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        // The server may close before taking it all; that is the behaviour under test.
+        let _ = writer.write_all(&request).await;
+        let _ = writer.shutdown().await;
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer)).await;
+    writing.abort();
+    if read.is_err() {
+        panic!(
+            "no complete answer within 10 s; got so far:\n{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
