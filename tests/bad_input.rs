@@ -17,9 +17,7 @@ async fn get_on_the_token_endpoint_is_405_with_json_rfc6749_3_2() {
     let exchange = server
         .http(
             "GET",
-            &format!(
-                "/oauth2/token?grant_type=client_credentials&client_id=svc&client_secret={secret}"
-            ),
+            &format!("/oauth2/token?grant_type=client_credentials&client_id=svc&client_secret={secret}"),
         )
         .send()
         .await;
@@ -50,9 +48,7 @@ async fn a_missing_or_wrong_content_type_is_invalid_request_as_json() {
         Some("text/plain"),
         Some("multipart/form-data; boundary=x"),
     ] {
-        let mut request = server
-            .http("POST", "/oauth2/token")
-            .body(body.clone().into_bytes());
+        let mut request = server.http("POST", "/oauth2/token").body(body.clone().into_bytes());
         if let Some(value) = content_type {
             request = request.header("content-type", value);
         }
@@ -65,14 +61,8 @@ async fn a_content_type_with_charset_is_accepted() {
     let (server, secret) = server_with_client().await;
     let exchange = server
         .http("POST", "/oauth2/token")
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=UTF-8",
-        )
-        .body(
-            format!("grant_type=client_credentials&client_id=svc&client_secret={secret}")
-                .into_bytes(),
-        )
+        .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
+        .body(format!("grant_type=client_credentials&client_id=svc&client_secret={secret}").into_bytes())
         .send()
         .await;
     assert_eq!(exchange.status, 200, "{exchange}");
@@ -87,9 +77,7 @@ async fn a_repeated_parameter_is_invalid_request_rfc6749_3_2() {
         "client_id=svc",
         &format!("client_secret={secret}"),
     ] {
-        let body = format!(
-            "grant_type=client_credentials&client_id=svc&client_secret={secret}&scope=read&{repeated}"
-        );
+        let body = format!("grant_type=client_credentials&client_id=svc&client_secret={secret}&scope=read&{repeated}");
         server
             .token_form(&body)
             .send()
@@ -201,22 +189,14 @@ async fn unknown_client_wrong_secret_and_disabled_client_get_byte_identical_answ
     let (server, secret) = server_with_client().await;
     let off_secret = server.create_client("off", &["--scope", "read"]);
     assert!(server.cli(&["client", "disable", "off"]).status.success());
-    let form = |id: &str, secret: &str| {
-        format!("grant_type=client_credentials&client_id={id}&client_secret={secret}")
-    };
+    let form = |id: &str, secret: &str| format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
     let unknown = server.token_form(&form("nobody", &secret)).send().await;
-    let wrong = server
-        .token_form(&form("svc", "not-the-secret"))
-        .send()
-        .await;
+    let wrong = server.token_form(&form("svc", "not-the-secret")).send().await;
     let disabled = server.token_form(&form("off", &off_secret)).send().await;
     let case = server.token_form(&form("SVC", &secret)).send().await;
     for exchange in [&unknown, &wrong, &disabled, &case] {
         exchange.assert_error(401, "invalid_client");
-        assert_eq!(
-            exchange.body, wrong.body,
-            "answers differ\n{exchange}\n\n{wrong}"
-        );
+        assert_eq!(exchange.body, wrong.body, "answers differ\n{exchange}\n\n{wrong}");
         assert!(
             exchange.header("www-authenticate").is_none(),
             "no challenge without Basic\n{exchange}"
@@ -262,11 +242,7 @@ async fn a_body_over_the_cap_is_refused_before_parsing() {
         "grant_type=client_credentials&client_id=svc&client_secret={secret}&pad={}",
         "x".repeat(64 * 1024)
     );
-    let request = raw_token_post(
-        &server,
-        &format!("Content-Length: {}\r\n", body.len()),
-        body.as_bytes(),
-    );
+    let request = raw_token_post(&server, &format!("Content-Length: {}\r\n", body.len()), body.as_bytes());
     assert_raw_invalid_request(&support::raw_http(server.addr, request).await);
 }
 
@@ -274,11 +250,7 @@ async fn a_body_over_the_cap_is_refused_before_parsing() {
 async fn a_huge_body_is_answered_without_being_read() {
     let (server, _) = server_with_client().await;
     let huge = vec![b'a'; 8 * 1024 * 1024];
-    let request = raw_token_post(
-        &server,
-        &format!("Content-Length: {}\r\n", huge.len()),
-        &huge,
-    );
+    let request = raw_token_post(&server, &format!("Content-Length: {}\r\n", huge.len()), &huge);
     assert_raw_invalid_request(&support::raw_http(server.addr, request).await);
 }
 
@@ -287,11 +259,7 @@ async fn a_chunked_body_with_no_length_is_cut_at_the_cap() {
     let (server, _) = server_with_client().await;
     let chunk = "a".repeat(32 * 1024);
     let chunked = format!("{:x}\r\n{chunk}\r\n0\r\n\r\n", chunk.len());
-    let request = raw_token_post(
-        &server,
-        "Transfer-Encoding: chunked\r\n",
-        chunked.as_bytes(),
-    );
+    let request = raw_token_post(&server, "Transfer-Encoding: chunked\r\n", chunked.as_bytes());
     assert_raw_invalid_request(&support::raw_http(server.addr, request).await);
 }
 
@@ -299,8 +267,7 @@ async fn a_chunked_body_with_no_length_is_cut_at_the_cap() {
 async fn a_content_length_that_lies_short_reads_only_what_it_claims() {
     let (server, secret) = server_with_client().await;
     // The claimed length covers the grant type only; the rest is a second, garbage request.
-    let body =
-        format!("grant_type=client_credentials&client_id=svc&client_secret={secret}GARBAGE-AFTER");
+    let body = format!("grant_type=client_credentials&client_id=svc&client_secret={secret}GARBAGE-AFTER");
     let claimed = body.len() - "GARBAGE-AFTER".len();
     let request = raw_token_post(
         &server,
@@ -322,10 +289,7 @@ async fn oversized_fields_in_a_small_body_are_refused() {
         .send()
         .await
         .assert_error(400, "invalid_request");
-    let scopes = (0..1000)
-        .map(|i| format!("s{i}"))
-        .collect::<Vec<_>>()
-        .join("+");
+    let scopes = (0..1000).map(|i| format!("s{i}")).collect::<Vec<_>>().join("+");
     server
         .token_form(&format!("grant_type=client_credentials&scope={scopes}"))
         .basic("svc", &secret)
@@ -401,9 +365,5 @@ async fn an_unknown_path_is_a_json_404() {
     let (server, _) = server_with_client().await;
     let exchange = server.http("GET", "/oauth2/authorize").send().await;
     assert_eq!(exchange.status, 404, "{exchange}");
-    assert_eq!(
-        exchange.header("content-type"),
-        Some("application/json"),
-        "{exchange}"
-    );
+    assert_eq!(exchange.header("content-type"), Some("application/json"), "{exchange}");
 }

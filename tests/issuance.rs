@@ -12,10 +12,7 @@ use tessera_proto::pb;
 #[tokio::test]
 async fn http_client_secret_basic_gets_a_token_that_verifies_against_the_jwks_rfc6749_4_4() {
     let server = Server::start();
-    let secret = server.create_client(
-        "billing",
-        &["--scope", "invoices:read", "--audience", "https://ledger"],
-    );
+    let secret = server.create_client("billing", &["--scope", "invoices:read", "--audience", "https://ledger"]);
     let exchange = server
         .token_form("grant_type=client_credentials")
         .basic("billing", &secret)
@@ -35,23 +32,18 @@ async fn http_client_secret_basic_gets_a_token_that_verifies_against_the_jwks_rf
     assert_eq!(claims["client_id"], "billing");
     assert_eq!(claims["aud"], "https://ledger");
     assert_eq!(claims["scope"], "invoices:read");
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        3600
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
 }
 
 #[tokio::test]
 async fn http_client_secret_post_gets_a_token_that_verifies_against_the_jwks() {
     let server = Server::start();
     let secret = server.create_client("billing", &["--scope", "a", "--scope", "b"]);
-    let body =
-        format!("grant_type=client_credentials&client_id=billing&client_secret={secret}&scope=b");
+    let body = format!("grant_type=client_credentials&client_id=billing&client_secret={secret}&scope=b");
     let exchange = server.token_form(&body).send().await;
     assert_eq!(exchange.status, 200, "{exchange}");
     assert_eq!(exchange.json()["scope"], "b", "{exchange}");
-    let claims =
-        verify_with_http_jwks(&server, exchange.json()["access_token"].as_str().unwrap()).await;
+    let claims = verify_with_http_jwks(&server, exchange.json()["access_token"].as_str().unwrap()).await;
     assert_eq!(claims["scope"], "b");
     assert_eq!(
         claims["aud"],
@@ -70,16 +62,8 @@ async fn token_answers_are_never_cached_rfc6749_5_1() {
         .send()
         .await;
     assert_eq!(exchange.status, 200, "{exchange}");
-    assert_eq!(
-        exchange.header("content-type"),
-        Some("application/json"),
-        "{exchange}"
-    );
-    assert_eq!(
-        exchange.header("cache-control"),
-        Some("no-store"),
-        "{exchange}"
-    );
+    assert_eq!(exchange.header("content-type"), Some("application/json"), "{exchange}");
+    assert_eq!(exchange.header("cache-control"), Some("no-store"), "{exchange}");
     assert_eq!(exchange.header("pragma"), Some("no-cache"), "{exchange}");
 }
 
@@ -102,11 +86,7 @@ async fn grpc_issue_token_returns_a_token_that_verifies_against_grpc_get_jwks() 
     let mut grpc = server.grpc().await;
     let mut request = issue_request("svc", &secret);
     request.scopes = vec!["a".into()];
-    let response = grpc
-        .issue_token(request)
-        .await
-        .expect("IssueToken")
-        .into_inner();
+    let response = grpc.issue_token(request).await.expect("IssueToken").into_inner();
     assert_eq!(response.token_type, "Bearer");
     assert_eq!(response.expires_in, 120);
     assert_eq!(response.scopes, ["a"]);
@@ -131,10 +111,9 @@ async fn grpc_issue_token_returns_a_token_that_verifies_against_grpc_get_jwks() 
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.set_audience(&["https://x"]);
     validation.set_issuer(&[server.url()]);
-    let claims =
-        jsonwebtoken::decode::<serde_json::Value>(&response.access_token, &key, &validation)
-            .expect("token verifies with the gRPC JWKS")
-            .claims;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&response.access_token, &key, &validation)
+        .expect("token verifies with the gRPC JWKS")
+        .claims;
     assert_eq!(claims["scope"], "a");
 }
 
@@ -173,16 +152,8 @@ async fn metadata_names_the_endpoints_and_methods_rfc8414() {
     let json = exchange.json();
     let url = server.url();
     assert_eq!(json["issuer"], url, "{exchange}");
-    assert_eq!(
-        json["token_endpoint"],
-        format!("{url}/oauth2/token"),
-        "{exchange}"
-    );
-    assert_eq!(
-        json["jwks_uri"],
-        format!("{url}/.well-known/jwks.json"),
-        "{exchange}"
-    );
+    assert_eq!(json["token_endpoint"], format!("{url}/oauth2/token"), "{exchange}");
+    assert_eq!(json["jwks_uri"], format!("{url}/.well-known/jwks.json"), "{exchange}");
     assert_eq!(
         json["grant_types_supported"],
         serde_json::json!(["client_credentials"]),
@@ -204,20 +175,13 @@ async fn a_restart_keeps_the_signing_key_and_earlier_tokens_still_verify() {
         .basic("svc", &secret)
         .send()
         .await;
-    let token = first.json()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = first.json()["access_token"].as_str().expect("token").to_owned();
     let kid_before = jsonwebtoken::decode_header(&token).unwrap().kid;
     let (dir, store) = server.kill();
 
     let restarted = Server::start_on(dir, store, &[]);
     // The issuer is the bound address, which changed with port 0: compare keys, not issuers.
-    let jwks = restarted
-        .http("GET", "/.well-known/jwks.json")
-        .send()
-        .await
-        .json();
+    let jwks = restarted.http("GET", "/.well-known/jwks.json").send().await.json();
     assert_eq!(
         jwks["keys"][0]["kid"].as_str(),
         kid_before.as_deref(),
@@ -228,26 +192,19 @@ async fn a_restart_keeps_the_signing_key_and_earlier_tokens_still_verify() {
         .basic("svc", &secret)
         .send()
         .await;
-    assert_eq!(
-        again.status, 200,
-        "the client survived the kill -9\n{again}"
-    );
+    assert_eq!(again.status, 200, "the client survived the kill -9\n{again}");
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
     let key = jsonwebtoken::DecodingKey::from_jwk(&set.keys[0]).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.validate_aud = false;
-    jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation)
-        .expect("the earlier token still verifies");
+    jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).expect("the earlier token still verifies");
 }
 
 #[tokio::test]
 async fn a_client_created_with_the_cli_while_the_server_runs_gets_a_token_at_once() {
     let server = Server::start();
     let mut grpc = server.grpc().await;
-    let before = grpc
-        .issue_token(issue_request("late", "nothing"))
-        .await
-        .unwrap_err();
+    let before = grpc.issue_token(issue_request("late", "nothing")).await.unwrap_err();
     assert_eq!(grpc_oauth_error(&before), "invalid_client");
     let secret = server.create_client("late", &["--scope", "a"]);
     grpc.issue_token(issue_request("late", &secret))
@@ -264,11 +221,7 @@ async fn a_cli_disable_takes_effect_in_the_running_server_within_two_seconds() {
         .await
         .expect("enabled client gets a token");
     let out = server.cli(&["client", "disable", "svc"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let refused = eventually(Duration::from_secs(2), async || {
         matches!(grpc.issue_token(issue_request("svc", &secret)).await, Err(s) if grpc_oauth_error(&s) == "invalid_client")
     })
@@ -276,9 +229,7 @@ async fn a_cli_disable_takes_effect_in_the_running_server_within_two_seconds() {
     assert!(refused, "still issuing 2 s after `client disable`");
     assert!(server.cli(&["client", "enable", "svc"]).status.success());
     let back = eventually(Duration::from_secs(2), async || {
-        grpc.issue_token(issue_request("svc", &secret))
-            .await
-            .is_ok()
+        grpc.issue_token(issue_request("svc", &secret)).await.is_ok()
     })
     .await;
     assert!(back, "not issuing 2 s after `client enable`");
@@ -294,9 +245,7 @@ async fn a_cli_delete_takes_effect_in_the_running_server_within_two_seconds() {
         .expect("token before delete");
     assert!(server.cli(&["client", "delete", "svc"]).status.success());
     let refused = eventually(Duration::from_secs(2), async || {
-        grpc.issue_token(issue_request("svc", &secret))
-            .await
-            .is_err()
+        grpc.issue_token(issue_request("svc", &secret)).await.is_err()
     })
     .await;
     assert!(refused, "still issuing 2 s after `client delete`");
@@ -318,17 +267,12 @@ async fn demo_mode_prints_a_curl_line_that_gets_a_token() {
     let exchange = server.token_form(body).send().await;
     assert_eq!(exchange.status, 200, "{exchange}");
     // And with the real curl, exactly as printed, where curl is installed.
-    let output = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(line.trim())
-        .output();
+    let output = std::process::Command::new("sh").arg("-c").arg(line.trim()).output();
     if let Ok(output) = output
         && output.status.code() != Some(127)
     {
-        let printed: serde_json::Value =
-            serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-                panic!("curl printed: {}", String::from_utf8_lossy(&output.stdout))
-            });
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("curl printed: {}", String::from_utf8_lossy(&output.stdout)));
         assert!(printed["access_token"].is_string(), "{printed}");
     }
 }
@@ -350,14 +294,8 @@ async fn secrets_never_reach_the_log() {
         .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = server.stderr();
-    assert!(
-        logs.contains("token_issued"),
-        "the issuance is audited:\n{logs}"
-    );
+    assert!(logs.contains("token_issued"), "the issuance is audited:\n{logs}");
     for needle in [secret.as_str(), token.as_str(), "wrong-secret-xyz"] {
-        assert!(
-            !logs.contains(needle),
-            "a secret or token reached the log:\n{logs}"
-        );
+        assert!(!logs.contains(needle), "a secret or token reached the log:\n{logs}");
     }
 }

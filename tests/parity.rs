@@ -155,10 +155,7 @@ async fn http_and_grpc_reach_the_same_outcome_for_every_case() {
             case.grant_type, case.client_id
         );
         if !case.scopes.is_empty() {
-            body.push_str(&format!(
-                "&scope={}",
-                case.scopes.join("+").replace('"', "%22")
-            ));
+            body.push_str(&format!("&scope={}", case.scopes.join("+").replace('"', "%22")));
         }
         for audience in case.audiences {
             body.push_str(&format!("&resource={audience}"));
@@ -196,12 +193,7 @@ async fn http_and_grpc_reach_the_same_outcome_for_every_case() {
                     "case {:?} over gRPC: {status:?}",
                     case.name
                 );
-                assert_eq!(
-                    status.code(),
-                    grpc_code,
-                    "case {:?} over gRPC: {status:?}",
-                    case.name
-                );
+                assert_eq!(status.code(), grpc_code, "case {:?} over gRPC: {status:?}", case.name);
             }
             (expect, outcome) => panic!(
                 "case {:?}: expected {expect:?}, gRPC gave {outcome:?}\nHTTP:\n{http}",
@@ -217,10 +209,7 @@ async fn grpc_credentials_in_metadata_and_message_together_are_invalid_argument(
     let secret = server.create_client("svc", &["--scope", "read"]);
     let mut grpc = server.grpc().await;
     let mut request = tonic::Request::new(issue_request("svc", &secret));
-    let basic = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("svc:{secret}"),
-    );
+    let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("svc:{secret}"));
     request
         .metadata_mut()
         .insert("authorization", format!("Basic {basic}").parse().unwrap());
@@ -237,10 +226,7 @@ async fn an_oversized_grpc_message_is_refused_before_the_handler() {
     request.scopes = vec!["s".repeat(128 * 1024)];
     let status = grpc.issue_token(request).await.unwrap_err();
     assert!(
-        matches!(
-            status.code(),
-            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
-        ),
+        matches!(status.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted),
         "{status:?}"
     );
 }

@@ -192,10 +192,7 @@ impl Error {
 }
 
 enum Credentials {
-    Secret {
-        client_id: String,
-        secret: ClientSecret,
-    },
+    Secret { client_id: String, secret: ClientSecret },
 }
 
 /// Builds a [`TokenClient`].
@@ -217,11 +214,7 @@ impl fmt::Debug for TokenClientBuilder {
 
 impl TokenClientBuilder {
     /// Authenticates with a client id and secret (from `tessera client create`).
-    pub fn client_secret(
-        mut self,
-        client_id: impl Into<String>,
-        secret: impl Into<String>,
-    ) -> Self {
+    pub fn client_secret(mut self, client_id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::Secret {
             client_id: client_id.into(),
             secret: ClientSecret::new(secret),
@@ -371,9 +364,7 @@ mod tests {
 
     #[test]
     fn missing_credentials_are_refused_before_any_call() {
-        let err = TokenClient::builder("http://127.0.0.1:1")
-            .build()
-            .unwrap_err();
+        let err = TokenClient::builder("http://127.0.0.1:1").build().unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{err:?}");
     }
 
@@ -384,8 +375,7 @@ mod tests {
             ERROR_DOMAIN,
             std::collections::HashMap::<String, String>::new(),
         );
-        let status =
-            tonic::Status::with_error_details(tonic::Code::PermissionDenied, "no", details);
+        let status = tonic::Status::with_error_details(tonic::Code::PermissionDenied, "no", details);
         let err = Error::from_status(status);
         assert_eq!(err.oauth_error(), Some("invalid_scope"));
     }

@@ -4,7 +4,8 @@
 
 use crate::authority::{ClientSecret, is_valid_audience, is_valid_scope_token, secret};
 use crate::clock::UnixTime;
-use crate::store::{ClientRecord, SecretRecord, Store, StoreError};
+use crate::keys::{KeyAlgorithm, SigningKey};
+use crate::store::{ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
 
 /// Longest client id that may be registered.
 pub const MAX_CLIENT_ID_LEN: usize = 128;
@@ -38,10 +39,7 @@ pub fn check_new_client_id(id: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// When hashing fails.
-pub async fn new_secret(
-    now: UnixTime,
-    expires_at: Option<UnixTime>,
-) -> Result<(ClientSecret, SecretRecord), String> {
+pub async fn new_secret(now: UnixTime, expires_at: Option<UnixTime>) -> Result<(ClientSecret, SecretRecord), String> {
     let secret = ClientSecret::generate();
     let to_hash = secret.clone();
     let phc = tokio::task::spawn_blocking(move || secret::hash_secret(&to_hash))
@@ -68,11 +66,7 @@ pub async fn new_secret(
 ///
 /// # Errors
 /// A message saying what to fix, or that the id is taken.
-pub async fn create_client(
-    store: &dyn Store,
-    new: NewClient,
-    now: UnixTime,
-) -> Result<ClientSecret, String> {
+pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> Result<ClientSecret, String> {
     check_new_client_id(&new.client_id)?;
     if new.scopes.is_empty() {
         return Err("a client needs at least one --scope".into());
@@ -119,10 +113,7 @@ pub async fn create_client(
 ///
 /// # Errors
 /// When the store fails.
-pub async fn ensure_demo_client(
-    store: &dyn Store,
-    now: UnixTime,
-) -> Result<(String, ClientSecret), String> {
+pub async fn ensure_demo_client(store: &dyn Store, now: UnixTime) -> Result<(String, ClientSecret), String> {
     const DEMO_ID: &str = "demo";
     let new = NewClient {
         client_id: DEMO_ID.into(),
@@ -132,13 +123,7 @@ pub async fn ensure_demo_client(
     };
     match create_client(store, new, now).await {
         Ok(secret) => Ok((DEMO_ID.into(), secret)),
-        Err(_)
-            if store
-                .client(DEMO_ID)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_some() =>
-        {
+        Err(_) if store.client(DEMO_ID).await.map_err(|e| e.to_string())?.is_some() => {
             let (secret, record) = new_secret(now, None).await?;
             store
                 .replace_secrets(DEMO_ID, record)
@@ -152,4 +137,134 @@ pub async fn ensure_demo_client(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Where a signing key is in its life at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Pending,
+    /// Signing new tokens.
+    Active,
+    /// Replaced; still verifies tokens it signed until they expire.
+    Retired,
+    /// Revoked as compromised: neither signs nor verifies.
+    Revoked,
+}
+
+impl KeyState {
+    /// Lower-case name, as the CLI prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Every stored key with its state at `now`, in activation order.
+pub fn key_states(records: &[SigningKeyRecord], now: UnixTime) -> Vec<(SigningKeyRecord, KeyState)> {
+    let mut sorted = records.to_vec();
+    sorted.sort_by(|a, b| (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid)));
+    let signer = sorted
+        .iter()
+        .rev()
+        .find(|k| k.revoked_at.is_none() && k.activates_at <= now)
+        .map(|k| k.kid.clone());
+    sorted
+        .into_iter()
+        .map(|k| {
+            let state = if k.revoked_at.is_some() {
+                KeyState::Revoked
+            } else if k.activates_at > now {
+                KeyState::Pending
+            } else if Some(&k.kid) == signer.as_ref() {
+                KeyState::Active
+            } else {
+                KeyState::Retired
+            };
+            (k, state)
+        })
+        .collect()
+}
+
+/// Generates a key off the async runtime (RSA generation takes a while).
+async fn generate_key(alg: KeyAlgorithm, now: UnixTime) -> Result<SigningKeyRecord, String> {
+    tokio::task::spawn_blocking(move || SigningKey::generate(alg, now))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Adds a new signing key, published at once and signing after
+/// `publish_ahead` seconds, so verifiers' caches learn it before its first
+/// token. The algorithm defaults to the newest key's.
+///
+/// # Errors
+/// When the store fails or has no key yet (start the server once first).
+pub async fn rotate_key(
+    store: &dyn Store,
+    alg: Option<KeyAlgorithm>,
+    now: UnixTime,
+    publish_ahead: u32,
+) -> Result<SigningKeyRecord, String> {
+    let records = store.signing_keys().await.map_err(|e| e.to_string())?;
+    let newest = key_states(&records, now)
+        .into_iter()
+        .rev()
+        .find(|(_, state)| *state != KeyState::Revoked);
+    let alg = match (alg, &newest) {
+        (Some(alg), _) => alg,
+        (None, Some((key, _))) => KeyAlgorithm::parse(&key.alg)?,
+        (None, None) => KeyAlgorithm::Es256,
+    };
+    let mut record = generate_key(alg, now).await?;
+    record.activates_at = now + i64::from(publish_ahead);
+    store
+        .add_signing_key(record.clone(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(target: "tessera::audit", event = "signing_key_rotated", kid = %record.kid, activates_at = record.activates_at);
+    Ok(record)
+}
+
+/// Revokes a compromised key: it leaves the JWKS and stops verifying. If it
+/// was signing, a fresh key of the same algorithm takes over at once (no
+/// publish-ahead: a compromised key must not sign another token). Returns the
+/// replacement, if one was made.
+///
+/// # Errors
+/// When there is no such key, it is revoked already, or the store fails.
+pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<Option<SigningKeyRecord>, String> {
+    let records = store.signing_keys().await.map_err(|e| e.to_string())?;
+    let states = key_states(&records, now);
+    let Some((target, state)) = states.iter().find(|(k, _)| k.kid == kid) else {
+        return Err(format!("no signing key {kid:?}; see `tessera keys list`"));
+    };
+    if *state == KeyState::Revoked {
+        return Err(format!("signing key {kid:?} is revoked already"));
+    }
+    let others_usable = states.iter().any(|(k, s)| k.kid != kid && *s != KeyState::Revoked);
+    // Make the replacement first, so there is never a moment without a signer.
+    let replacement = if *state == KeyState::Active || !others_usable {
+        let record = generate_key(KeyAlgorithm::parse(&target.alg)?, now).await?;
+        store
+            .add_signing_key(record.clone(), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Some(record)
+    } else {
+        None
+    };
+    if !store.revoke_signing_key(kid, now).await.map_err(|e| e.to_string())? {
+        return Err(format!("signing key {kid:?} was revoked concurrently"));
+    }
+    tracing::warn!(
+        target: "tessera::audit",
+        event = "signing_key_revoked",
+        kid = %kid,
+        replacement = %replacement.as_ref().map_or("", |r| r.kid.as_str()),
+    );
+    Ok(replacement)
 }

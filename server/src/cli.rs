@@ -71,6 +71,12 @@ struct ServeArgs {
     /// Log format: text or json [default: text]; the level comes from RUST_LOG (default info)
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<String>,
+    /// Rotate the signing key when the newest is this many days old; 0 never [default: 30]
+    #[arg(long, env = "TESSERA_KEY_ROTATION_DAYS", value_name = "DAYS")]
+    key_rotation_days: Option<u32>,
+    /// Seconds a scheduled new key is published before it signs [default: 600]
+    #[arg(long, env = "TESSERA_KEY_PUBLISH_AHEAD", value_name = "SECS")]
+    key_publish_ahead: Option<u32>,
     /// Register (or refresh) a client `demo` and print a curl line that gets a token. For trying Tessera out.
     #[arg(long)]
     demo: bool,
@@ -147,11 +153,29 @@ enum ClientCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// List signing keys (public information only).
+    /// List signing keys and their state (public information only).
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Add a new signing key: published at once, signing after --publish-ahead.
+    Rotate {
+        /// Seconds the new key is published before it signs (verifiers cache the JWKS for 300 s)
+        #[arg(long, value_name = "SECS", default_value_t = config::defaults::KEY_PUBLISH_AHEAD_SECS)]
+        publish_ahead: u32,
+        /// Algorithm of the new key: ES256, EdDSA or RS256 [default: that of the newest key]
+        #[arg(long, value_name = "ALG")]
+        alg: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Revoke a compromised key: out of the JWKS at once, its tokens inactive, a fresh key signs.
+    Revoke {
+        /// The key id, from `tessera keys list`.
+        kid: String,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -160,10 +184,7 @@ enum KeysCommand {
 /// Runs the command line. Exit codes: 0 success, 1 failure, 2 bad usage or settings.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
@@ -210,6 +231,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         signing_alg: args.signing_alg,
         store_poll_ms: args.store_poll_ms,
         log_format: args.log_format,
+        key_rotation_days: args.key_rotation_days,
+        key_publish_ahead: args.key_publish_ahead,
     }) {
         Ok(config) => config,
         Err(e) => return usage(e),
@@ -232,20 +255,17 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(addr) => addr,
         Err(e) => return fail(format!("cannot read the bound address: {e}")),
     };
-    let issuer = config
-        .issuer
-        .clone()
-        .unwrap_or_else(|| config::default_issuer(bound));
+    let issuer = config.issuer.clone().unwrap_or_else(|| config::default_issuer(bound));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let authority_config = AuthorityConfig {
         issuer: issuer.clone(),
         default_token_ttl: config.token_ttl,
         max_token_ttl: config.max_token_ttl,
         signing_alg: config.signing_alg,
-        hashing_permits: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
+        hashing_permits: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         hashing_wait: Duration::from_secs(2),
+        key_rotation: config.key_rotation,
+        key_publish_ahead: Duration::from_secs(u64::from(config.key_publish_ahead)),
     };
     let authority = match Authority::new(authority_config, store.clone(), clock.clone()).await {
         Ok(authority) => Arc::new(authority),
@@ -339,9 +359,7 @@ async fn client(command: ClientCommand) -> ExitCode {
                 Ok(secret) => {
                     println!("Created client {id:?}.");
                     println!("client_secret: {}", secret.expose());
-                    println!(
-                        "Store the secret now: Tessera keeps only a hash and cannot show it again."
-                    );
+                    println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
@@ -395,10 +413,7 @@ async fn client(command: ClientCommand) -> ExitCode {
                 }
                 Ok(Some(c)) => {
                     println!("client_id:  {}", c.client_id);
-                    println!(
-                        "status:     {}",
-                        if c.disabled { "disabled" } else { "enabled" }
-                    );
+                    println!("status:     {}", if c.disabled { "disabled" } else { "enabled" });
                     println!("scopes:     {}", c.scopes.join(" "));
                     println!(
                         "audiences:  {}",
@@ -410,8 +425,7 @@ async fn client(command: ClientCommand) -> ExitCode {
                     );
                     println!(
                         "token_ttl:  {}",
-                        c.token_ttl
-                            .map_or("server default".to_owned(), |t| format!("{t} s"))
+                        c.token_ttl.map_or("server default".to_owned(), |t| format!("{t} s"))
                     );
                     println!("created_at: {}", c.created_at);
                     for s in &c.secrets {
@@ -465,28 +479,93 @@ async fn set_disabled(url: &str, id: &str, disabled: bool) -> ExitCode {
 }
 
 async fn keys(command: KeysCommand) -> ExitCode {
-    let KeysCommand::List { json, store } = command;
-    let store = match open_store(&store.store).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    let records = match store.signing_keys().await {
-        Ok(records) => records,
-        Err(e) => return fail(e),
-    };
-    if json {
-        let keys: Vec<_> = records
-            .iter()
-            .map(|k| json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at}))
-            .collect();
-        println!("{}", serde_json::Value::Array(keys));
-    } else if records.is_empty() {
-        println!("No signing keys yet: the first `tessera serve` on this store creates one.");
-    } else {
-        println!("{:<45} {:<6} CREATED_AT", "KID", "ALG");
-        for k in &records {
-            println!("{:<45} {:<6} {}", k.kid, k.alg, k.created_at);
+    init_logging(LogFormat::Text);
+    let now = SystemClock.now();
+    match command {
+        KeysCommand::List { json, store } => {
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            let records = match store.signing_keys().await {
+                Ok(records) => records,
+                Err(e) => return fail(e),
+            };
+            let states = admin::key_states(&records, now);
+            if json {
+                let keys: Vec<_> = states
+                    .iter()
+                    .map(|(k, state)| {
+                        json!({
+                            "kid": k.kid,
+                            "alg": k.alg,
+                            "state": state.as_str(),
+                            "created_at": k.created_at,
+                            "activates_at": k.activates_at,
+                            "revoked_at": k.revoked_at,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(keys));
+            } else if states.is_empty() {
+                println!("No signing keys yet: the first `tessera serve` on this store creates one.");
+            } else {
+                println!(
+                    "{:<45} {:<6} {:<8} {:<12} CREATED_AT",
+                    "KID", "ALG", "STATE", "ACTIVATES_AT"
+                );
+                for (k, state) in &states {
+                    println!(
+                        "{:<45} {:<6} {:<8} {:<12} {}",
+                        k.kid,
+                        k.alg,
+                        state.as_str(),
+                        k.activates_at,
+                        k.created_at
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        KeysCommand::Rotate {
+            publish_ahead,
+            alg,
+            store,
+        } => {
+            let alg = match alg.as_deref().map(crate::keys::KeyAlgorithm::parse).transpose() {
+                Ok(alg) => alg,
+                Err(e) => return usage(format!("invalid --alg: {e}")),
+            };
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match admin::rotate_key(store.as_ref(), alg, now, publish_ahead).await {
+                Ok(record) => {
+                    println!(
+                        "Added signing key {} ({}): published now, signing from {} ({publish_ahead} s from now).",
+                        record.kid, record.alg, record.activates_at
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        KeysCommand::Revoke { kid, store } => {
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match admin::revoke_key(store.as_ref(), &kid, now).await {
+                Ok(replacement) => {
+                    println!("Revoked signing key {kid}: it is out of the JWKS and its tokens are inactive.");
+                    if let Some(new) = replacement {
+                        println!("Signing key {} ({}) signs from now on.", new.kid, new.alg);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
         }
     }
-    ExitCode::SUCCESS
 }

@@ -25,6 +25,11 @@ pub mod defaults {
     pub const SIGNING_ALG: &str = "ES256";
     /// How often the server polls the store for changes by other processes.
     pub const STORE_POLL_MS: u64 = 500;
+    /// Rotate the signing key monthly.
+    pub const KEY_ROTATION_DAYS: u32 = 30;
+    /// A rotated key is published 10 minutes before it signs: twice the JWKS
+    /// `Cache-Control: max-age`, so every verifier's cache has it in time.
+    pub const KEY_PUBLISH_AHEAD_SECS: u32 = 600;
 }
 
 /// The optional TOML file: the same settings as the flags, under the same
@@ -48,6 +53,10 @@ pub struct FileConfig {
     pub store_poll_ms: Option<u64>,
     /// `--log-format`.
     pub log_format: Option<String>,
+    /// `--key-rotation-days`.
+    pub key_rotation_days: Option<u32>,
+    /// `--key-publish-ahead`.
+    pub key_publish_ahead: Option<u32>,
 }
 
 impl FileConfig {
@@ -56,8 +65,7 @@ impl FileConfig {
     /// # Errors
     /// A message naming the file and what is wrong in it.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {path:?}: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {path:?}: {e}"))?;
         toml::from_str(&text).map_err(|e| format!("config file {path:?}: {e}"))
     }
 }
@@ -84,6 +92,10 @@ pub struct ServeOverrides {
     pub store_poll_ms: Option<u64>,
     /// `--log-format`.
     pub log_format: Option<String>,
+    /// `--key-rotation-days`.
+    pub key_rotation_days: Option<u32>,
+    /// `--key-publish-ahead`.
+    pub key_publish_ahead: Option<u32>,
 }
 
 /// How log lines are written.
@@ -114,6 +126,10 @@ pub struct ServeConfig {
     pub store_poll: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Automatic rotation period; `None` when disabled (0 days).
+    pub key_rotation: Option<Duration>,
+    /// Seconds a rotated key is published before it signs.
+    pub key_publish_ahead: u32,
 }
 
 impl ServeConfig {
@@ -143,19 +159,13 @@ impl ServeConfig {
         if let Some(issuer) = &issuer {
             check_issuer(issuer)?;
         }
-        let token_ttl = overrides
-            .token_ttl
-            .or(file.token_ttl)
-            .unwrap_or(defaults::TOKEN_TTL);
+        let token_ttl = overrides.token_ttl.or(file.token_ttl).unwrap_or(defaults::TOKEN_TTL);
         let max_token_ttl = overrides
             .max_token_ttl
             .or(file.max_token_ttl)
             .unwrap_or(defaults::MAX_TOKEN_TTL);
         if token_ttl == 0 || max_token_ttl == 0 {
-            return Err(
-                "invalid token lifetime: --token-ttl and --max-token-ttl must be at least 1 second"
-                    .into(),
-            );
+            return Err("invalid token lifetime: --token-ttl and --max-token-ttl must be at least 1 second".into());
         }
         if token_ttl > max_token_ttl {
             return Err(format!(
@@ -166,23 +176,41 @@ impl ServeConfig {
             .signing_alg
             .or(file.signing_alg)
             .unwrap_or_else(|| defaults::SIGNING_ALG.to_owned());
-        let signing_alg =
-            KeyAlgorithm::parse(&alg_text).map_err(|e| format!("invalid --signing-alg: {e}"))?;
+        let signing_alg = KeyAlgorithm::parse(&alg_text).map_err(|e| format!("invalid --signing-alg: {e}"))?;
         let poll_ms = overrides
             .store_poll_ms
             .or(file.store_poll_ms)
             .unwrap_or(defaults::STORE_POLL_MS);
         if !(10..=60_000).contains(&poll_ms) {
-            return Err(format!(
-                "invalid --store-poll-ms {poll_ms}: use 10 to 60000"
-            ));
+            return Err(format!("invalid --store-poll-ms {poll_ms}: use 10 to 60000"));
         }
         let log_format = match overrides.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => return Err(format!("invalid --log-format {other:?}: use text or json")),
         };
+        let rotation_days = overrides
+            .key_rotation_days
+            .or(file.key_rotation_days)
+            .unwrap_or(defaults::KEY_ROTATION_DAYS);
+        if rotation_days > 3650 {
+            return Err(format!(
+                "invalid --key-rotation-days {rotation_days}: use 0 (never) to 3650"
+            ));
+        }
+        let key_rotation = (rotation_days > 0).then(|| Duration::from_secs(u64::from(rotation_days) * 86_400));
+        let key_publish_ahead = overrides
+            .key_publish_ahead
+            .or(file.key_publish_ahead)
+            .unwrap_or(defaults::KEY_PUBLISH_AHEAD_SECS);
+        if key_publish_ahead > 7 * 86_400 {
+            return Err(format!(
+                "invalid --key-publish-ahead {key_publish_ahead}: use 0 to 604800 seconds"
+            ));
+        }
         Ok(Self {
+            key_rotation,
+            key_publish_ahead,
             listen,
             store,
             issuer,
@@ -202,10 +230,7 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
         .strip_prefix("https://")
         .or_else(|| issuer.strip_prefix("http://"));
     let host = rest.map(|r| r.split('/').next().unwrap_or(""));
-    if host.is_none_or(str::is_empty)
-        || issuer.contains(['?', '#'])
-        || issuer.chars().any(char::is_whitespace)
-    {
+    if host.is_none_or(str::is_empty) || issuer.contains(['?', '#']) || issuer.chars().any(char::is_whitespace) {
         return Err(format!(
             "invalid --issuer {issuer:?}: expected an absolute http(s) URL without query or fragment, e.g. https://tessera.internal"
         ));
@@ -304,13 +329,7 @@ mod tests {
 
     #[test]
     fn default_issuer_names_localhost_for_unspecified_addresses() {
-        assert_eq!(
-            default_issuer("0.0.0.0:8080".parse().unwrap()),
-            "http://localhost:8080"
-        );
-        assert_eq!(
-            default_issuer("127.0.0.1:9".parse().unwrap()),
-            "http://127.0.0.1:9"
-        );
+        assert_eq!(default_issuer("0.0.0.0:8080".parse().unwrap()), "http://localhost:8080");
+        assert_eq!(default_issuer("127.0.0.1:9".parse().unwrap()), "http://127.0.0.1:9");
     }
 }

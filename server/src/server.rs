@@ -29,9 +29,8 @@ trait ServiceName {
 }
 
 impl ServiceName for grpc::TokenService {
-    const NAME: &'static str = <tessera_proto::pb::token_service_server::TokenServiceServer<
-        grpc::TokenService,
-    > as NamedService>::NAME;
+    const NAME: &'static str =
+        <tessera_proto::pb::token_service_server::TokenServiceServer<grpc::TokenService> as NamedService>::NAME;
 }
 
 /// Serves until `shutdown` completes, then stops accepting connections and
@@ -45,9 +44,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = app(authority).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }
 
 /// Completes on Ctrl-C or SIGTERM.

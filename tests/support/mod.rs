@@ -34,14 +34,7 @@ pub fn tessera_bin() -> PathBuf {
             .expect("target/<profile>")
             .to_path_buf();
         let mut build = Command::new(env!("CARGO"));
-        build.args([
-            "build",
-            "--quiet",
-            "-p",
-            "tessera-server",
-            "--bin",
-            "tessera",
-        ]);
+        build.args(["build", "--quiet", "-p", "tessera-server", "--bin", "tessera"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
@@ -72,9 +65,7 @@ fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
             if n == 0 {
                 break;
             }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
+            into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
 }
@@ -178,13 +169,9 @@ impl Server {
             "tessera {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let json: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("client create --json prints JSON");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("client create --json prints JSON");
         assert_eq!(json["client_id"], id);
-        json["client_secret"]
-            .as_str()
-            .expect("client_secret")
-            .to_owned()
+        json["client_secret"].as_str().expect("client_secret").to_owned()
     }
 
     /// Stops the server with SIGKILL and waits for it.
@@ -196,9 +183,7 @@ impl Server {
 
     /// A raw gRPC client.
     pub async fn grpc(&self) -> TokenServiceClient<Channel> {
-        TokenServiceClient::connect(self.url())
-            .await
-            .expect("gRPC connection")
+        TokenServiceClient::connect(self.url()).await.expect("gRPC connection")
     }
 
     /// A raw HTTP request to this server.
@@ -263,12 +248,7 @@ impl HttpRequest {
 
     pub async fn send(self) -> Exchange {
         static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-        let client = CLIENT.get_or_init(|| {
-            reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("reqwest client")
-        });
+        let client = CLIENT.get_or_init(|| reqwest::Client::builder().no_proxy().build().expect("reqwest client"));
         let mut request = client.request(self.method.parse().expect("method"), &self.url);
         for (name, value) in &self.headers {
             request = request.header(
@@ -319,8 +299,7 @@ impl Exchange {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("response is not JSON ({e}):\n{self}"))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("response is not JSON ({e}):\n{self}"))
     }
 
     /// The `error` member of an RFC 6749 §5.2 answer.
@@ -343,9 +322,7 @@ impl Exchange {
         let json = self.json();
         assert_eq!(json["error"], code, "error code\n{self}");
         assert!(
-            json["error_description"]
-                .as_str()
-                .is_some_and(|d| !d.is_empty()),
+            json["error_description"].as_str().is_some_and(|d| !d.is_empty()),
             "error_description\n{self}"
         );
     }
@@ -353,11 +330,7 @@ impl Exchange {
 
 impl fmt::Display for Exchange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "--- request\n{} {}",
-            self.request.method, self.request.url
-        )?;
+        writeln!(f, "--- request\n{} {}", self.request.method, self.request.url)?;
         for (name, value) in &self.request.headers {
             writeln!(f, "{name}: {}", String::from_utf8_lossy(value))?;
         }
@@ -414,9 +387,7 @@ pub fn issue_request(id: &str, secret: &str) -> pb::IssueTokenRequest {
     pb::IssueTokenRequest {
         grant_type: String::new(),
         client_id: id.into(),
-        credential: Some(pb::issue_token_request::Credential::ClientSecret(
-            secret.into(),
-        )),
+        credential: Some(pb::issue_token_request::Credential::ClientSecret(secret.into())),
         scopes: vec![],
         audiences: vec![],
     }

@@ -6,10 +6,11 @@
 //! here, so both faces always agree.
 
 mod error;
+mod introspect;
 mod policy;
 pub mod secret;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use std::{fmt, mem};
@@ -21,6 +22,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 pub use error::AuthError;
+pub use introspect::{ActiveToken, INTROSPECT_SCOPE, MAX_TOKEN_LEN, REVOKE_SCOPE, bearer};
 pub use policy::{MAX_AUDIENCES, MAX_SCOPES, is_valid_audience, is_valid_scope_token};
 pub use secret::{ClientSecret, HashingGate};
 
@@ -51,6 +53,10 @@ pub struct AuthorityConfig {
     /// How long a request may wait for a hashing permit before it gets
     /// `temporarily_unavailable`.
     pub hashing_wait: Duration,
+    /// Rotate the signing key when the newest is this old; `None` never.
+    pub key_rotation: Option<Duration>,
+    /// How long a rotated key is published before it signs.
+    pub key_publish_ahead: Duration,
 }
 
 /// A parsed `Authorization` header (or gRPC `authorization` metadata).
@@ -172,6 +178,8 @@ enum Credential {
         secret: ClientSecret,
         basic: bool,
     },
+    /// Only where a token may stand for its client (introspection, revocation).
+    Bearer(AccessToken),
 }
 
 /// The token authority. Shared as `Arc<Authority>` by every face.
@@ -190,6 +198,11 @@ pub struct Authority {
     /// The store generation the hot copies reflect.
     seen_generation: AtomicU64,
     gate: HashingGate,
+    /// Revoked tokens' `jti` → `exp`, kept until they expire anyway. Read on
+    /// every introspection, so it lives in memory; the store is its truth.
+    denied: DashMap<String, UnixTime>,
+    /// When expired revocations were last deleted from the store.
+    last_prune: AtomicI64,
 }
 
 impl fmt::Debug for Authority {
@@ -211,28 +224,26 @@ impl Authority {
     ///
     /// # Errors
     /// When the store cannot be read or its keys cannot be loaded.
-    pub async fn new(
-        config: AuthorityConfig,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
+    pub async fn new(config: AuthorityConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let generation = store.generation().await.map_err(|e| e.to_string())?;
         let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
         if records.is_empty() {
             let fresh = SigningKey::generate(config.signing_alg, clock.now())?;
-            records = store
-                .insert_first_signing_key(fresh)
-                .await
-                .map_err(|e| e.to_string())?;
+            records = store.insert_first_signing_key(fresh).await.map_err(|e| e.to_string())?;
         }
-        let ring = KeyRing::load(&records).map_err(|e| e.to_string())?;
+        let ring = KeyRing::load(&records, config.max_token_ttl).map_err(|e| e.to_string())?;
+        let signer = ring.signer(clock.now());
         info!(
-            kid = ring.signer().kid(),
-            alg = ring.signer().algorithm().jws_name(),
-            "signing key loaded"
+            kid = signer.kid(),
+            alg = signer.algorithm().jws_name(),
+            keys = ring.keys().len(),
+            "signing keys loaded"
         );
-        let gate = HashingGate::new(config.hashing_permits, config.hashing_wait)
-            .map_err(|e| e.to_string())?;
+        let gate = HashingGate::new(config.hashing_permits, config.hashing_wait).map_err(|e| e.to_string())?;
+        let denied = DashMap::new();
+        for revoked in store.revoked_tokens(clock.now()).await.map_err(|e| e.to_string())? {
+            denied.insert(revoked.jti, revoked.expires_at);
+        }
         Ok(Self {
             config,
             store,
@@ -242,6 +253,8 @@ impl Authority {
             client_epoch: AtomicU64::new(0),
             seen_generation: AtomicU64::new(generation),
             gate,
+            denied,
+            last_prune: AtomicI64::new(0),
         })
     }
 
@@ -260,7 +273,12 @@ impl Authority {
 
     /// The public keys resource servers verify tokens with.
     pub fn jwks(&self) -> Vec<PublicJwk> {
-        self.key_ring().jwks()
+        self.key_ring().jwks(self.clock.now())
+    }
+
+    /// The number of revoked tokens not yet expired.
+    pub fn revoked_count(&self) -> usize {
+        self.denied.len()
     }
 
     /// Issues an access token (RFC 6749 §4.4).
@@ -307,7 +325,7 @@ impl Authority {
         // Shape checks come before authentication so a malformed request never costs a hash.
         let scopes = policy::parse_requested_scopes(&request.scopes)?;
         let audiences = policy::parse_requested_audiences(&request.audiences)?;
-        let credential = resolve_credentials(request.credentials)?;
+        let credential = resolve_credentials(request.credentials, false)?;
         let client = self.authenticate(credential).await?;
         let scopes = policy::grant_scopes(&client, scopes)?;
         let audiences = policy::grant_audiences(&client, audiences, &self.config.issuer)?;
@@ -327,7 +345,10 @@ impl Authority {
             client_id,
             secret,
             basic,
-        } = credential;
+        } = credential
+        else {
+            return Err(AuthError::InvalidClient { basic: false });
+        };
         let client = self.client(&client_id).await?;
         let now = self.clock.now();
         let candidates = match &client {
@@ -355,18 +376,12 @@ impl Authority {
             return Ok(Some(hot.clone()));
         }
         let epoch = self.client_epoch.load(Ordering::Acquire);
-        let Some(record) = self
-            .store
-            .client(client_id)
-            .await
-            .map_err(store_unavailable)?
-        else {
+        let Some(record) = self.store.client(client_id).await.map_err(store_unavailable)? else {
             return Ok(None);
         };
         let record = Arc::new(record);
         if self.client_epoch.load(Ordering::Acquire) == epoch {
-            self.clients
-                .insert(record.client_id.clone(), record.clone());
+            self.clients.insert(record.client_id.clone(), record.clone());
         }
         Ok(Some(record))
     }
@@ -397,7 +412,7 @@ impl Authority {
         };
         let signed = self
             .key_ring()
-            .signer()
+            .signer(now)
             .sign_jwt(&claims)
             .map_err(AuthError::Internal)?;
         Ok(IssuedToken {
@@ -421,15 +436,27 @@ impl Authority {
             return Ok(false);
         }
         let records = self.store.signing_keys().await?;
-        match KeyRing::load(&records) {
+        let revoked = self.store.revoked_tokens(self.clock.now()).await?;
+        match KeyRing::load(&records, self.config.max_token_ttl) {
             Ok(ring) => {
-                let mut keys = self
-                    .keys
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let before: Vec<String> = self.key_ring().keys().iter().map(|k| k.kid().to_owned()).collect();
+                for gone in before
+                    .iter()
+                    .filter(|kid| !ring.keys().iter().any(|k| k.kid() == kid.as_str()))
+                {
+                    warn!(target: "tessera::audit", event = "signing_key_removed", kid = %gone);
+                }
+                for added in ring.keys().iter().filter(|k| !before.iter().any(|kid| kid == k.kid())) {
+                    info!(target: "tessera::audit", event = "signing_key_added", kid = %added.kid(), activates_at = added.activates_at());
+                }
+                let mut keys = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let _old = mem::replace(&mut *keys, Arc::new(ring));
             }
             Err(e) => warn!(error = %e, "keys in the store did not load; keeping the current ones"),
+        }
+        // Revocations only ever add entries (expired ones are pruned apart).
+        for entry in revoked {
+            self.denied.insert(entry.jti, entry.expires_at);
         }
         self.client_epoch.fetch_add(1, Ordering::AcqRel);
         self.clients.clear();
@@ -450,6 +477,7 @@ impl Authority {
                 let Some(authority) = authority.upgrade() else {
                     return;
                 };
+                authority.housekeeping().await;
                 match authority.sync_with_store().await {
                     Ok(changed) => {
                         if changed {
@@ -470,9 +498,54 @@ impl Authority {
     }
 }
 
+impl Authority {
+    /// Periodic upkeep, run from the store watch: forget revocations of
+    /// expired tokens, and rotate the signing key when it is due.
+    async fn housekeeping(&self) {
+        let now = self.clock.now();
+        self.denied.retain(|_, exp| *exp > now);
+        if let Some(period) = self.config.key_rotation {
+            let newest = self.key_ring().newest().clone();
+            if newest.created_at() + period.as_secs() as i64 <= now {
+                let publish_ahead = self.config.key_publish_ahead.as_secs() as i64;
+                let alg = self.config.signing_alg;
+                let fresh = tokio::task::spawn_blocking(move || SigningKey::generate(alg, now)).await;
+                match fresh {
+                    Ok(Ok(mut record)) => {
+                        record.activates_at = now + publish_ahead;
+                        // Only on top of the key we saw, so replicas rotating at once add one key.
+                        match self.store.add_signing_key(record.clone(), Some(newest.kid())).await {
+                            Ok(true) => {
+                                info!(target: "tessera::audit", event = "signing_key_rotated", kid = %record.kid, activates_at = record.activates_at)
+                            }
+                            Ok(false) => {}
+                            Err(e) => warn!(error = %e, "scheduled key rotation failed; will retry"),
+                        }
+                    }
+                    Ok(Err(e)) => warn!(error = %e, "generating a signing key failed"),
+                    Err(e) => warn!(error = %e, "key generation task failed"),
+                }
+            }
+        }
+        const PRUNE_EVERY_SECS: i64 = 3600;
+        let last = self.last_prune.load(Ordering::Acquire);
+        if now - last >= PRUNE_EVERY_SECS
+            && self
+                .last_prune
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            if let Err(e) = self.store.prune_revoked_tokens(now).await {
+                warn!(error = %e, "pruning revoked tokens failed");
+            }
+        }
+    }
+}
+
 /// Decides which presented credential counts, refusing ambiguity
 /// (RFC 6749 §2.3: a client MUST NOT use more than one method per request).
-fn resolve_credentials(presented: PresentedCredentials) -> Result<Credential, AuthError> {
+/// `allow_bearer`: whether a bearer token may stand for its client.
+fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> Result<Credential, AuthError> {
     let PresentedCredentials {
         authorization,
         client_id,
@@ -481,14 +554,10 @@ fn resolve_credentials(presented: PresentedCredentials) -> Result<Credential, Au
         client_assertion,
     } = presented;
     let uses_assertion = client_assertion_type.is_some() || client_assertion.is_some();
-    let methods = [
-        authorization.is_some(),
-        client_secret.is_some(),
-        uses_assertion,
-    ]
-    .iter()
-    .filter(|m| **m)
-    .count();
+    let methods = [authorization.is_some(), client_secret.is_some(), uses_assertion]
+        .iter()
+        .filter(|m| **m)
+        .count();
     if methods > 1 {
         return Err(AuthError::invalid_request(
             "the request uses more than one client authentication method; use exactly one (RFC 6749 §2.3)",
@@ -507,10 +576,7 @@ fn resolve_credentials(presented: PresentedCredentials) -> Result<Credential, Au
         }) => {
             check_client_id(&basic_id)?;
             check_secret(&secret)?;
-            if client_id
-                .as_ref()
-                .is_some_and(|body_id| *body_id != basic_id)
-            {
+            if client_id.as_ref().is_some_and(|body_id| *body_id != basic_id) {
                 return Err(AuthError::invalid_request(
                     "client_id in the body does not match the client id of the Authorization header",
                 ));
@@ -521,15 +587,21 @@ fn resolve_credentials(presented: PresentedCredentials) -> Result<Credential, Au
                 basic: true,
             });
         }
+        Some(Authorization::Bearer(token)) if allow_bearer => {
+            if client_id.is_some() {
+                return Err(AuthError::invalid_request(
+                    "client_id cannot accompany a Bearer token; the token names its client",
+                ));
+            }
+            return Ok(Credential::Bearer(token));
+        }
         // A bearer token does not authenticate a client at the token endpoint.
         Some(Authorization::Bearer(_)) => return Err(AuthError::InvalidClient { basic: true }),
         None => {}
     }
     if let Some(secret) = client_secret {
         let Some(client_id) = client_id else {
-            return Err(AuthError::invalid_request(
-                "client_secret was sent without client_id",
-            ));
+            return Err(AuthError::invalid_request("client_secret was sent without client_id"));
         };
         return Ok(Credential::Secret {
             client_id,

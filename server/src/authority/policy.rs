@@ -25,16 +25,12 @@ pub const MAX_AUDIENCE_LEN: usize = 512;
 pub fn is_valid_scope_token(scope: &str) -> bool {
     !scope.is_empty()
         && scope.len() <= MAX_SCOPE_LEN
-        && scope
-            .bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        && scope.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// An audience is a non-empty identifier or URI of visible ASCII, no spaces.
 pub fn is_valid_audience(audience: &str) -> bool {
-    !audience.is_empty()
-        && audience.len() <= MAX_AUDIENCE_LEN
-        && audience.bytes().all(|b| (0x21..=0x7E).contains(&b))
+    !audience.is_empty() && audience.len() <= MAX_AUDIENCE_LEN && audience.bytes().all(|b| (0x21..=0x7E).contains(&b))
 }
 
 fn quoted(text: &str) -> Cow<'static, str> {
@@ -95,10 +91,7 @@ pub(super) fn parse_requested_audiences(requested: &[String]) -> Result<Vec<Stri
 
 /// The scopes to grant: the requested ones if the client holds them all,
 /// else `invalid_scope`; the client's own when none were requested.
-pub(super) fn grant_scopes(
-    client: &ClientRecord,
-    requested: Vec<String>,
-) -> Result<Vec<String>, AuthError> {
+pub(super) fn grant_scopes(client: &ClientRecord, requested: Vec<String>) -> Result<Vec<String>, AuthError> {
     if requested.is_empty() {
         return Ok(client.scopes.clone());
     }

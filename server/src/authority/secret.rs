@@ -66,16 +66,14 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 fn argon2id() -> Argon2<'static> {
-    let params = Params::new(M_COST_KIB, T_COST, P_COST, None)
-        .expect("constant argon2 parameters are valid");
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("constant argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
 /// Hashes a secret into an argon2id PHC string with a fresh 128-bit salt.
 /// Slow on purpose (tens of milliseconds): call it off the async runtime.
 pub fn hash_secret(secret: &ClientSecret) -> Result<String, AuthError> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>())
-        .map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
     argon2id()
         .hash_password(secret.expose().as_bytes(), &salt)
         .map(|hash| hash.to_string())
@@ -94,10 +92,7 @@ pub fn verify_secret(phc: &str, secret: &ClientSecret) -> bool {
     let Ok(params) = Params::try_from(&hash) else {
         return false;
     };
-    if params.m_cost() > MAX_M_COST_KIB
-        || params.t_cost() > MAX_T_COST
-        || params.p_cost() > MAX_P_COST
-    {
+    if params.m_cost() > MAX_M_COST_KIB || params.t_cost() > MAX_T_COST || params.p_cost() > MAX_P_COST {
         return false;
     }
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -135,17 +130,11 @@ impl HashingGate {
     /// True when `secret` matches one of `candidates`. With no candidates the
     /// secret is checked against a dummy hash, so the time taken does not say
     /// whether the client exists.
-    pub async fn verify_any(
-        &self,
-        candidates: Vec<String>,
-        secret: ClientSecret,
-    ) -> Result<bool, AuthError> {
+    pub async fn verify_any(&self, candidates: Vec<String>, secret: ClientSecret) -> Result<bool, AuthError> {
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
-                AuthError::TemporarilyUnavailable(
-                    "the server is busy verifying credentials; retry shortly".into(),
-                )
+                AuthError::TemporarilyUnavailable("the server is busy verifying credentials; retry shortly".into())
             })?
             .map_err(|_| AuthError::Internal("hashing gate closed".into()))?;
         let dummy = self.dummy_phc.clone();
@@ -198,18 +187,14 @@ mod tests {
         let phc = hash_secret(&secret).unwrap();
         let s = secret.expose();
         for near in [&s[..s.len() - 1], &format!("{s}x"), &format!("{s}\n"), &phc] {
-            assert!(
-                !verify_secret(&phc, &ClientSecret::new(near)),
-                "{near:?} verified"
-            );
+            assert!(!verify_secret(&phc, &ClientSecret::new(near)), "{near:?} verified");
         }
     }
 
     #[test]
     fn hostile_stored_parameters_are_refused_without_hashing() {
         // 4 GiB of memory and a million passes: verifying would take the host down.
-        let hostile =
-            "$argon2id$v=19$m=4194304,t=1000000,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA";
+        let hostile = "$argon2id$v=19$m=4194304,t=1000000,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA";
         assert!(!verify_secret(hostile, &ClientSecret::new("x")));
         assert!(!verify_secret(
             "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA",

@@ -33,10 +33,10 @@ async fn fixture() -> Fixture {
         signing_alg: KeyAlgorithm::Es256,
         hashing_permits: 2,
         hashing_wait: Duration::from_secs(5),
+        key_rotation: None,
+        key_publish_ahead: Duration::from_secs(600),
     };
-    let authority = Authority::new(config, store.clone(), clock.clone())
-        .await
-        .unwrap();
+    let authority = Authority::new(config, store.clone(), clock.clone()).await.unwrap();
     Fixture {
         _dir: dir,
         store,
@@ -46,22 +46,14 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    async fn client(
-        &self,
-        id: &str,
-        scopes: &[&str],
-        audiences: &[&str],
-        ttl: Option<u32>,
-    ) -> ClientSecret {
+    async fn client(&self, id: &str, scopes: &[&str], audiences: &[&str], ttl: Option<u32>) -> ClientSecret {
         let new = NewClient {
             client_id: id.into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: audiences.iter().map(|s| s.to_string()).collect(),
             token_ttl: ttl,
         };
-        admin::create_client(self.store.as_ref(), new, NOW)
-            .await
-            .unwrap()
+        admin::create_client(self.store.as_ref(), new, NOW).await.unwrap()
     }
 
     async fn issue(&self, request: TokenRequest) -> Result<IssuedToken, AuthError> {
@@ -70,12 +62,12 @@ impl Fixture {
 
     fn claims(&self, token: &IssuedToken) -> Value {
         let ring = self.authority.key_ring();
-        let mut validation = Validation::new(ring.signer().algorithm().jwt_algorithm());
+        let mut validation = Validation::new(ring.signer(NOW).algorithm().jwt_algorithm());
         validation.validate_exp = false; // the manual clock is in the future
         validation.validate_aud = false;
         decode::<Value>(
             token.access_token.expose(),
-            ring.signer().decoding_key(),
+            ring.signer(NOW).decoding_key(),
             &validation,
         )
         .unwrap()
@@ -108,16 +100,11 @@ fn with_audiences(mut request: TokenRequest, audiences: &[&str]) -> TokenRequest
 #[tokio::test]
 async fn issued_token_is_an_rfc9068_jwt_with_every_claim() {
     let f = fixture().await;
-    let secret = f
-        .client("svc", &["read"], &["https://api.test"], None)
-        .await;
+    let secret = f.client("svc", &["read"], &["https://api.test"], None).await;
     let token = f.issue(post("svc", &secret)).await.unwrap();
     let header = decode_header(token.access_token.expose()).unwrap();
     assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
-    assert_eq!(
-        header.kid.as_deref(),
-        Some(f.authority.key_ring().signer().kid())
-    );
+    assert_eq!(header.kid.as_deref(), Some(f.authority.key_ring().signer(NOW).kid()));
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     let claims = f.claims(&token);
     assert_eq!(claims["iss"], ISSUER);
@@ -153,10 +140,7 @@ async fn no_scope_requested_grants_the_clients_scopes() {
 async fn a_requested_subset_of_scopes_is_granted_exactly() {
     let f = fixture().await;
     let secret = f.client("svc", &["read", "write"], &[], None).await;
-    let token = f
-        .issue(with_scopes(post("svc", &secret), &["write"]))
-        .await
-        .unwrap();
+    let token = f.issue(with_scopes(post("svc", &secret), &["write"])).await.unwrap();
     assert_eq!(token.scopes, ["write"]);
     assert_eq!(f.claims(&token)["scope"], "write");
 }
@@ -190,10 +174,7 @@ async fn scope_outside_the_rfc6749_3_3_grammar_is_invalid_scope() {
     let f = fixture().await;
     let secret = f.client("svc", &["read"], &[], None).await;
     for bad in ["a\"b", "a\\b", "é"] {
-        let err = f
-            .issue(with_scopes(post("svc", &secret), &[bad]))
-            .await
-            .unwrap_err();
+        let err = f.issue(with_scopes(post("svc", &secret), &[bad])).await.unwrap_err();
         assert_eq!(err.oauth_code(), "invalid_scope", "scope {bad:?}");
     }
 }
@@ -205,22 +186,14 @@ async fn too_many_scopes_are_refused_as_invalid_request() {
     let many: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
     let mut request = post("svc", &secret);
     request.scopes = many;
-    assert_eq!(
-        f.issue(request).await.unwrap_err().oauth_code(),
-        "invalid_request"
-    );
+    assert_eq!(f.issue(request).await.unwrap_err().oauth_code(), "invalid_request");
 }
 
 #[tokio::test]
 async fn audiences_default_to_the_clients_and_may_be_narrowed() {
     let f = fixture().await;
     let secret = f
-        .client(
-            "svc",
-            &["read"],
-            &["https://a.test", "https://b.test"],
-            None,
-        )
+        .client("svc", &["read"], &["https://a.test", "https://b.test"], None)
         .await;
     let all = f.issue(post("svc", &secret)).await.unwrap();
     assert_eq!(
@@ -298,10 +271,7 @@ async fn an_expired_secret_no_longer_authenticates() {
     assert!(f.issue(post("svc", &secret)).await.is_ok());
     f.clock.advance(60);
     assert_eq!(
-        f.issue(post("svc", &secret))
-            .await
-            .unwrap_err()
-            .oauth_code(),
+        f.issue(post("svc", &secret)).await.unwrap_err().oauth_code(),
         "invalid_client"
     );
 }
@@ -322,10 +292,7 @@ async fn basic_credentials_authenticate_and_failures_ask_for_basic() {
         ..Default::default()
     };
     assert!(f.issue(basic(secret)).await.is_ok());
-    let err = f
-        .issue(basic(ClientSecret::new("wrong")))
-        .await
-        .unwrap_err();
+    let err = f.issue(basic(ClientSecret::new("wrong"))).await.unwrap_err();
     assert_eq!(err, AuthError::InvalidClient { basic: true });
 }
 
@@ -338,10 +305,7 @@ async fn two_authentication_methods_are_invalid_request_rfc6749_2_3() {
         client_id: "svc".into(),
         secret: secret.clone(),
     });
-    assert_eq!(
-        f.issue(request).await.unwrap_err().oauth_code(),
-        "invalid_request"
-    );
+    assert_eq!(f.issue(request).await.unwrap_err().oauth_code(), "invalid_request");
 }
 
 #[tokio::test]
@@ -360,10 +324,7 @@ async fn a_body_client_id_that_contradicts_basic_is_invalid_request() {
         },
         ..Default::default()
     };
-    assert_eq!(
-        f.issue(request).await.unwrap_err().oauth_code(),
-        "invalid_request"
-    );
+    assert_eq!(f.issue(request).await.unwrap_err().oauth_code(), "invalid_request");
 }
 
 #[tokio::test]
@@ -371,10 +332,7 @@ async fn a_secret_without_client_id_is_invalid_request() {
     let f = fixture().await;
     let mut request = post("svc", &ClientSecret::new("x"));
     request.credentials.client_id = None;
-    assert_eq!(
-        f.issue(request).await.unwrap_err().oauth_code(),
-        "invalid_request"
-    );
+    assert_eq!(f.issue(request).await.unwrap_err().oauth_code(), "invalid_request");
 }
 
 #[tokio::test]
@@ -384,10 +342,7 @@ async fn no_credentials_at_all_is_invalid_client() {
         grant_type: Some(CLIENT_CREDENTIALS.into()),
         ..Default::default()
     };
-    assert_eq!(
-        f.issue(request).await.unwrap_err().oauth_code(),
-        "invalid_client"
-    );
+    assert_eq!(f.issue(request).await.unwrap_err().oauth_code(), "invalid_client");
 }
 
 #[tokio::test]
@@ -396,10 +351,7 @@ async fn grant_type_is_required_and_only_client_credentials_is_served() {
     let secret = f.client("svc", &["read"], &[], None).await;
     let mut missing = post("svc", &secret);
     missing.grant_type = None;
-    assert_eq!(
-        f.issue(missing).await.unwrap_err().oauth_code(),
-        "invalid_request"
-    );
+    assert_eq!(f.issue(missing).await.unwrap_err().oauth_code(), "invalid_request");
     for other in ["password", "authorization_code", "refresh_token", "urn:x"] {
         let mut request = post("svc", &secret);
         request.grant_type = Some(other.into());
@@ -415,10 +367,7 @@ async fn grant_type_is_required_and_only_client_credentials_is_served() {
 async fn oversized_client_id_and_secret_are_refused_before_lookup() {
     let f = fixture().await;
     let long_id = "a".repeat(MAX_CLIENT_ID_LEN + 1);
-    let err = f
-        .issue(post(&long_id, &ClientSecret::new("x")))
-        .await
-        .unwrap_err();
+    let err = f.issue(post(&long_id, &ClientSecret::new("x"))).await.unwrap_err();
     assert_eq!(err.oauth_code(), "invalid_request");
     let long_secret = ClientSecret::new("s".repeat(64 * 1024));
     let err = f.issue(post("svc", &long_secret)).await.unwrap_err();
@@ -429,20 +378,11 @@ async fn oversized_client_id_and_secret_are_refused_before_lookup() {
 async fn a_client_disabled_in_the_store_is_refused_after_the_next_sync() {
     let f = fixture().await;
     let secret = f.client("svc", &["read"], &[], None).await;
-    assert!(
-        f.issue(post("svc", &secret)).await.is_ok(),
-        "warms the hot copy"
-    );
+    assert!(f.issue(post("svc", &secret)).await.is_ok(), "warms the hot copy");
     f.store.set_client_disabled("svc", true).await.unwrap();
-    assert!(
-        f.authority.sync_with_store().await.unwrap(),
-        "the change counter moved"
-    );
+    assert!(f.authority.sync_with_store().await.unwrap(), "the change counter moved");
     assert_eq!(
-        f.issue(post("svc", &secret))
-            .await
-            .unwrap_err()
-            .oauth_code(),
+        f.issue(post("svc", &secret)).await.unwrap_err().oauth_code(),
         "invalid_client"
     );
 }
@@ -450,11 +390,7 @@ async fn a_client_disabled_in_the_store_is_refused_after_the_next_sync() {
 #[tokio::test]
 async fn a_client_created_after_start_gets_a_token_at_once() {
     let f = fixture().await;
-    assert!(
-        f.issue(post("late", &ClientSecret::new("x")))
-            .await
-            .is_err()
-    );
+    assert!(f.issue(post("late", &ClientSecret::new("x"))).await.is_err());
     let secret = f.client("late", &["read"], &[], None).await;
     assert!(
         f.issue(post("late", &secret)).await.is_ok(),
@@ -465,12 +401,10 @@ async fn a_client_created_after_start_gets_a_token_at_once() {
 #[tokio::test]
 async fn a_restart_keeps_the_signing_key() {
     let f = fixture().await;
-    let kid = f.authority.key_ring().signer().kid().to_owned();
+    let kid = f.authority.key_ring().signer(NOW).kid().to_owned();
     let config = f.authority.config.clone();
-    let again = Authority::new(config, f.store.clone(), f.clock.clone())
-        .await
-        .unwrap();
-    assert_eq!(again.key_ring().signer().kid(), kid);
+    let again = Authority::new(config, f.store.clone(), f.clock.clone()).await.unwrap();
+    assert_eq!(again.key_ring().signer(NOW).kid(), kid);
     assert_eq!(again.jwks().len(), 1);
 }
 
@@ -486,9 +420,400 @@ async fn hostile_argon2_parameters_in_the_store_fail_closed() {
     };
     f.store.replace_secrets("svc", hostile).await.unwrap();
     f.authority.sync_with_store().await.unwrap();
-    let err = f
-        .issue(post("svc", &ClientSecret::new("anything")))
-        .await
-        .unwrap_err();
+    let err = f.issue(post("svc", &ClientSecret::new("anything"))).await.unwrap_err();
     assert_eq!(err.oauth_code(), "invalid_client");
+}
+
+// ---- Introspection (RFC 7662), revocation (RFC 7009), key rotation ----
+
+mod resource_server {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A fixture with a resource server allowed to introspect, and a service.
+    async fn fixture_with_introspector() -> (Fixture, ClientSecret, ClientSecret) {
+        let f = fixture().await;
+        let rs = f.client("rs", &[INTROSPECT_SCOPE], &[], None).await;
+        let svc = f.client("svc", &["read"], &["https://api.test"], None).await;
+        (f, rs, svc)
+    }
+
+    fn basic(id: &str, secret: &ClientSecret) -> PresentedCredentials {
+        PresentedCredentials {
+            authorization: Some(Authorization::Basic {
+                client_id: id.into(),
+                secret: secret.clone(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    impl Fixture {
+        async fn token(&self, id: &str, secret: &ClientSecret) -> String {
+            self.issue(post(id, secret)).await.unwrap().access_token.into_inner()
+        }
+
+        async fn active(&self, rs: &ClientSecret, token: &str) -> Option<ActiveToken> {
+            self.authority.introspect(basic("rs", rs), token).await.unwrap()
+        }
+
+        /// Signs arbitrary claims with the current key, as Tessera would.
+        fn forge_with_our_key(&self, claims: Value) -> String {
+            self.authority
+                .key_ring()
+                .signer(self.clock.now())
+                .sign_jwt(&claims)
+                .unwrap()
+        }
+
+        fn valid_claims(&self) -> Value {
+            let now = self.clock.now();
+            json!({"iss": ISSUER, "sub": "svc", "client_id": "svc", "aud": "https://api.test", "scope": "read",
+                   "exp": now + 60, "iat": now, "nbf": now, "jti": "forged-jti"})
+        }
+
+        async fn private_key_der(&self) -> Vec<u8> {
+            self.store.signing_keys().await.unwrap().pop().unwrap().private_pkcs8
+        }
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_introspects_active_with_its_claims_rfc7662_2_2() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let active = f.active(&rs, &token).await.expect("active");
+        assert_eq!(active.client_id, "svc");
+        assert_eq!(active.sub, "svc");
+        assert_eq!(active.scopes, ["read"]);
+        assert_eq!(active.audiences, ["https://api.test"]);
+        assert_eq!(active.iss, ISSUER);
+        assert_eq!((active.iat, active.nbf, active.exp), (NOW, NOW, NOW + 3600));
+    }
+
+    #[tokio::test]
+    async fn introspection_needs_an_authenticated_caller_rfc7662_2_1() {
+        let (f, _rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let anonymous = f
+            .authority
+            .introspect(PresentedCredentials::default(), &token)
+            .await
+            .unwrap_err();
+        assert_eq!(anonymous.oauth_code(), "invalid_client");
+        let wrong = f
+            .authority
+            .introspect(basic("rs", &ClientSecret::new("nope")), &token)
+            .await
+            .unwrap_err();
+        assert_eq!(wrong, AuthError::InvalidClient { basic: true });
+        let bad_bearer = f.authority.introspect(bearer("garbage"), &token).await.unwrap_err();
+        assert_eq!(bad_bearer.oauth_code(), "invalid_client");
+    }
+
+    #[tokio::test]
+    async fn introspection_needs_the_introspect_scope() {
+        let (f, _rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let err = f.authority.introspect(basic("svc", &svc), &token).await.unwrap_err();
+        assert_eq!(err.oauth_code(), "unauthorized_client");
+    }
+
+    #[tokio::test]
+    async fn a_bearer_token_with_the_introspect_scope_may_introspect() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let rs_token = f.token("rs", &rs).await;
+        let token = f.token("svc", &svc).await;
+        assert!(
+            f.authority
+                .introspect(bearer(rs_token), &token)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let svc_token = f.token("svc", &svc).await;
+        let err = f.authority.introspect(bearer(svc_token), &token).await.unwrap_err();
+        assert_eq!(err.oauth_code(), "unauthorized_client");
+    }
+
+    #[tokio::test]
+    async fn malformed_tokens_are_inactive() {
+        let (f, rs, _) = fixture_with_introspector().await;
+        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        for garbage in [
+            "",
+            "garbage",
+            "a.b",
+            "a.b.c",
+            "a.b.c.d",
+            "..",
+            &huge,
+            "eyJhbGciOiJub25lIn0.e30.",
+        ] {
+            assert_eq!(f.active(&rs, garbage).await, None, "{garbage:.40}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_with_a_flipped_signature_bit_is_inactive() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let (body, signature) = token.rsplit_once('.').unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        raw[10] ^= 1;
+        let tampered = format!("{body}.{}", URL_SAFE_NO_PAD.encode(raw));
+        assert_eq!(f.active(&rs, &tampered).await, None);
+        // Header and payload of one token with the signature of another.
+        let other = f.token("svc", &svc).await;
+        let spliced = format!("{body}.{}", other.rsplit_once('.').unwrap().1);
+        assert_eq!(f.active(&rs, &spliced).await, None);
+    }
+
+    #[tokio::test]
+    async fn alg_none_in_any_casing_is_inactive_rfc8725_2_1() {
+        let (f, rs, _) = fixture_with_introspector().await;
+        let kid = f.authority.key_ring().signer(NOW).kid().to_owned();
+        let payload = URL_SAFE_NO_PAD.encode(f.valid_claims().to_string());
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": kid, "typ": "at+jwt"}).to_string());
+            assert_eq!(f.active(&rs, &format!("{header}.{payload}.")).await, None, "alg {alg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hs256_keyed_with_our_public_key_is_inactive_rfc8725_2_1() {
+        let (f, rs, _) = fixture_with_introspector().await;
+        let signer = f.authority.key_ring().signer(NOW).clone();
+        let jwk = serde_json::to_string(signer.public_jwk()).unwrap();
+        let x = signer.public_jwk().x.clone().unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(signer.kid().to_owned());
+        header.typ = Some("at+jwt".into());
+        for secret in [jwk.as_bytes(), x.as_bytes(), &URL_SAFE_NO_PAD.decode(&x).unwrap()] {
+            let token = encode(&header, &f.valid_claims(), &EncodingKey::from_secret(secret)).unwrap();
+            assert_eq!(f.active(&rs, &token).await, None);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_of_ours_with_the_wrong_typ_is_inactive_rfc9068_4() {
+        let (f, rs, _) = fixture_with_introspector().await;
+        let key = EncodingKey::from_ec_der(&f.private_key_der().await);
+        for typ in [Some("JWT"), None, Some("id_token")] {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(f.authority.key_ring().signer(NOW).kid().to_owned());
+            header.typ = typ.map(str::to_owned);
+            let token = encode(&header, &f.valid_claims(), &key).unwrap();
+            assert_eq!(f.active(&rs, &token).await, None, "typ {typ:?}");
+        }
+        // The control: the same key and claims with typ at+jwt are active.
+        assert!(f.active(&rs, &f.forge_with_our_key(f.valid_claims())).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_is_inactive() {
+        let (f, rs, _) = fixture_with_introspector().await;
+        let key = EncodingKey::from_ec_der(&f.private_key_der().await);
+        for kid in [Some("unknown"), None, Some("../../etc/passwd"), Some("' OR 1=1 --")] {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = kid.map(str::to_owned);
+            header.typ = Some("at+jwt".into());
+            let token = encode(&header, &f.valid_claims(), &key).unwrap();
+            assert_eq!(f.active(&rs, &token).await, None, "kid {kid:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_and_not_yet_valid_tokens_are_inactive() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let mut early = f.valid_claims();
+        early["nbf"] = json!(NOW + 3600);
+        let early = f.forge_with_our_key(early);
+        assert_eq!(f.active(&rs, &early).await, None, "nbf an hour ahead");
+        f.clock.advance(3599);
+        assert!(f.active(&rs, &token).await.is_some(), "one second before exp");
+        f.clock.advance(1);
+        assert_eq!(f.active(&rs, &token).await, None, "at exp");
+    }
+
+    #[tokio::test]
+    async fn another_issuers_token_signed_with_our_key_is_inactive() {
+        let (f, rs, _) = fixture_with_introspector().await;
+        let mut claims = f.valid_claims();
+        claims["iss"] = json!("https://evil.test");
+        assert_eq!(f.active(&rs, &f.forge_with_our_key(claims)).await, None);
+    }
+
+    #[tokio::test]
+    async fn time_claims_of_the_wrong_json_type_are_inactive_threats_c_10() {
+        let (f, rs, _) = fixture_with_introspector().await;
+        for (claim, value) in [
+            ("exp", json!("9999999999")),
+            ("exp", json!(9_999_999_999.5)),
+            ("nbf", json!(null)),
+        ] {
+            let mut claims = f.valid_claims();
+            claims[claim] = value.clone();
+            assert_eq!(
+                f.active(&rs, &f.forge_with_our_key(claims)).await,
+                None,
+                "{claim}: {value}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_of_a_disabled_or_deleted_client_are_inactive_threats_b_11() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        f.store.set_client_disabled("svc", true).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None, "disabled");
+        f.store.set_client_disabled("svc", false).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        assert!(f.active(&rs, &token).await.is_some(), "enabled again");
+        f.store.delete_client("svc").await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None, "deleted");
+    }
+
+    #[tokio::test]
+    async fn a_client_revokes_its_own_token_rfc7009_2() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let kept = f.token("svc", &svc).await;
+        f.authority.revoke(basic("svc", &svc), &token).await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None);
+        assert!(f.active(&rs, &kept).await.is_some(), "only that token");
+        assert_eq!(f.authority.revoked_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn revoking_an_invalid_or_revoked_token_succeeds_rfc7009_2_2() {
+        let (f, _rs, svc) = fixture_with_introspector().await;
+        f.authority.revoke(basic("svc", &svc), "garbage").await.unwrap();
+        let token = f.token("svc", &svc).await;
+        f.authority.revoke(basic("svc", &svc), &token).await.unwrap();
+        f.authority.revoke(basic("svc", &svc), &token).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_cannot_revoke_another_clients_token_threats_e_07() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let other = f.client("other", &["read"], &[], None).await;
+        let token = f.token("svc", &svc).await;
+        let err = f.authority.revoke(basic("other", &other), &token).await.unwrap_err();
+        assert_eq!(err.oauth_code(), "unauthorized_client");
+        assert!(f.active(&rs, &token).await.is_some(), "still active");
+        let admin = f.client("admin", &[REVOKE_SCOPE], &[], None).await;
+        f.authority.revoke(basic("admin", &admin), &token).await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None, "tessera:revoke may revoke any token");
+    }
+
+    #[tokio::test]
+    async fn revocations_survive_a_restart() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        f.authority.revoke(basic("svc", &svc), &token).await.unwrap();
+        let restarted = Authority::new(f.authority.config.clone(), f.store.clone(), f.clock.clone())
+            .await
+            .unwrap();
+        assert_eq!(restarted.introspect(basic("rs", &rs), &token).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_revocation_made_elsewhere_applies_after_the_next_sync() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let other_replica = Authority::new(f.authority.config.clone(), f.store.clone(), f.clock.clone())
+            .await
+            .unwrap();
+        other_replica.revoke(basic("svc", &svc), &token).await.unwrap();
+        assert!(f.active(&rs, &token).await.is_some(), "not yet seen");
+        f.authority.sync_with_store().await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_signs_only_after_the_publish_ahead_delay_and_old_tokens_stay_valid() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let old_kid = f.authority.key_ring().signer(NOW).kid().to_owned();
+        let before = f.token("svc", &svc).await;
+        let rotated = admin::rotate_key(f.store.as_ref(), None, NOW, 600).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        let kids: Vec<_> = f.authority.jwks().into_iter().map(|k| k.kid).collect();
+        assert_eq!(kids, [old_kid.clone(), rotated.kid.clone()], "published at once");
+        let during = f.token("svc", &svc).await;
+        assert_eq!(decode_header(&during).unwrap().kid.unwrap(), old_kid, "not signing yet");
+        f.clock.advance(600);
+        let after = f.token("svc", &svc).await;
+        assert_eq!(
+            decode_header(&after).unwrap().kid.unwrap(),
+            rotated.kid,
+            "signing after the delay"
+        );
+        assert!(
+            f.active(&rs, &before).await.is_some(),
+            "an old token still introspects active"
+        );
+        // The old key leaves the JWKS once its last token (3600 s, capped at 7200 s) expired.
+        f.clock.advance(7200 + crate::keys::RETIREMENT_MARGIN_SECS);
+        let kids: Vec<_> = f.authority.jwks().into_iter().map(|k| k.kid).collect();
+        assert_eq!(kids, [rotated.kid]);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_leaves_the_jwks_its_tokens_go_inactive_and_a_fresh_key_signs() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let compromised = f.authority.key_ring().signer(NOW).kid().to_owned();
+        let token = f.token("svc", &svc).await;
+        let replacement = admin::revoke_key(f.store.as_ref(), &compromised, NOW)
+            .await
+            .unwrap()
+            .expect("replacement");
+        f.authority.sync_with_store().await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None, "its tokens are inactive before exp");
+        let kids: Vec<_> = f.authority.jwks().into_iter().map(|k| k.kid).collect();
+        assert_eq!(kids, [replacement.kid.clone()]);
+        let fresh = f.token("svc", &svc).await;
+        assert_eq!(
+            decode_header(&fresh).unwrap().kid.unwrap(),
+            replacement.kid,
+            "signs at once"
+        );
+        assert!(f.active(&rs, &fresh).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn scheduled_rotation_adds_one_key_when_the_newest_is_old_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
+        let clock = Arc::new(ManualClock::new(NOW));
+        let config = AuthorityConfig {
+            issuer: ISSUER.into(),
+            default_token_ttl: 3600,
+            max_token_ttl: 7200,
+            signing_alg: KeyAlgorithm::Es256,
+            hashing_permits: 2,
+            hashing_wait: Duration::from_secs(5),
+            key_rotation: Some(Duration::from_secs(86_400)),
+            key_publish_ahead: Duration::from_secs(600),
+        };
+        let a = Authority::new(config.clone(), store.clone(), clock.clone())
+            .await
+            .unwrap();
+        let b = Authority::new(config, store.clone(), clock.clone()).await.unwrap();
+        a.housekeeping().await;
+        assert_eq!(store.signing_keys().await.unwrap().len(), 1, "not due yet");
+        clock.advance(86_400);
+        a.housekeeping().await;
+        b.housekeeping().await; // a second replica, with a stale view, at the same moment
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 2, "exactly one rotation");
+        assert_eq!(keys[1].activates_at, NOW + 86_400 + 600);
+    }
 }

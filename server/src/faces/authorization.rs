@@ -12,9 +12,7 @@ use crate::authority::{AccessToken, AuthError, Authorization, ClientSecret};
 /// # Errors
 /// `invalid_request` for two headers, an unknown scheme, or malformed Basic
 /// credentials (not base64, not UTF-8, no colon, empty client id).
-pub fn parse<'a>(
-    values: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Option<Authorization>, AuthError> {
+pub fn parse<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Option<Authorization>, AuthError> {
     let mut values = values.into_iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -48,19 +46,14 @@ pub fn parse<'a>(
 /// RFC 7617 Basic with RFC 6749 §2.3.1's twist: id and secret are each
 /// form-urlencoded before being joined with `:` and base64-encoded.
 fn parse_basic(encoded: &str) -> Result<Authorization, AuthError> {
-    let malformed =
-        |why: &str| AuthError::invalid_request(format!("malformed Basic credentials: {why}"));
-    let decoded = STANDARD
-        .decode(encoded)
-        .map_err(|_| malformed("not base64"))?;
+    let malformed = |why: &str| AuthError::invalid_request(format!("malformed Basic credentials: {why}"));
+    let decoded = STANDARD.decode(encoded).map_err(|_| malformed("not base64"))?;
     let (id, secret) = match decoded.iter().position(|b| *b == b':') {
         Some(at) => (&decoded[..at], &decoded[at + 1..]),
         None => return Err(malformed("no ':' between client id and secret")),
     };
-    let client_id =
-        form::decode(id).map_err(|_| malformed("the client id is not form-urlencoded UTF-8"))?;
-    let secret =
-        form::decode(secret).map_err(|_| malformed("the secret is not form-urlencoded UTF-8"))?;
+    let client_id = form::decode(id).map_err(|_| malformed("the client id is not form-urlencoded UTF-8"))?;
+    let secret = form::decode(secret).map_err(|_| malformed("the secret is not form-urlencoded UTF-8"))?;
     if client_id.is_empty() {
         return Err(malformed("empty client id"));
     }
@@ -81,8 +74,7 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded_rfc6749_2_3_1() {
         let header = basic("my%3Aclient:s%2Bcret+x");
-        let Some(Authorization::Basic { client_id, secret }) = parse([header.as_slice()]).unwrap()
-        else {
+        let Some(Authorization::Basic { client_id, secret }) = parse([header.as_slice()]).unwrap() else {
             panic!("not Basic");
         };
         assert_eq!(client_id, "my:client");

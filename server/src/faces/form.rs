@@ -27,9 +27,7 @@ impl FormBody {
         let mut pairs = Vec::new();
         for piece in input.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             if pairs.len() == MAX_PAIRS {
-                return Err(AuthError::invalid_request(format!(
-                    "more than {MAX_PAIRS} parameters"
-                )));
+                return Err(AuthError::invalid_request(format!("more than {MAX_PAIRS} parameters")));
             }
             let (name, value) = match piece.iter().position(|b| *b == b'=') {
                 Some(at) => (&piece[..at], &piece[at + 1..]),
@@ -46,11 +44,7 @@ impl FormBody {
     /// # Errors
     /// `invalid_request` when `name` appears more than once.
     pub fn single(&self, name: &str) -> Result<Option<&str>, AuthError> {
-        let mut values = self
-            .pairs
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str());
+        let mut values = self.pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
             return Err(AuthError::invalid_request(format!(
@@ -105,8 +99,7 @@ pub fn decode(component: &[u8]) -> Result<String, AuthError> {
             }
         }
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| AuthError::invalid_request("request parameters must be UTF-8"))?;
+    let text = String::from_utf8(bytes).map_err(|_| AuthError::invalid_request("request parameters must be UTF-8"))?;
     if text.chars().any(char::is_control) {
         return Err(AuthError::invalid_request(
             "request parameters must not contain control characters",
@@ -143,11 +136,7 @@ mod tests {
     #[test]
     fn malformed_percent_encoding_is_refused() {
         for body in [&b"a=%"[..], b"a=%4", b"a=%zz", b"a=100%"] {
-            assert!(
-                FormBody::parse(body).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(FormBody::parse(body).is_err(), "{:?}", String::from_utf8_lossy(body));
         }
     }
 

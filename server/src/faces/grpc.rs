@@ -8,9 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::authorization;
 use super::respond::grpc_status;
-use crate::authority::{
-    Authority, CLIENT_CREDENTIALS, ClientSecret, PresentedCredentials, TokenRequest,
-};
+use crate::authority::{AuthError, Authority, CLIENT_CREDENTIALS, ClientSecret, PresentedCredentials, TokenRequest};
 
 /// Largest message the service decodes; a token request is a few hundred bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -35,6 +33,21 @@ impl TokenService {
     }
 }
 
+/// Introspection and revocation callers authenticate with `authorization`
+/// metadata: `Basic` client credentials or a `Bearer` token.
+fn caller_credentials<T>(request: &Request<T>) -> Result<PresentedCredentials, Status> {
+    let authorization = authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))
+        .map_err(|e| grpc_status(&e))?;
+    Ok(PresentedCredentials {
+        authorization,
+        ..Default::default()
+    })
+}
+
+fn required_token(token: String) -> Result<String, Status> {
+    non_empty(token).ok_or_else(|| grpc_status(&AuthError::invalid_request("the token field is required")))
+}
+
 fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
@@ -45,14 +58,9 @@ impl pb::token_service_server::TokenService for TokenService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let authorization = authorization::parse(
-            request
-                .metadata()
-                .get_all("authorization")
-                .iter()
-                .map(|v| v.as_bytes()),
-        )
-        .map_err(|e| grpc_status(&e))?;
+        let authorization =
+            authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))
+                .map_err(|e| grpc_status(&e))?;
         let message = request.into_inner();
         let mut credentials = PresentedCredentials {
             authorization,
@@ -69,19 +77,14 @@ impl pb::token_service_server::TokenService for TokenService {
             }
             None => {}
         }
-        let grant_type =
-            non_empty(message.grant_type).unwrap_or_else(|| CLIENT_CREDENTIALS.to_owned());
+        let grant_type = non_empty(message.grant_type).unwrap_or_else(|| CLIENT_CREDENTIALS.to_owned());
         let token_request = TokenRequest {
             grant_type: Some(grant_type),
             credentials,
             scopes: message.scopes,
             audiences: message.audiences,
         };
-        let issued = self
-            .authority
-            .issue(token_request)
-            .await
-            .map_err(|e| grpc_status(&e))?;
+        let issued = self.authority.issue(token_request).await.map_err(|e| grpc_status(&e))?;
         Ok(Response::new(pb::IssueTokenResponse {
             access_token: issued.access_token.into_inner(),
             token_type: "Bearer".to_owned(),
@@ -93,26 +96,48 @@ impl pb::token_service_server::TokenService for TokenService {
 
     async fn introspect_token(
         &self,
-        _request: Request<pb::IntrospectTokenRequest>,
+        request: Request<pb::IntrospectTokenRequest>,
     ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
-        Err(Status::unimplemented(
-            "IntrospectToken is not available in this version of Tessera",
-        ))
+        let caller = caller_credentials(&request)?;
+        let token = required_token(request.into_inner().token)?;
+        let active = self
+            .authority
+            .introspect(caller, &token)
+            .await
+            .map_err(|e| grpc_status(&e))?;
+        let Some(token) = active else {
+            // RFC 7662 §2.2: nothing but `active: false` for an inactive token.
+            return Ok(Response::new(pb::IntrospectTokenResponse::default()));
+        };
+        Ok(Response::new(pb::IntrospectTokenResponse {
+            active: true,
+            scope: token.scopes.join(" "),
+            client_id: token.client_id,
+            sub: token.sub,
+            aud: token.audiences,
+            iss: token.iss,
+            exp: token.exp,
+            iat: token.iat,
+            nbf: token.nbf,
+            jti: token.jti,
+            token_type: "Bearer".to_owned(),
+        }))
     }
 
     async fn revoke_token(
         &self,
-        _request: Request<pb::RevokeTokenRequest>,
+        request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
-        Err(Status::unimplemented(
-            "RevokeToken is not available in this version of Tessera",
-        ))
+        let caller = caller_credentials(&request)?;
+        let token = required_token(request.into_inner().token)?;
+        self.authority
+            .revoke(caller, &token)
+            .await
+            .map_err(|e| grpc_status(&e))?;
+        Ok(Response::new(pb::RevokeTokenResponse {}))
     }
 
-    async fn get_jwks(
-        &self,
-        _request: Request<pb::GetJwksRequest>,
-    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
         let keys = self
             .authority
             .jwks()
@@ -122,11 +147,11 @@ impl pb::token_service_server::TokenService for TokenService {
                 kid: jwk.kid,
                 r#use: jwk.use_.to_owned(),
                 alg: jwk.alg.to_owned(),
-                crv: jwk.crv.to_owned(),
-                x: jwk.x,
+                crv: jwk.crv.unwrap_or_default().to_owned(),
+                x: jwk.x.unwrap_or_default(),
                 y: jwk.y.unwrap_or_default(),
-                n: String::new(),
-                e: String::new(),
+                n: jwk.n.unwrap_or_default(),
+                e: jwk.e.unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))

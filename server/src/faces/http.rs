@@ -18,7 +18,7 @@ use super::authorization;
 use super::form::FormBody;
 use super::respond::{http_error, no_store};
 use crate::authority::{
-    AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, TokenRequest,
+    ActiveToken, AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, TokenRequest,
 };
 
 /// Largest request body read; a larger one is refused unread (THREATS A-07).
@@ -26,6 +26,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Paths of the shim's endpoints.
 pub const TOKEN_PATH: &str = "/oauth2/token";
+/// RFC 7662 introspection.
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+/// RFC 7009 revocation.
+pub const REVOKE_PATH: &str = "/oauth2/revoke";
 /// RFC 8414 metadata.
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// The JWK set.
@@ -35,19 +39,17 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub fn router(authority: Arc<Authority>) -> Router {
     Router::new()
         .route(TOKEN_PATH, post(token).fallback(method_not_allowed))
+        .route(INTROSPECT_PATH, post(introspect).fallback(method_not_allowed))
+        .route(REVOKE_PATH, post(revoke).fallback(method_not_allowed))
         .route(JWKS_PATH, get(jwks).fallback(method_not_allowed))
         .route(METADATA_PATH, get(metadata).fallback(method_not_allowed))
         .with_state(authority)
 }
 
 async fn method_not_allowed(method: Method) -> Response {
-    let allow = if method == Method::GET {
-        "POST"
-    } else {
-        "GET, POST"
-    };
+    let allow = if method == Method::GET { "POST" } else { "GET, POST" };
     let mut response = http_error(&AuthError::invalid_request(format!(
-        "method {method} is not allowed here; the token endpoint takes POST with an application/x-www-form-urlencoded body (RFC 6749 §3.2)"
+        "method {method} is not allowed here; the OAuth endpoints take POST with an application/x-www-form-urlencoded body (RFC 6749 §3.2)"
     )));
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     response
@@ -69,34 +71,33 @@ async fn token(State(authority): State<Arc<Authority>>, request: Request) -> Res
     }
 }
 
+/// The client credentials a request carries, in the header and the body.
+fn presented_credentials(parts: &Parts, form: &FormBody) -> Result<PresentedCredentials, AuthError> {
+    Ok(PresentedCredentials {
+        authorization: authorization::parse(
+            parts
+                .headers
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .map(|v| v.as_bytes()),
+        )?,
+        client_id: form.single("client_id")?.map(str::to_owned),
+        client_secret: form.single("client_secret")?.map(ClientSecret::new),
+        client_assertion_type: form.single("client_assertion_type")?.map(str::to_owned),
+        client_assertion: form.single("client_assertion")?.map(str::to_owned),
+    })
+}
+
 /// Reads and checks the body, then gathers the token request from it.
 async fn token_request(parts: &Parts, body: Body) -> Result<TokenRequest, AuthError> {
     let form = read_form(parts, body).await?;
-    let authorization = authorization::parse(
-        parts
-            .headers
-            .get_all(header::AUTHORIZATION)
-            .iter()
-            .map(|v| v.as_bytes()),
-    )?;
     let scope = form.single("scope")?;
     Ok(TokenRequest {
         grant_type: form.single("grant_type")?.map(str::to_owned),
-        credentials: PresentedCredentials {
-            authorization,
-            client_id: form.single("client_id")?.map(str::to_owned),
-            client_secret: form.single("client_secret")?.map(ClientSecret::new),
-            client_assertion_type: form.single("client_assertion_type")?.map(str::to_owned),
-            client_assertion: form.single("client_assertion")?.map(str::to_owned),
-        },
+        credentials: presented_credentials(parts, &form)?,
         // RFC 6749 §3.3: space-delimited. Runs of spaces are tolerated.
         scopes: scope
-            .map(|s| {
-                s.split(' ')
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|s| s.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default(),
         // RFC 8707 `resource` and the widespread `audience` both name audiences; both may repeat.
         audiences: form
@@ -113,18 +114,14 @@ async fn token_request(parts: &Parts, body: Body) -> Result<TokenRequest, AuthEr
 async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
     if let Some(query) = parts.uri.query() {
         let query = FormBody::parse(query.as_bytes())?;
-        if ["client_secret", "client_assertion"]
-            .iter()
-            .any(|p| query.contains(p))
-        {
+        if ["client_secret", "client_assertion"].iter().any(|p| query.contains(p)) {
             return Err(AuthError::invalid_request(
                 "credentials must not be sent in the URL query; send them in the body or the Authorization header (RFC 6749 §2.3.1)",
             ));
         }
     }
     check_content_type(&parts.headers)?;
-    let too_large =
-        || AuthError::invalid_request(format!("the request body exceeds {MAX_BODY_BYTES} bytes"));
+    let too_large = || AuthError::invalid_request(format!("the request body exceeds {MAX_BODY_BYTES} bytes"));
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -140,11 +137,8 @@ async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), AuthError> {
     let mut values = headers.get_all(header::CONTENT_TYPE).iter();
-    let wrong = || {
-        AuthError::invalid_request(
-            "Content-Type must be application/x-www-form-urlencoded (RFC 6749 §4.4.2)",
-        )
-    };
+    let wrong =
+        || AuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded (RFC 6749 §4.4.2)");
     let value = values.next().ok_or_else(wrong)?;
     if values.next().is_some() {
         return Err(wrong());
@@ -177,15 +171,84 @@ fn token_response(issued: &IssuedToken) -> Response {
     response
 }
 
+/// The caller's credentials and the `token` parameter of an introspection or
+/// revocation request. `token_type_hint` may be anything: a wrong hint still
+/// resolves (RFC 7662 §2.1, RFC 7009 §2.1), but it may not repeat.
+async fn token_operation(parts: &Parts, body: Body) -> Result<(PresentedCredentials, String), AuthError> {
+    let form = read_form(parts, body).await?;
+    let _hint = form.single("token_type_hint")?;
+    let token = form
+        .single("token")?
+        .ok_or_else(|| AuthError::invalid_request("the token parameter is required"))?;
+    Ok((presented_credentials(parts, &form)?, token.to_owned()))
+}
+
+/// `POST /oauth2/introspect` (RFC 7662).
+async fn introspect(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let outcome = match token_operation(&parts, body).await {
+        Ok((caller, token)) => authority.introspect(caller, &token).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(active) => {
+            let mut response = axum::Json(introspection_json(active.as_ref())).into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(e) => http_error(&e),
+    }
+}
+
+/// RFC 7662 §2.2: the members of an active token; `{"active": false}` alone otherwise.
+pub fn introspection_json(active: Option<&ActiveToken>) -> serde_json::Value {
+    let Some(token) = active else {
+        return json!({ "active": false });
+    };
+    let aud = match token.audiences.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
+    };
+    json!({
+        "active": true,
+        "scope": token.scopes.join(" "),
+        "client_id": token.client_id,
+        "sub": token.sub,
+        "aud": aud,
+        "iss": token.iss,
+        "exp": token.exp,
+        "iat": token.iat,
+        "nbf": token.nbf,
+        "jti": token.jti,
+        "token_type": "Bearer",
+    })
+}
+
+/// `POST /oauth2/revoke` (RFC 7009).
+async fn revoke(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let outcome = match token_operation(&parts, body).await {
+        Ok((caller, token)) => authority.revoke(caller, &token).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => {
+            let mut response = StatusCode::OK.into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(e) => http_error(&e),
+    }
+}
+
 /// `GET /.well-known/jwks.json` (RFC 7517 §5).
 async fn jwks(State(authority): State<Arc<Authority>>) -> Response {
     let mut response = axum::Json(json!({ "keys": authority.jwks() })).into_response();
     // Short enough that verifiers see a new key well within the publish-ahead
     // delay of a rotation; verifiers also refetch on an unknown `kid`.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
 }
 
@@ -198,6 +261,10 @@ async fn metadata(State(authority): State<Arc<Authority>>) -> Response {
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+        "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
         // RFC 8414 makes this member required; with no authorization endpoint there are none.
         "response_types_supported": [],
     }))

@@ -20,12 +20,8 @@ fn encodings(error: &AuthError) -> (StatusCode, Code) {
         AuthError::UnsupportedGrantType(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
         AuthError::InvalidScope(_) => (StatusCode::BAD_REQUEST, Code::PermissionDenied),
         AuthError::InvalidTarget(_) => (StatusCode::BAD_REQUEST, Code::PermissionDenied),
-        AuthError::TooManyRequests { .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
-        }
-        AuthError::TemporarilyUnavailable(_) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
-        }
+        AuthError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted),
+        AuthError::TemporarilyUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
         AuthError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
     }
 }
@@ -100,9 +96,7 @@ mod tests {
             AuthError::UnsupportedGrantType("x".into()),
             AuthError::InvalidScope("x".into()),
             AuthError::InvalidTarget("x".into()),
-            AuthError::TooManyRequests {
-                retry_after_secs: 3,
-            },
+            AuthError::TooManyRequests { retry_after_secs: 3 },
             AuthError::TemporarilyUnavailable("x".into()),
             AuthError::Internal("db password is hunter2".into()),
         ]

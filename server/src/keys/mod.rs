@@ -8,8 +8,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -26,6 +28,8 @@ pub enum KeyAlgorithm {
     Es256,
     /// Ed25519.
     EdDsa,
+    /// RSA PKCS#1 v1.5 with SHA-256, 2048-bit keys, for verifiers that know nothing else.
+    Rs256,
 }
 
 impl KeyAlgorithm {
@@ -34,6 +38,7 @@ impl KeyAlgorithm {
         match self {
             Self::Es256 => "ES256",
             Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
         }
     }
 
@@ -42,6 +47,7 @@ impl KeyAlgorithm {
         match self {
             Self::Es256 => Algorithm::ES256,
             Self::EdDsa => Algorithm::EdDSA,
+            Self::Rs256 => Algorithm::RS256,
         }
     }
 
@@ -50,6 +56,7 @@ impl KeyAlgorithm {
         match name.to_ascii_lowercase().as_str() {
             "es256" => Ok(Self::Es256),
             "eddsa" | "ed25519" => Ok(Self::EdDsa),
+            "rs256" => Ok(Self::Rs256),
             "hs256" | "hs384" | "hs512" => Err(format!(
                 "signing algorithm {name:?} is symmetric and refused for access tokens: resource servers would need the signing secret; use ES256 or EdDSA"
             )),
@@ -71,12 +78,16 @@ pub struct KeyError {
 enum KeyPairKind {
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
 }
+
+/// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3 requires 2048).
+const MIN_RSA_BITS: usize = 2048;
 
 /// A public key as a JSON Web Key (RFC 7517): public members only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PublicJwk {
-    /// `EC` or `OKP`.
+    /// `EC`, `OKP` or `RSA`.
     pub kty: &'static str,
     /// The key id, also the RFC 7638 thumbprint.
     pub kid: String,
@@ -85,13 +96,44 @@ pub struct PublicJwk {
     pub use_: &'static str,
     /// The JWS algorithm.
     pub alg: &'static str,
-    /// `P-256` or `Ed25519`.
-    pub crv: &'static str,
+    /// `P-256` or `Ed25519` (EC and OKP keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crv: Option<&'static str>,
     /// base64url x coordinate (EC) or public key (OKP).
-    pub x: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
     /// base64url y coordinate (EC only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
+    /// base64url modulus (RSA only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// base64url public exponent (RSA only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+impl PublicJwk {
+    fn new(kty: &'static str, alg: KeyAlgorithm) -> Self {
+        Self {
+            kty,
+            kid: String::new(),
+            use_: "sig",
+            alg: alg.jws_name(),
+            crv: None,
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+        }
+    }
+
+    fn curve(mut self, crv: &'static str, x: String, y: Option<String>) -> Self {
+        self.crv = Some(crv);
+        self.x = Some(x);
+        self.y = y;
+        self
+    }
 }
 
 /// A loaded signing key: the private half ready to sign, the public half ready
@@ -100,6 +142,7 @@ pub struct SigningKey {
     kid: String,
     alg: KeyAlgorithm,
     created_at: UnixTime,
+    activates_at: UnixTime,
     pair: KeyPairKind,
     decoding: DecodingKey,
     jwk: PublicJwk,
@@ -118,15 +161,16 @@ impl fmt::Debug for SigningKey {
 
 /// RFC 7638 §3 thumbprint over the required members in lexicographic order.
 fn thumbprint(jwk: &PublicJwk) -> String {
-    let canonical = match &jwk.y {
-        Some(y) => format!(
-            r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
-            jwk.crv, jwk.kty, jwk.x, y
+    let field = |v: &Option<String>| v.clone().unwrap_or_default();
+    let crv = jwk.crv.unwrap_or_default();
+    let canonical = match jwk.kty {
+        "EC" => format!(
+            r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+            field(&jwk.x),
+            field(&jwk.y)
         ),
-        None => format!(
-            r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#,
-            jwk.crv, jwk.kty, jwk.x
-        ),
+        "OKP" => format!(r#"{{"crv":"{crv}","kty":"OKP","x":"{}"}}"#, field(&jwk.x)),
+        _ => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, field(&jwk.e), field(&jwk.n)),
     };
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA256,
@@ -135,21 +179,26 @@ fn thumbprint(jwk: &PublicJwk) -> String {
 }
 
 impl SigningKey {
-    /// Generates a new key pair and returns it as a record ready to store.
+    /// Generates a new key pair and returns it as a record ready to store,
+    /// signing from `now` (set `activates_at` later to publish ahead).
     ///
     /// # Errors
     /// Only if the system's random source or aws-lc fails.
     pub fn generate(alg: KeyAlgorithm, now: UnixTime) -> Result<SigningKeyRecord, String> {
         let rng = SystemRandom::new();
         let pkcs8 = match alg {
-            KeyAlgorithm::Es256 => {
-                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|e| format!("generating an ES256 key: {e}"))?
-                    .as_ref()
-                    .to_vec()
-            }
+            KeyAlgorithm::Es256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|e| format!("generating an ES256 key: {e}"))?
+                .as_ref()
+                .to_vec(),
             KeyAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
                 .map_err(|e| format!("generating an Ed25519 key: {e}"))?
+                .as_ref()
+                .to_vec(),
+            KeyAlgorithm::Rs256 => aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048)
+                .map_err(|e| format!("generating an RSA key: {e}"))?
+                .as_der()
+                .map_err(|e| format!("encoding an RSA key: {e}"))?
                 .as_ref()
                 .to_vec(),
         };
@@ -158,6 +207,8 @@ impl SigningKey {
             alg: alg.jws_name().to_owned(),
             private_pkcs8: pkcs8,
             created_at: now,
+            activates_at: now,
+            revoked_at: None,
         };
         let key = Self::from_record(&record).map_err(|e| e.to_string())?;
         record.kid = key.jwk.kid.clone();
@@ -168,46 +219,45 @@ impl SigningKey {
     /// match the stored one (an empty stored `kid` is accepted, for generation).
     ///
     /// # Errors
-    /// When the algorithm is unknown or the key material does not parse.
+    /// When the algorithm is unknown, the key material does not parse, or an
+    /// RSA key is shorter than 2048 bits.
     pub fn from_record(record: &SigningKeyRecord) -> Result<Self, KeyError> {
         let fail = |reason: String| KeyError {
             kid: record.kid.clone(),
             reason,
         };
         let alg = KeyAlgorithm::parse(&record.alg).map_err(fail)?;
-        let (pair, kty, crv, x, y) = match alg {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let (pair, mut jwk) = match alg {
             KeyAlgorithm::Es256 => {
-                let pair = EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &record.private_pkcs8,
-                )
-                .map_err(|e| fail(format!("not a P-256 PKCS#8 key: {e}")))?;
+                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &record.private_pkcs8)
+                    .map_err(|e| fail(format!("not a P-256 PKCS#8 key: {e}")))?;
                 // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
                 let point = pair.public_key().as_ref();
                 if point.len() != 65 || point[0] != 4 {
                     return Err(fail("unexpected P-256 public key encoding".into()));
                 }
-                let (x, y) = (
-                    URL_SAFE_NO_PAD.encode(&point[1..33]),
-                    URL_SAFE_NO_PAD.encode(&point[33..]),
-                );
-                (KeyPairKind::Ecdsa(pair), "EC", "P-256", x, Some(y))
+                let jwk = PublicJwk::new("EC", alg).curve("P-256", b64(&point[1..33]), Some(b64(&point[33..])));
+                (KeyPairKind::Ecdsa(pair), jwk)
             }
             KeyAlgorithm::EdDsa => {
                 let pair = Ed25519KeyPair::from_pkcs8(&record.private_pkcs8)
                     .map_err(|e| fail(format!("not an Ed25519 PKCS#8 key: {e}")))?;
-                let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-                (KeyPairKind::Ed25519(pair), "OKP", "Ed25519", x, None)
+                let jwk = PublicJwk::new("OKP", alg).curve("Ed25519", b64(pair.public_key().as_ref()), None);
+                (KeyPairKind::Ed25519(pair), jwk)
             }
-        };
-        let mut jwk = PublicJwk {
-            kty,
-            kid: String::new(),
-            use_: "sig",
-            alg: alg.jws_name(),
-            crv,
-            x,
-            y,
+            KeyAlgorithm::Rs256 => {
+                let pair = RsaKeyPair::from_pkcs8(&record.private_pkcs8)
+                    .map_err(|e| fail(format!("not an RSA PKCS#8 key: {e}")))?;
+                if pair.public_modulus_len() * 8 < MIN_RSA_BITS {
+                    return Err(fail(format!("RSA keys must have at least {MIN_RSA_BITS} bits")));
+                }
+                let public = pair.public_key();
+                let mut jwk = PublicJwk::new("RSA", alg);
+                jwk.n = Some(b64(public.modulus().big_endian_without_leading_zero()));
+                jwk.e = Some(b64(public.exponent().big_endian_without_leading_zero()));
+                (KeyPairKind::Rsa(pair), jwk)
+            }
         };
         jwk.kid = thumbprint(&jwk);
         if !record.kid.is_empty() && record.kid != jwk.kid {
@@ -216,9 +266,11 @@ impl SigningKey {
                 jwk.kid
             )));
         }
-        let decoding = match (&jwk.y, alg) {
-            (Some(y), KeyAlgorithm::Es256) => DecodingKey::from_ec_components(&jwk.x, y),
-            _ => DecodingKey::from_ed_components(&jwk.x),
+        let member = |v: &Option<String>| v.clone().unwrap_or_default();
+        let decoding = match alg {
+            KeyAlgorithm::Es256 => DecodingKey::from_ec_components(&member(&jwk.x), &member(&jwk.y)),
+            KeyAlgorithm::EdDsa => DecodingKey::from_ed_components(&member(&jwk.x)),
+            KeyAlgorithm::Rs256 => DecodingKey::from_rsa_components(&member(&jwk.n), &member(&jwk.e)),
         }
         .map_err(|e| fail(format!("public key: {e}")))?;
         let header = serde_json::json!({ "alg": alg.jws_name(), "kid": jwk.kid, "typ": "at+jwt" });
@@ -227,6 +279,7 @@ impl SigningKey {
             kid: jwk.kid.clone(),
             alg,
             created_at: record.created_at,
+            activates_at: record.activates_at,
             pair,
             decoding,
             jwk,
@@ -249,6 +302,11 @@ impl SigningKey {
         self.created_at
     }
 
+    /// When the key starts (or started) signing.
+    pub fn activates_at(&self) -> UnixTime {
+        self.activates_at
+    }
+
     /// The public key for verification.
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
@@ -265,8 +323,7 @@ impl SigningKey {
     /// When the claims do not serialise or aws-lc fails to sign.
     pub fn sign_jwt(&self, claims: &impl Serialize) -> Result<String, String> {
         let payload = serde_json::to_vec(claims).map_err(|e| format!("claims: {e}"))?;
-        let mut jws =
-            String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 100);
+        let mut jws = String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 360);
         jws.push_str(&self.encoded_header);
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
@@ -277,6 +334,17 @@ impl SigningKey {
                 .as_ref()
                 .to_vec(),
             KeyPairKind::Ed25519(pair) => pair.sign(jws.as_bytes()).as_ref().to_vec(),
+            KeyPairKind::Rsa(pair) => {
+                let mut signature = vec![0u8; pair.public_modulus_len()];
+                pair.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    jws.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|e| format!("RS256 signing: {e}"))?;
+                signature
+            }
         };
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
@@ -284,52 +352,91 @@ impl SigningKey {
     }
 }
 
-/// Every key the server knows, and which of them signs.
+/// How long past a key's retirement it stays published, beyond the longest
+/// token lifetime, to absorb clock differences between hosts.
+pub const RETIREMENT_MARGIN_SECS: i64 = 300;
+
+/// Every usable key, and which of them signs at a given time.
+///
+/// Keys are ordered by `activates_at`. At time `t` the signer is the last key
+/// active by `t`. A key is retired when its successor activates; it stays
+/// published (and verifies) until the longest token it can have signed has
+/// expired. A key not yet active is published already, so verifiers learn it
+/// before it signs. Revoked keys are not in the ring at all.
 #[derive(Debug, Clone)]
 pub struct KeyRing {
-    /// Oldest first; the newest signs.
     keys: Vec<Arc<SigningKey>>,
+    /// The cap on token lifetimes: how long a retired key's tokens can live.
+    max_token_ttl: i64,
 }
 
 impl KeyRing {
-    /// Loads every stored key.
+    /// Loads every stored key that is not revoked.
     ///
     /// # Errors
-    /// When there is no key or one does not load: a server must not start
+    /// When no usable key is left or one does not load: a server must not run
     /// with a key it cannot use or publish.
-    pub fn load(records: &[SigningKeyRecord]) -> Result<Self, KeyError> {
-        let keys = records
+    pub fn load(records: &[SigningKeyRecord], max_token_ttl: u32) -> Result<Self, KeyError> {
+        let mut keys = records
             .iter()
+            .filter(|r| r.revoked_at.is_none())
             .map(|r| SigningKey::from_record(r).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(KeyError {
                 kid: String::new(),
-                reason: "the store holds no signing key".into(),
+                reason: "the store holds no usable signing key".into(),
             });
         }
-        Ok(Self { keys })
+        keys.sort_by(|a, b| (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid)));
+        Ok(Self {
+            keys,
+            max_token_ttl: i64::from(max_token_ttl),
+        })
     }
 
-    /// The key that signs new tokens.
-    pub fn signer(&self) -> &Arc<SigningKey> {
-        // `load` refuses an empty ring, so there is always a last key.
-        &self.keys[self.keys.len() - 1]
+    /// The key that signs at `now`: the last one active by then. If none is
+    /// active yet (only pending keys are left, e.g. right after the active
+    /// one was revoked), the earliest pending key signs rather than none.
+    pub fn signer(&self, now: UnixTime) -> &Arc<SigningKey> {
+        let active = self.keys.iter().rev().find(|k| k.activates_at <= now);
+        // `load` refuses an empty ring, so there is always a first key.
+        active.unwrap_or(&self.keys[0])
     }
 
-    /// The key with this `kid`, if it may verify tokens.
-    pub fn verifier(&self, kid: &str) -> Option<&Arc<SigningKey>> {
-        self.keys.iter().find(|k| k.kid == kid)
+    /// True when `key` is published at `now`: pending, signing, or retired
+    /// less than the longest token lifetime (plus a margin) ago.
+    fn is_published(&self, index: usize, now: UnixTime) -> bool {
+        let retired_at = self
+            .keys
+            .get(index + 1)
+            .map(|next| next.activates_at)
+            .filter(|at| *at <= now);
+        retired_at.is_none_or(|at| now < at + self.max_token_ttl + RETIREMENT_MARGIN_SECS)
     }
 
-    /// Every key, oldest first.
+    /// The published key with this `kid`, to verify a token with.
+    pub fn verifier(&self, kid: &str, now: UnixTime) -> Option<&Arc<SigningKey>> {
+        let index = self.keys.iter().position(|k| k.kid == kid)?;
+        self.is_published(index, now).then(|| &self.keys[index])
+    }
+
+    /// Every usable key, in activation order.
     pub fn keys(&self) -> &[Arc<SigningKey>] {
         &self.keys
     }
 
-    /// The public keys to publish.
-    pub fn jwks(&self) -> Vec<PublicJwk> {
-        self.keys.iter().map(|k| k.jwk.clone()).collect()
+    /// The newest key (last to activate), the one a rotation builds on.
+    pub fn newest(&self) -> &Arc<SigningKey> {
+        &self.keys[self.keys.len() - 1]
+    }
+
+    /// The public keys published at `now`.
+    pub fn jwks(&self, now: UnixTime) -> Vec<PublicJwk> {
+        (0..self.keys.len())
+            .filter(|i| self.is_published(*i, now))
+            .map(|i| self.keys[i].jwk.clone())
+            .collect()
     }
 }
 
@@ -366,6 +473,52 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_verify_with_the_published_key() {
+        roundtrip(KeyAlgorithm::Rs256);
+    }
+
+    fn key_at(activates_at: i64) -> SigningKeyRecord {
+        let mut record = SigningKey::generate(KeyAlgorithm::Es256, activates_at - 10).unwrap();
+        record.activates_at = activates_at;
+        record
+    }
+
+    #[test]
+    fn a_rotated_key_is_published_ahead_and_signs_only_from_its_activation() {
+        let (old, new) = (key_at(100), key_at(1000));
+        let ring = KeyRing::load(&[old.clone(), new.clone()], 3600).unwrap();
+        assert_eq!(ring.signer(999).kid(), old.kid);
+        assert_eq!(ring.signer(1000).kid(), new.kid);
+        let published: Vec<_> = ring.jwks(500).into_iter().map(|k| k.kid).collect();
+        assert_eq!(
+            published,
+            [old.kid.clone(), new.kid.clone()],
+            "the pending key is published at once"
+        );
+    }
+
+    #[test]
+    fn a_retired_key_stays_published_until_its_last_token_expired() {
+        let (old, new) = (key_at(100), key_at(1000));
+        let ring = KeyRing::load(&[old.clone(), new], 3600).unwrap();
+        let last_exp = 1000 + 3600 + RETIREMENT_MARGIN_SECS;
+        assert!(ring.verifier(&old.kid, last_exp - 1).is_some());
+        assert!(ring.verifier(&old.kid, last_exp).is_none());
+        assert_eq!(ring.jwks(last_exp).len(), 1);
+    }
+
+    #[test]
+    fn revoked_keys_are_not_in_the_ring() {
+        let mut revoked = key_at(100);
+        revoked.revoked_at = Some(150);
+        let fresh = key_at(150);
+        let ring = KeyRing::load(&[revoked.clone(), fresh.clone()], 3600).unwrap();
+        assert!(ring.verifier(&revoked.kid, 200).is_none());
+        assert_eq!(ring.signer(200).kid(), fresh.kid);
+        assert!(KeyRing::load(&[revoked], 3600).is_err(), "no usable key left");
+    }
+
+    #[test]
     fn kid_is_the_rfc7638_thumbprint_and_stable_across_loads() {
         let record = SigningKey::generate(KeyAlgorithm::Es256, 1).unwrap();
         let a = SigningKey::from_record(&record).unwrap();
@@ -376,12 +529,20 @@ mod tests {
 
     #[test]
     fn jwk_has_public_members_only() {
-        let key = SigningKey::from_record(&SigningKey::generate(KeyAlgorithm::Es256, 1).unwrap())
-            .unwrap();
+        let key = SigningKey::from_record(&SigningKey::generate(KeyAlgorithm::Es256, 1).unwrap()).unwrap();
         let json = serde_json::to_value(key.public_jwk()).unwrap();
         let mut members: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         members.sort();
         assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x", "y"]);
+        let rsa = SigningKey::from_record(&SigningKey::generate(KeyAlgorithm::Rs256, 1).unwrap()).unwrap();
+        let json = serde_json::to_value(rsa.public_jwk()).unwrap();
+        let mut members: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        members.sort();
+        assert_eq!(
+            members,
+            ["alg", "e", "kid", "kty", "n", "use"],
+            "no private RSA members"
+        );
     }
 
     #[test]

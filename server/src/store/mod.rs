@@ -78,8 +78,14 @@ pub struct SigningKeyRecord {
     pub alg: String,
     /// The private key as PKCS#8 DER.
     pub private_pkcs8: Vec<u8>,
-    /// When the key was created.
+    /// When the key was created (and published in the JWKS).
     pub created_at: UnixTime,
+    /// When it starts signing. A rotation publishes a key ahead of this, so
+    /// verifiers' JWKS caches know it before the first token it signs.
+    pub activates_at: UnixTime,
+    /// When it was revoked as compromised; a revoked key neither signs nor
+    /// verifies and is not published.
+    pub revoked_at: Option<UnixTime>,
 }
 
 impl fmt::Debug for SigningKeyRecord {
@@ -89,8 +95,23 @@ impl fmt::Debug for SigningKeyRecord {
             .field("alg", &self.alg)
             .field("private_pkcs8", &"<redacted>")
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("revoked_at", &self.revoked_at)
             .finish()
     }
+}
+
+/// A revoked access token, remembered until it would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    /// The token's `jti`.
+    pub jti: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The token's `exp`: after it the entry can be forgotten.
+    pub expires_at: UnixTime,
+    /// When it was revoked.
+    pub revoked_at: UnixTime,
 }
 
 /// Why the store could not do what was asked.
@@ -123,21 +144,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
 
     /// Disables or re-enables a client. False when there is no such client.
-    async fn set_client_disabled(
-        &self,
-        client_id: &str,
-        disabled: bool,
-    ) -> Result<bool, StoreError>;
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool, StoreError>;
 
     /// Deletes a client and its secrets. False when there is no such client.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 
     /// Replaces every secret of a client with `secret`. False when there is no such client.
-    async fn replace_secrets(
-        &self,
-        client_id: &str,
-        secret: SecretRecord,
-    ) -> Result<bool, StoreError>;
+    async fn replace_secrets(&self, client_id: &str, secret: SecretRecord) -> Result<bool, StoreError>;
 
     /// Every signing key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
@@ -145,10 +158,24 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `key` only if the store holds no signing key yet, atomically, and
     /// returns the keys the store then holds. Several processes starting on an
     /// empty store therefore end up with one and the same key.
-    async fn insert_first_signing_key(
-        &self,
-        key: SigningKeyRecord,
-    ) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    async fn insert_first_signing_key(&self, key: SigningKeyRecord) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Adds a signing key. With `if_newest` set, only if the newest key (by
+    /// activation) is that one, so replicas rotating at once add one key, not
+    /// several. Returns whether the key was added.
+    async fn add_signing_key(&self, key: SigningKeyRecord, if_newest: Option<&str>) -> Result<bool, StoreError>;
+
+    /// Marks a key revoked. False when there is no such key or it was revoked already.
+    async fn revoke_signing_key(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError>;
+
+    /// Records a revoked token, durably. Revoking a revoked token again is not an error.
+    async fn revoke_token(&self, revoked: RevokedToken) -> Result<(), StoreError>;
+
+    /// Revoked tokens that have not expired by `now`.
+    async fn revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError>;
+
+    /// Forgets revoked tokens that expired before `now`. Returns how many.
+    async fn prune_revoked_tokens(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     /// A counter that grows with every write by anyone to the store.
     async fn generation(&self) -> Result<u64, StoreError>;

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
+use super::{ClientRecord, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how many
 /// ran. Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE clients (
     client_id  TEXT PRIMARY KEY,
     scopes     TEXT NOT NULL,            -- JSON array of scope tokens
@@ -50,7 +51,23 @@ CREATE TRIGGER secrets_del AFTER DELETE ON client_secrets BEGIN UPDATE change_co
 CREATE TRIGGER keys_ins AFTER INSERT ON signing_keys BEGIN UPDATE change_counter SET generation = generation + 1; END;
 CREATE TRIGGER keys_upd AFTER UPDATE ON signing_keys BEGIN UPDATE change_counter SET generation = generation + 1; END;
 CREATE TRIGGER keys_del AFTER DELETE ON signing_keys BEGIN UPDATE change_counter SET generation = generation + 1; END;
-"#];
+"#,
+    r#"
+-- Key rotation: a key is published at creation and signs from activates_at.
+ALTER TABLE signing_keys ADD COLUMN activates_at INTEGER;
+ALTER TABLE signing_keys ADD COLUMN revoked_at INTEGER;
+UPDATE signing_keys SET activates_at = created_at;
+-- Revoked tokens, kept until their own expiry.
+CREATE TABLE revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    client_id  TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens(expires_at);
+CREATE TRIGGER revoked_ins AFTER INSERT ON revoked_tokens BEGIN UPDATE change_counter SET generation = generation + 1; END;
+"#,
+];
 
 /// A [`Store`] in a SQLite file. Cloning is shallow: clones share one connection.
 #[derive(Clone)]
@@ -94,10 +111,8 @@ impl SqliteStore {
         let mut conn = Connection::open(path).map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(unavailable)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(unavailable)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
@@ -197,14 +212,33 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord
     }))
 }
 
-fn insert_secret(
-    conn: &Connection,
-    client_id: &str,
-    secret: &SecretRecord,
-) -> Result<(), StoreError> {
+fn insert_secret(conn: &Connection, client_id: &str, secret: &SecretRecord) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![secret.secret_id, client_id, secret.phc, secret.created_at, secret.expires_at],
+        params![
+            secret.secret_id,
+            client_id,
+            secret.phc,
+            secret.created_at,
+            secret.expires_at
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn insert_key(conn: &Connection, key: &SigningKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key.kid,
+            key.alg,
+            key.private_pkcs8,
+            key.created_at,
+            key.activates_at,
+            key.revoked_at
+        ],
     )
     .map_err(unavailable)?;
     Ok(())
@@ -213,7 +247,8 @@ fn insert_secret(
 fn load_keys(conn: &Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT kid, alg, private_pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, alg, private_pkcs8, created_at, activates_at, revoked_at FROM signing_keys
+             ORDER BY activates_at, created_at, kid",
         )
         .map_err(unavailable)?;
     stmt.query_map([], |r| {
@@ -222,6 +257,8 @@ fn load_keys(conn: &Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
             alg: r.get(1)?,
             private_pkcs8: r.get(2)?,
             created_at: r.get(3)?,
+            activates_at: r.get(4)?,
+            revoked_at: r.get(5)?,
         })
     })
     .map_err(unavailable)?
@@ -233,7 +270,9 @@ fn load_keys(conn: &Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
 impl Store for SqliteStore {
     async fn create_client(&self, client: ClientRecord) -> Result<(), StoreError> {
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
             let inserted = tx
                 .execute(
                     "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at)
@@ -280,18 +319,12 @@ impl Store for SqliteStore {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(unavailable)?
             };
-            ids.iter()
-                .filter_map(|id| load_client(&tx, id).transpose())
-                .collect()
+            ids.iter().filter_map(|id| load_client(&tx, id).transpose()).collect()
         })
         .await
     }
 
-    async fn set_client_disabled(
-        &self,
-        client_id: &str,
-        disabled: bool,
-    ) -> Result<bool, StoreError> {
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         self.with(move |conn| {
             conn.execute(
@@ -307,43 +340,31 @@ impl Store for SqliteStore {
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         self.with(move |conn| {
-            conn.execute(
-                "DELETE FROM clients WHERE client_id = ?1",
-                params![client_id],
-            )
-            .map(|n| n > 0)
-            .map_err(unavailable)
+            conn.execute("DELETE FROM clients WHERE client_id = ?1", params![client_id])
+                .map(|n| n > 0)
+                .map_err(unavailable)
         })
         .await
     }
 
-    async fn replace_secrets(
-        &self,
-        client_id: &str,
-        secret: SecretRecord,
-    ) -> Result<bool, StoreError> {
+    async fn replace_secrets(&self, client_id: &str, secret: SecretRecord) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         self.with(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let exists = tx
-                .query_row(
-                    "SELECT 1 FROM clients WHERE client_id = ?1",
-                    params![client_id],
-                    |_| Ok(()),
-                )
+                .query_row("SELECT 1 FROM clients WHERE client_id = ?1", params![client_id], |_| {
+                    Ok(())
+                })
                 .optional()
                 .map_err(unavailable)?
                 .is_some();
             if !exists {
                 return Ok(false);
             }
-            tx.execute(
-                "DELETE FROM client_secrets WHERE client_id = ?1",
-                params![client_id],
-            )
-            .map_err(unavailable)?;
+            tx.execute("DELETE FROM client_secrets WHERE client_id = ?1", params![client_id])
+                .map_err(unavailable)?;
             insert_secret(&tx, &client_id, &secret)?;
             tx.commit().map_err(unavailable)?;
             Ok(true)
@@ -355,21 +376,18 @@ impl Store for SqliteStore {
         self.with(|conn| load_keys(conn)).await
     }
 
-    async fn insert_first_signing_key(
-        &self,
-        key: SigningKeyRecord,
-    ) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    async fn insert_first_signing_key(&self, key: SigningKeyRecord) -> Result<Vec<SigningKeyRecord>, StoreError> {
         self.with(move |conn| {
             // IMMEDIATE takes the write lock before the check, so two processes
             // cannot both see an empty table.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-            let count: i64 = tx.query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0)).map_err(unavailable)?;
-            if count == 0 {
-                tx.execute(
-                    "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![key.kid, key.alg, key.private_pkcs8, key.created_at],
-                )
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
+            let count: i64 = tx
+                .query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0))
+                .map_err(unavailable)?;
+            if count == 0 {
+                insert_key(&tx, &key)?;
             }
             let keys = load_keys(&tx)?;
             tx.commit().map_err(unavailable)?;
@@ -378,13 +396,94 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_signing_key(&self, key: SigningKeyRecord, if_newest: Option<&str>) -> Result<bool, StoreError> {
+        let if_newest = if_newest.map(str::to_owned);
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            if let Some(expected) = if_newest {
+                let newest: Option<String> = tx
+                    .query_row(
+                        "SELECT kid FROM signing_keys ORDER BY activates_at DESC, created_at DESC, kid DESC LIMIT 1",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                if newest.as_deref() != Some(expected.as_str()) {
+                    return Ok(false);
+                }
+            }
+            insert_key(&tx, &key)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn revoke_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
+        let kid = kid.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE signing_keys SET revoked_at = ?2 WHERE kid = ?1 AND revoked_at IS NULL",
+                params![kid, at],
+            )
+            .map(|n| n > 0)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, revoked: RevokedToken) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (jti) DO NOTHING",
+                params![revoked.jti, revoked.client_id, revoked.expires_at, revoked.revoked_at],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn revoked_tokens(&self, now: i64) -> Result<Vec<RevokedToken>, StoreError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT jti, client_id, expires_at, revoked_at FROM revoked_tokens WHERE expires_at > ?1",
+                )
+                .map_err(unavailable)?;
+            stmt.query_map(params![now], |r| {
+                Ok(RevokedToken {
+                    jti: r.get(0)?,
+                    client_id: r.get(1)?,
+                    expires_at: r.get(2)?,
+                    revoked_at: r.get(3)?,
+                })
+            })
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn prune_revoked_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            conn.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", params![now])
+                .map(|n| n as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn generation(&self) -> Result<u64, StoreError> {
         self.with(|conn| {
-            conn.query_row(
-                "SELECT generation FROM change_counter WHERE id = 1",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
+            conn.query_row("SELECT generation FROM change_counter WHERE id = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|g| g as u64)
             .map_err(unavailable)
         })
@@ -399,9 +498,7 @@ mod tests {
 
     async fn fresh() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("tessera.db"))
-            .await
-            .unwrap();
+        let store = SqliteStore::open(dir.path().join("tessera.db")).await.unwrap();
         (dir, store)
     }
 
@@ -416,10 +513,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");
         let first = SqliteStore::open(&path).await.unwrap();
-        first
-            .create_client(contract::sample_client("svc"))
-            .await
-            .unwrap();
+        first.create_client(contract::sample_client("svc")).await.unwrap();
         drop(first);
         let again = SqliteStore::open(&path).await.unwrap();
         assert_eq!(again.client("svc").await.unwrap().unwrap().client_id, "svc");

@@ -1,0 +1,235 @@
+//! Introspection (RFC 7662) and revocation (RFC 7009): whether a token is
+//! active, and making it inactive.
+//!
+//! A token is active when, and only when: it is a compact JWS of at most
+//! [`MAX_TOKEN_LEN`] bytes; its header says `typ: at+jwt` and names the `kid`
+//! of a key we publish now; it verifies with that key under *that key's*
+//! algorithm (never the one the header names); its issuer is ours; `nbf <= now
+//! < exp`; its `jti` is not revoked; and its client still exists, enabled.
+//! Anything else is inactive, except a failure inside Tessera, which is an
+//! error (`temporarily_unavailable`), never a false "inactive".
+
+use jsonwebtoken::{Validation, decode, decode_header};
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use super::{
+    AccessToken, AuthError, Authority, Credential, PresentedCredentials, resolve_credentials, store_unavailable,
+};
+use crate::clock::UnixTime;
+use crate::store::RevokedToken;
+
+/// Longest token considered; anything longer is inactive without parsing.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// The scope that lets a client introspect any token.
+pub const INTROSPECT_SCOPE: &str = "tessera:introspect";
+/// The scope that lets a client revoke any token, not only its own.
+pub const REVOKE_SCOPE: &str = "tessera:revoke";
+/// Clock difference tolerated on `nbf` between replicas.
+const NBF_LEEWAY_SECS: i64 = 5;
+
+/// The claims of an active token, as introspection reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveToken {
+    /// `client_id`.
+    pub client_id: String,
+    /// `sub` (the client id too, for client-credentials tokens).
+    pub sub: String,
+    /// The granted scopes.
+    pub scopes: Vec<String>,
+    /// `aud`.
+    pub audiences: Vec<String>,
+    /// `iss`.
+    pub iss: String,
+    /// `exp`.
+    pub exp: UnixTime,
+    /// `iat`.
+    pub iat: UnixTime,
+    /// `nbf`.
+    pub nbf: UnixTime,
+    /// `jti`.
+    pub jti: String,
+}
+
+/// The claims as signed. Time claims are integers: a string or a float fails
+/// deserialisation and the token is inactive (THREATS C-10).
+#[derive(Debug, Deserialize)]
+struct SignedClaims {
+    iss: String,
+    sub: String,
+    client_id: String,
+    aud: OneOrMany,
+    #[serde(default)]
+    scope: Option<String>,
+    exp: i64,
+    iat: i64,
+    nbf: i64,
+    jti: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Who is calling introspection or revocation.
+struct Caller {
+    client_id: String,
+    scopes: Vec<String>,
+}
+
+impl Authority {
+    /// Answers an introspection request (RFC 7662 §2): `Ok(None)` for an
+    /// inactive token.
+    ///
+    /// # Errors
+    /// `invalid_client` when the caller does not authenticate,
+    /// `unauthorized_client` when it lacks [`INTROSPECT_SCOPE`],
+    /// `temporarily_unavailable` when Tessera cannot tell.
+    pub async fn introspect(
+        &self,
+        caller: PresentedCredentials,
+        token: &str,
+    ) -> Result<Option<ActiveToken>, AuthError> {
+        let caller = self.authenticate_caller(caller).await?;
+        if !caller.scopes.iter().any(|s| s == INTROSPECT_SCOPE) {
+            warn!(target: "tessera::audit", event = "introspection_refused", client_id = %caller.client_id);
+            return Err(AuthError::UnauthorizedClient(
+                format!("this client may not introspect tokens; register it with --scope {INTROSPECT_SCOPE}").into(),
+            ));
+        }
+        self.active_token(token).await
+    }
+
+    /// Revokes a token (RFC 7009 §2). A token that is not active already is
+    /// not an error: the answer is the same, so it reveals nothing.
+    ///
+    /// # Errors
+    /// `invalid_client` when the caller does not authenticate,
+    /// `unauthorized_client` when the token is another client's and the caller
+    /// lacks [`REVOKE_SCOPE`], `temporarily_unavailable` when the revocation
+    /// could not be made durable (it is then not in force).
+    pub async fn revoke(&self, caller: PresentedCredentials, token: &str) -> Result<(), AuthError> {
+        let caller = self.authenticate_caller(caller).await?;
+        let Some(active) = self.active_token(token).await? else {
+            return Ok(());
+        };
+        if active.client_id != caller.client_id && !caller.scopes.iter().any(|s| s == REVOKE_SCOPE) {
+            warn!(target: "tessera::audit", event = "revocation_refused", client_id = %caller.client_id, jti = %active.jti);
+            return Err(AuthError::UnauthorizedClient(
+                "a client may revoke only its own tokens".into(),
+            ));
+        }
+        let revoked = RevokedToken {
+            jti: active.jti.clone(),
+            client_id: active.client_id.clone(),
+            expires_at: active.exp,
+            revoked_at: self.clock.now(),
+        };
+        // Durable first: the answer acknowledges the revocation only after this.
+        self.store.revoke_token(revoked).await.map_err(store_unavailable)?;
+        self.denied.insert(active.jti.clone(), active.exp);
+        info!(target: "tessera::audit", event = "token_revoked", client_id = %caller.client_id, jti = %active.jti, owner = %active.client_id);
+        Ok(())
+    }
+
+    /// The caller of introspection or revocation: client credentials, or a
+    /// bearer token whose scopes then count.
+    async fn authenticate_caller(&self, presented: PresentedCredentials) -> Result<Caller, AuthError> {
+        match resolve_credentials(presented, true)? {
+            credential @ Credential::Secret { .. } => {
+                let client = self.authenticate(credential).await?;
+                Ok(Caller {
+                    client_id: client.client_id.clone(),
+                    scopes: client.scopes.clone(),
+                })
+            }
+            Credential::Bearer(token) => match self.active_token(token.expose()).await? {
+                Some(active) => Ok(Caller {
+                    client_id: active.client_id,
+                    scopes: active.scopes,
+                }),
+                None => Err(AuthError::InvalidClient { basic: false }),
+            },
+        }
+    }
+
+    /// The token's claims if it is active now; see the module documentation.
+    ///
+    /// # Errors
+    /// `temporarily_unavailable` when the client cannot be looked up.
+    pub async fn active_token(&self, token: &str) -> Result<Option<ActiveToken>, AuthError> {
+        let Some(claims) = self.verify_signed(token) else {
+            return Ok(None);
+        };
+        if self.denied.contains_key(&claims.jti) {
+            return Ok(None);
+        }
+        // A token outlives neither its client nor the client's enablement (THREATS B-11).
+        match self.client(&claims.client_id).await? {
+            Some(client) if !client.disabled => {}
+            _ => return Ok(None),
+        }
+        Ok(Some(claims))
+    }
+
+    /// Checks everything that needs no lookup: shape, key, signature, issuer, times.
+    fn verify_signed(&self, token: &str) -> Option<ActiveToken> {
+        if token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let header = decode_header(token).ok()?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
+        {
+            return None;
+        }
+        let now = self.clock.now();
+        let ring = self.key_ring();
+        let key = ring.verifier(header.kid.as_deref()?, now)?;
+        // The algorithm comes from our key; a header naming another (none,
+        // HS256 keyed with our public key, …) fails here.
+        let mut validation = Validation::new(key.algorithm().jwt_algorithm());
+        validation.set_issuer(&[self.config.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub", "aud"]);
+        validation.validate_aud = false;
+        // Time is checked below against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let claims = decode::<SignedClaims>(token, key.decoding_key(), &validation)
+            .ok()?
+            .claims;
+        if now >= claims.exp || claims.nbf > now + NBF_LEEWAY_SECS || claims.iat > now + NBF_LEEWAY_SECS {
+            return None;
+        }
+        Some(ActiveToken {
+            scopes: claims
+                .scope
+                .map(|s| s.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default(),
+            audiences: match claims.aud {
+                OneOrMany::One(aud) => vec![aud],
+                OneOrMany::Many(auds) => auds,
+            },
+            client_id: claims.client_id,
+            sub: claims.sub,
+            iss: claims.iss,
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: claims.nbf,
+            jti: claims.jti,
+        })
+    }
+}
+
+/// An `Authorization: Bearer` credential, for callers of introspection and revocation.
+pub fn bearer(token: impl Into<String>) -> PresentedCredentials {
+    PresentedCredentials {
+        authorization: Some(super::Authorization::Bearer(AccessToken::new(token))),
+        ..Default::default()
+    }
+}
