@@ -529,12 +529,14 @@ impl Authority {
         }
         const PRUNE_EVERY_SECS: i64 = 3600;
         let last = self.last_prune.load(Ordering::Acquire);
-        if now - last >= PRUNE_EVERY_SECS
+        let due = now - last >= PRUNE_EVERY_SECS;
+        if due
             && self
                 .last_prune
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
+            // Only one task prunes per period; a failure is retried next period.
             if let Err(e) = self.store.prune_revoked_tokens(now).await {
                 warn!(error = %e, "pruning revoked tokens failed");
             }

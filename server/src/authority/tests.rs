@@ -778,7 +778,7 @@ mod resource_server {
         f.authority.sync_with_store().await.unwrap();
         assert_eq!(f.active(&rs, &token).await, None, "its tokens are inactive before exp");
         let kids: Vec<_> = f.authority.jwks().into_iter().map(|k| k.kid).collect();
-        assert_eq!(kids, [replacement.kid.clone()]);
+        assert_eq!(kids, std::slice::from_ref(&replacement.kid));
         let fresh = f.token("svc", &svc).await;
         assert_eq!(
             decode_header(&fresh).unwrap().kid.unwrap(),
