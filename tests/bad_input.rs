@@ -1,6 +1,8 @@
 //! End to end: every malformed token request gets the RFC's status and error
 //! code as JSON, never a framework's plain text, a panic or a 500.
 
+// A test that panics is a failed test: unwrap is the assertion here.
+#![allow(clippy::unwrap_used)]
 mod support;
 
 use support::Server;

@@ -2,6 +2,8 @@
 //! tokens fetched over HTTP (Basic and post) and gRPC (raw and through the
 //! SDK), each verified against the JWKS the server publishes.
 
+// A test that panics is a failed test: unwrap is the assertion here.
+#![allow(clippy::unwrap_used)]
 mod support;
 
 use std::time::Duration;

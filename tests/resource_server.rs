@@ -1,6 +1,8 @@
 //! End to end: introspection (RFC 7662), revocation (RFC 7009) and signing-key
 //! rotation, on both faces, against real `tessera` processes.
 
+// A test that panics is a failed test: unwrap is the assertion here.
+#![allow(clippy::unwrap_used)]
 mod support;
 
 use std::time::Duration;
@@ -43,17 +45,19 @@ async fn http_introspect(server: &Server, rs: &str, token: &str) -> support::Exc
 fn with_basic<T>(message: T, id: &str, secret: &str) -> Request<T> {
     let mut request = Request::new(message);
     let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{id}:{secret}"));
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Basic {basic}").parse().unwrap());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Basic {basic}").parse().expect("metadata value"),
+    );
     request
 }
 
 fn with_bearer<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata value"),
+    );
     request
 }
 

@@ -167,7 +167,7 @@ impl KeyState {
 /// Every stored key with its state at `now`, in activation order.
 pub fn key_states(records: &[SigningKeyRecord], now: UnixTime) -> Vec<(SigningKeyRecord, KeyState)> {
     let mut sorted = records.to_vec();
-    sorted.sort_by(|a, b| (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid)));
+    sorted.sort_by_key(|k| (k.activates_at, k.created_at)); // stable: ties keep the order added
     let signer = sorted
         .iter()
         .rev()

@@ -371,7 +371,8 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads every stored key that is not revoked.
+    /// Loads every stored key that is not revoked, given in the store's
+    /// order ([`crate::store::Store::signing_keys`]).
     ///
     /// # Errors
     /// When no usable key is left or one does not load: a server must not run
@@ -388,7 +389,9 @@ impl KeyRing {
                 reason: "the store holds no usable signing key".into(),
             });
         }
-        keys.sort_by(|a, b| (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid)));
+        // Stable: keys activating in the same second keep the store's order
+        // (the order they were added), so the later one wins.
+        keys.sort_by_key(|k| (k.activates_at, k.created_at));
         Ok(Self {
             keys,
             max_token_ttl: i64::from(max_token_ttl),

@@ -42,6 +42,7 @@ pub async fn run_all(store: &dyn Store) {
     keys_are_added_only_on_top_of_the_expected_newest(store).await;
     a_key_is_revoked_once(store).await;
     revoked_tokens_are_kept_until_they_expire(store).await;
+    same_second_keys_keep_insertion_order(store).await;
 }
 
 async fn created_client_reads_back_identically(store: &dyn Store) {
@@ -176,4 +177,25 @@ async fn revoked_tokens_are_kept_until_they_expire(store: &dyn Store) {
     assert_eq!(live, ["t2"]);
     assert_eq!(store.prune_revoked_tokens(150).await.unwrap(), 1);
     assert_eq!(store.revoked_tokens(0).await.unwrap().len(), 1);
+}
+
+/// Keys activating in the same second come back in the order they were added,
+/// so the later one signs (a rotation right after start, a revocation's replacement).
+pub async fn same_second_keys_keep_insertion_order(store: &dyn Store) {
+    let mut kids = Vec::new();
+    for kid in ["zz-first", "aa-second", "mm-third"] {
+        let mut key = sample_key(kid, 5_000);
+        key.activates_at = 5_000;
+        store.add_signing_key(key, None).await.unwrap();
+        kids.push(kid);
+    }
+    let stored: Vec<_> = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.activates_at == 5_000)
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(stored, kids);
 }

@@ -152,7 +152,8 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces every secret of a client with `secret`. False when there is no such client.
     async fn replace_secrets(&self, client_id: &str, secret: SecretRecord) -> Result<bool, StoreError>;
 
-    /// Every signing key, oldest first.
+    /// Every signing key, in activation order; keys activating in the same
+    /// second are in the order they were added.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
 
     /// Stores `key` only if the store holds no signing key yet, atomically, and

@@ -248,7 +248,7 @@ fn load_keys(conn: &Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT kid, alg, private_pkcs8, created_at, activates_at, revoked_at FROM signing_keys
-             ORDER BY activates_at, created_at, kid",
+             ORDER BY activates_at, created_at, rowid",
         )
         .map_err(unavailable)?;
     stmt.query_map([], |r| {
@@ -405,7 +405,7 @@ impl Store for SqliteStore {
             if let Some(expected) = if_newest {
                 let newest: Option<String> = tx
                     .query_row(
-                        "SELECT kid FROM signing_keys ORDER BY activates_at DESC, created_at DESC, kid DESC LIMIT 1",
+                        "SELECT kid FROM signing_keys ORDER BY activates_at DESC, created_at DESC, rowid DESC LIMIT 1",
                         [],
                         |r| r.get(0),
                     )
