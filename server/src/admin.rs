@@ -5,7 +5,7 @@
 use crate::authority::{ClientSecret, is_valid_audience, is_valid_scope_token, secret};
 use crate::clock::UnixTime;
 use crate::keys::{KeyAlgorithm, SigningKey};
-use crate::store::{ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
+use crate::store::{ClientKeyRecord, ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
 
 /// Longest client id that may be registered.
 pub const MAX_CLIENT_ID_LEN: usize = 128;
@@ -97,6 +97,7 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
         disabled: false,
         created_at: now,
         secrets: vec![record],
+        keys: vec![],
     };
     match store.create_client(client).await {
         Ok(()) => Ok(secret),
@@ -267,4 +268,190 @@ pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<O
         replacement = %replacement.as_ref().map_or("", |r| r.kid.as_str()),
     );
     Ok(replacement)
+}
+
+/// Most secrets a client may hold live at once; rotation beyond this is
+/// refused until older ones expire (or `--keep-old-for 0` retires them now).
+pub const MAX_LIVE_SECRETS: usize = 5;
+
+/// Parses `90s`, `30m`, `1h`, `2d` or a plain number of seconds.
+///
+/// # Errors
+/// When the text is none of those.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let bad = || format!("invalid duration {text:?}: use e.g. 0, 90s, 30m, 1h or 2d");
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    number
+        .checked_mul(unit)
+        .filter(|secs| *secs <= 365 * 86_400)
+        .ok_or_else(bad)
+}
+
+/// Gives a client a new secret; its other secrets stay valid for
+/// `keep_old_for` seconds more (or until their own earlier expiry), so
+/// deployments can switch without downtime. Returns the new secret, shown once.
+///
+/// # Errors
+/// When there is no such client, it would hold too many live secrets, or the store fails.
+pub async fn rotate_secret(
+    store: &dyn Store,
+    client_id: &str,
+    keep_old_for: i64,
+    now: UnixTime,
+) -> Result<ClientSecret, String> {
+    let client = store
+        .client(client_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no client {client_id:?} in the store"))?;
+    let still_live = if keep_old_for == 0 {
+        0
+    } else {
+        client.secrets.iter().filter(|s| s.is_live(now)).count()
+    };
+    if still_live >= MAX_LIVE_SECRETS {
+        return Err(format!(
+            "client {client_id:?} already has {still_live} live secrets (at most {MAX_LIVE_SECRETS}); \
+             wait for one to expire, or retire them all now with --keep-old-for 0"
+        ));
+    }
+    let (secret, record) = new_secret(now, None).await?;
+    let secret_id = record.secret_id.clone();
+    let others_expire_at = Some(now + keep_old_for);
+    if !store
+        .add_secret(client_id, record, others_expire_at)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("no client {client_id:?} in the store"));
+    }
+    tracing::info!(target: "tessera::audit", event = "client_secret_rotated", client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
+    Ok(secret)
+}
+
+/// Smallest RSA modulus a client key may have, in bits.
+const MIN_CLIENT_RSA_BITS: usize = 2048;
+
+/// Registers a public key for `private_key_jwt`, from a JWK (JSON) or a PEM
+/// public key. The `kid` defaults to the JWK's, else its RFC 7638
+/// thumbprint; the algorithm to the JWK's `alg`, else the one its key type
+/// implies (P-256: ES256, Ed25519: EdDSA, RSA: RS256).
+///
+/// # Errors
+/// For a private or symmetric key, an RSA key under 2048 bits, a key that
+/// does not fit the algorithm, an unknown client, or a `kid` already taken.
+pub async fn add_client_key(
+    store: &dyn Store,
+    client_id: &str,
+    material: KeyMaterial,
+    kid: Option<String>,
+    alg: Option<KeyAlgorithm>,
+    now: UnixTime,
+) -> Result<ClientKeyRecord, String> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
+    let mut jwk: Jwk = match material {
+        KeyMaterial::Jwk(text) => {
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("not a JWK: {e}"))?;
+            if ["d", "p", "q", "dp", "dq", "qi", "k"]
+                .iter()
+                .any(|m| value.get(m).is_some())
+            {
+                return Err("this JWK holds private or symmetric key material; register the public key only".into());
+            }
+            serde_json::from_value(value).map_err(|e| format!("not a usable JWK: {e}"))?
+        }
+        KeyMaterial::Pem(text) => {
+            if text.contains("PRIVATE KEY") {
+                return Err("this PEM holds a private key; register the public key only".into());
+            }
+            let pem = text.as_bytes();
+            let (key, implied) = if let Ok(key) = jsonwebtoken::DecodingKey::from_ec_pem(pem) {
+                (key, KeyAlgorithm::Es256)
+            } else if let Ok(key) = jsonwebtoken::DecodingKey::from_ed_pem(pem) {
+                (key, KeyAlgorithm::EdDsa)
+            } else if let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(pem) {
+                (key, KeyAlgorithm::Rs256)
+            } else {
+                return Err("not a PEM public key (P-256, Ed25519 or RSA)".into());
+            };
+            Jwk::from_decoding_key(&key, Some(alg.unwrap_or(implied).jwt_algorithm()))
+                .map_err(|e| format!("cannot convert the PEM key: {e}"))?
+        }
+    };
+    let implied = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => KeyAlgorithm::Es256,
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => KeyAlgorithm::EdDsa,
+        AlgorithmParameters::RSA(rsa) => {
+            let bits = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &rsa.n)
+                .map(|n| n.iter().skip_while(|b| **b == 0).count() * 8)
+                .unwrap_or(0);
+            if bits < MIN_CLIENT_RSA_BITS {
+                return Err(format!(
+                    "RSA keys must have at least {MIN_CLIENT_RSA_BITS} bits (this one: {bits})"
+                ));
+            }
+            KeyAlgorithm::Rs256
+        }
+        _ => return Err("unsupported key type: use P-256 (ES256), Ed25519 (EdDSA) or RSA (RS256)".into()),
+    };
+    let declared = jwk
+        .common
+        .key_algorithm
+        .map(|a| KeyAlgorithm::parse(&a.to_string()))
+        .transpose()?;
+    let alg = alg.or(declared).unwrap_or(implied);
+    if alg != implied {
+        return Err(format!("a {} key cannot sign {}", implied.jws_name(), alg.jws_name()));
+    }
+    jwk.common.key_algorithm = Some(alg.jwt_algorithm().into());
+    let kid = match kid.or_else(|| jwk.common.key_id.clone()) {
+        Some(kid) => kid,
+        None => jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| format!("thumbprint: {e}"))?,
+    };
+    if kid.is_empty() || kid.len() > 128 || kid.chars().any(|c| c.is_control()) {
+        return Err(format!("kid {kid:?} is not valid: 1 to 128 printable characters"));
+    }
+    jwk.common.key_id = Some(kid.clone());
+    let record = ClientKeyRecord {
+        kid,
+        alg: alg.jws_name().to_owned(),
+        jwk: serde_json::to_string(&jwk).map_err(|e| e.to_string())?,
+        created_at: now,
+    };
+    crate::authority::client_decoding_key(&record)?;
+    match store.add_client_key(client_id, record.clone()).await {
+        Ok(true) => {
+            tracing::info!(target: "tessera::audit", event = "client_key_added", client_id = %client_id, kid = %record.kid, alg = %record.alg);
+            Ok(record)
+        }
+        Ok(false) => Err(format!("no client {client_id:?} in the store")),
+        Err(StoreError::AlreadyExists(_)) => Err(format!(
+            "client {client_id:?} already has a key {:?}; choose another --kid",
+            record.kid
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A public key as given to `tessera client add-key`.
+#[derive(Debug, Clone)]
+pub enum KeyMaterial {
+    /// A JWK, as JSON text.
+    Jwk(String),
+    /// A PEM `PUBLIC KEY`.
+    Pem(String),
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, NewClient};
-use crate::authority::{Authority, AuthorityConfig};
+use crate::authority::{Authority, AuthorityConfig, ThrottleConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat, ServeConfig, ServeOverrides, defaults};
 use crate::store::{self, ClientRecord, Store};
@@ -77,6 +77,15 @@ struct ServeArgs {
     /// Seconds a scheduled new key is published before it signs [default: 600]
     #[arg(long, env = "TESSERA_KEY_PUBLISH_AHEAD", value_name = "SECS")]
     key_publish_ahead: Option<u32>,
+    /// Failed authentications per client id per minute before it gets 429; 0 off [default: 10]
+    #[arg(long, env = "TESSERA_FAILURE_LIMIT", value_name = "N")]
+    failure_limit: Option<u32>,
+    /// Failed authentications per source address per minute before it gets 429; 0 off [default: 100]
+    #[arg(long, env = "TESSERA_SOURCE_FAILURE_LIMIT", value_name = "N")]
+    source_failure_limit: Option<u32>,
+    /// Refuse token requests that name no audience, instead of granting the client's registered ones
+    #[arg(long, env = "TESSERA_REQUIRE_AUDIENCE")]
+    require_audience: bool,
     /// Register (or refresh) a client `demo` and print a curl line that gets a token. For trying Tessera out.
     #[arg(long)]
     demo: bool,
@@ -139,6 +148,38 @@ enum ClientCommand {
     Enable {
         /// The client id.
         id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Issue a new secret; the others stay valid for --keep-old-for, so deployments switch without downtime.
+    RotateSecret {
+        /// The client id.
+        id: String,
+        /// How long the current secrets stay valid: 0, 90s, 30m, 1h, 2d …
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        keep_old_for: String,
+        /// Print JSON: {"client_id", "client_secret", …}
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Register a public key the client signs private_key_jwt assertions with.
+    AddKey {
+        /// The client id.
+        id: String,
+        /// A public JWK (JSON) file
+        #[arg(long, value_name = "FILE", conflicts_with = "pem", required_unless_present = "pem")]
+        jwk: Option<PathBuf>,
+        /// A PEM public key file (P-256, Ed25519 or RSA ≥ 2048 bits)
+        #[arg(long, value_name = "FILE")]
+        pem: Option<PathBuf>,
+        /// Key id assertions name in their header [default: the JWK's kid, else its RFC 7638 thumbprint]
+        #[arg(long)]
+        kid: Option<String>,
+        /// ES256, EdDSA or RS256 [default: the JWK's alg, else what the key type implies]
+        #[arg(long)]
+        alg: Option<String>,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -233,6 +274,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         log_format: args.log_format,
         key_rotation_days: args.key_rotation_days,
         key_publish_ahead: args.key_publish_ahead,
+        failure_limit: args.failure_limit,
+        source_failure_limit: args.source_failure_limit,
+        require_audience: args.require_audience.then_some(true),
     }) {
         Ok(config) => config,
         Err(e) => return usage(e),
@@ -263,9 +307,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_token_ttl: config.max_token_ttl,
         signing_alg: config.signing_alg,
         hashing_permits: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-        hashing_wait: Duration::from_secs(2),
+        hashing_wait: Duration::from_millis(500),
         key_rotation: config.key_rotation,
         key_publish_ahead: Duration::from_secs(u64::from(config.key_publish_ahead)),
+        throttle: ThrottleConfig {
+            client_failures: config.failure_limit,
+            source_failures: config.source_failure_limit,
+            window_secs: 60,
+        },
+        require_audience: config.require_audience,
     };
     let authority = match Authority::new(authority_config, store.clone(), clock.clone()).await {
         Ok(authority) => Arc::new(authority),
@@ -315,6 +365,11 @@ fn client_json(client: &ClientRecord) -> serde_json::Value {
         "token_ttl": client.token_ttl,
         "disabled": client.disabled,
         "created_at": client.created_at,
+        "keys": client.keys.iter().map(|k| json!({
+            "kid": k.kid,
+            "alg": k.alg,
+            "created_at": k.created_at,
+        })).collect::<Vec<_>>(),
         "secrets": client.secrets.iter().map(|s| json!({
             "secret_id": s.secret_id,
             "created_at": s.created_at,
@@ -436,9 +491,78 @@ async fn client(command: ClientCommand) -> ExitCode {
                             s.secret_id, s.created_at
                         );
                     }
+                    for k in &c.keys {
+                        println!("key:        {} {} added {}", k.kid, k.alg, k.created_at);
+                    }
                     ExitCode::SUCCESS
                 }
                 Ok(None) => fail(format!("no client {id:?} in the store")),
+                Err(e) => fail(e),
+            }
+        }
+        ClientCommand::RotateSecret {
+            id,
+            keep_old_for,
+            json,
+            store,
+        } => {
+            let keep_old_for = match admin::parse_duration(&keep_old_for) {
+                Ok(secs) => secs,
+                Err(e) => return usage(format!("invalid --keep-old-for: {e}")),
+            };
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match admin::rotate_secret(store.as_ref(), &id, keep_old_for, now).await {
+                Ok(secret) if json => {
+                    let out = json!({
+                        "client_id": id,
+                        "client_secret": secret.expose(),
+                        "others_expire_at": now + keep_old_for,
+                    });
+                    println!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Ok(secret) => {
+                    println!("New secret for client {id:?}; the previous ones stay valid for {keep_old_for} s.");
+                    println!("client_secret: {}", secret.expose());
+                    println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        ClientCommand::AddKey {
+            id,
+            jwk,
+            pem,
+            kid,
+            alg,
+            store,
+        } => {
+            let alg = match alg.as_deref().map(crate::keys::KeyAlgorithm::parse).transpose() {
+                Ok(alg) => alg,
+                Err(e) => return usage(format!("invalid --alg: {e}")),
+            };
+            let (path, wrap): (PathBuf, fn(String) -> admin::KeyMaterial) = match (jwk, pem) {
+                (Some(path), None) => (path, admin::KeyMaterial::Jwk),
+                (None, Some(path)) => (path, admin::KeyMaterial::Pem),
+                _ => return usage("give exactly one of --jwk FILE or --pem FILE"),
+            };
+            let material = match std::fs::read_to_string(&path) {
+                Ok(text) => wrap(text),
+                Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+            };
+            let store = match open_store(&store.store).await {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match admin::add_client_key(store.as_ref(), &id, material, kid, alg, now).await {
+                Ok(record) => {
+                    println!("Registered key {:?} ({}) for client {id:?}.", record.kid, record.alg);
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(e),
             }
         }

@@ -30,6 +30,10 @@ pub mod defaults {
     /// A rotated key is published 10 minutes before it signs: twice the JWKS
     /// `Cache-Control: max-age`, so every verifier's cache has it in time.
     pub const KEY_PUBLISH_AHEAD_SECS: u32 = 600;
+    /// Failed authentications per client id per minute before it is throttled.
+    pub const FAILURE_LIMIT: u32 = 10;
+    /// Failed authentications per source address per minute before it is throttled.
+    pub const SOURCE_FAILURE_LIMIT: u32 = 100;
 }
 
 /// The optional TOML file: the same settings as the flags, under the same
@@ -57,6 +61,12 @@ pub struct FileConfig {
     pub key_rotation_days: Option<u32>,
     /// `--key-publish-ahead`.
     pub key_publish_ahead: Option<u32>,
+    /// `--failure-limit`.
+    pub failure_limit: Option<u32>,
+    /// `--source-failure-limit`.
+    pub source_failure_limit: Option<u32>,
+    /// `--require-audience`.
+    pub require_audience: Option<bool>,
 }
 
 impl FileConfig {
@@ -96,6 +106,12 @@ pub struct ServeOverrides {
     pub key_rotation_days: Option<u32>,
     /// `--key-publish-ahead`.
     pub key_publish_ahead: Option<u32>,
+    /// `--failure-limit`.
+    pub failure_limit: Option<u32>,
+    /// `--source-failure-limit`.
+    pub source_failure_limit: Option<u32>,
+    /// `--require-audience` (a flag: `Some(true)` when given).
+    pub require_audience: Option<bool>,
 }
 
 /// How log lines are written.
@@ -130,6 +146,12 @@ pub struct ServeConfig {
     pub key_rotation: Option<Duration>,
     /// Seconds a rotated key is published before it signs.
     pub key_publish_ahead: u32,
+    /// Failed authentications per client id per minute before throttling; 0 off.
+    pub failure_limit: u32,
+    /// Failed authentications per source address per minute; 0 off.
+    pub source_failure_limit: u32,
+    /// Refuse token requests that name no audience.
+    pub require_audience: bool,
 }
 
 impl ServeConfig {
@@ -208,7 +230,19 @@ impl ServeConfig {
                 "invalid --key-publish-ahead {key_publish_ahead}: use 0 to 604800 seconds"
             ));
         }
+        let failure_limit = overrides
+            .failure_limit
+            .or(file.failure_limit)
+            .unwrap_or(defaults::FAILURE_LIMIT);
+        let source_failure_limit = overrides
+            .source_failure_limit
+            .or(file.source_failure_limit)
+            .unwrap_or(defaults::SOURCE_FAILURE_LIMIT);
+        let require_audience = overrides.require_audience.or(file.require_audience).unwrap_or(false);
         Ok(Self {
+            failure_limit,
+            source_failure_limit,
+            require_audience,
             key_rotation,
             key_publish_ahead,
             listen,

@@ -139,8 +139,8 @@ impl Authority {
     /// bearer token whose scopes then count.
     async fn authenticate_caller(&self, presented: PresentedCredentials) -> Result<Caller, AuthError> {
         match resolve_credentials(presented, true)? {
-            credential @ Credential::Secret { .. } => {
-                let client = self.authenticate(credential).await?;
+            credential @ (Credential::Secret { .. } | Credential::Assertion { .. }) => {
+                let client = self.authenticate(credential, None).await?;
                 Ok(Caller {
                     client_id: client.client_id.clone(),
                     scopes: client.scopes.clone(),

@@ -5,13 +5,16 @@
 //! credential counts to which scopes are granted and for how long, is made
 //! here, so both faces always agree.
 
+mod assertion;
 mod error;
 mod introspect;
 mod policy;
 pub mod secret;
+mod throttle;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use std::{fmt, mem};
 
@@ -21,14 +24,17 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
+pub use assertion::{ASSERTION_LEEWAY_SECS, MAX_ASSERTION_LIFETIME_SECS, decoding_key as client_decoding_key};
 pub use error::AuthError;
 pub use introspect::{ActiveToken, INTROSPECT_SCOPE, MAX_TOKEN_LEN, REVOKE_SCOPE, bearer};
 pub use policy::{MAX_AUDIENCES, MAX_SCOPES, is_valid_audience, is_valid_scope_token};
 pub use secret::{ClientSecret, HashingGate};
+pub use throttle::ThrottleConfig;
 
 use crate::clock::{Clock, UnixTime};
 use crate::keys::{KeyAlgorithm, KeyRing, PublicJwk, SigningKey};
-use crate::store::{ClientRecord, Store, StoreError};
+use crate::store::{ClientRecord, Generations, Store, StoreError};
+use throttle::Throttle;
 
 /// The only grant Tessera serves (RFC 6749 §4.4).
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -57,6 +63,11 @@ pub struct AuthorityConfig {
     pub key_rotation: Option<Duration>,
     /// How long a rotated key is published before it signs.
     pub key_publish_ahead: Duration,
+    /// Failure limits per client id and per source address.
+    pub throttle: ThrottleConfig,
+    /// Refuse token requests that name no audience, instead of granting the
+    /// client's registered audiences.
+    pub require_audience: bool,
 }
 
 /// A parsed `Authorization` header (or gRPC `authorization` metadata).
@@ -101,6 +112,9 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     /// Requested audiences (RFC 8707 resources); empty asks for the client's defaults.
     pub audiences: Vec<String>,
+    /// The peer's address, for per-source throttling. Forwarding headers are
+    /// not trusted for this (THREATS A-15).
+    pub source: Option<IpAddr>,
 }
 
 /// An access token. `Debug` is redacted: a token is a bearer credential.
@@ -180,6 +194,20 @@ enum Credential {
     },
     /// Only where a token may stand for its client (introspection, revocation).
     Bearer(AccessToken),
+    /// `private_key_jwt`; `client_id` is the one the request named, if any.
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+    },
+}
+
+/// A secret that verified once, remembered as a keyed MAC so the next request
+/// with the same secret costs a MAC instead of argon2.
+#[derive(Clone)]
+struct Remembered {
+    mac: [u8; 32],
+    /// The secret's own expiry still applies to its remembered form.
+    expires_at: Option<UnixTime>,
 }
 
 /// The token authority. Shared as `Arc<Authority>` by every face.
@@ -195,9 +223,16 @@ pub struct Authority {
     /// Bumped on every clear, so a store read that began before a change
     /// does not put a stale copy back into `clients`.
     client_epoch: AtomicU64,
-    /// The store generation the hot copies reflect.
-    seen_generation: AtomicU64,
+    /// The store generations the hot copies reflect.
+    seen: Mutex<Generations>,
     gate: HashingGate,
+    /// Remembered successful verifications, per client id. Cleared with the
+    /// client cache, so rotation, disable and delete forget them.
+    remembered: DashMap<String, Vec<Remembered>>,
+    /// Per-process random key of the remembered MACs: a memory dump does not
+    /// give an offline oracle for secrets across restarts.
+    mac_key: aws_lc_rs::hmac::Key,
+    throttle: Throttle,
     /// Revoked tokens' `jti` → `exp`, kept until they expire anyway. Read on
     /// every introspection, so it lives in memory; the store is its truth.
     denied: DashMap<String, UnixTime>,
@@ -225,7 +260,7 @@ impl Authority {
     /// # Errors
     /// When the store cannot be read or its keys cannot be loaded.
     pub async fn new(config: AuthorityConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        let generation = store.generation().await.map_err(|e| e.to_string())?;
+        let generations = store.generations().await.map_err(|e| e.to_string())?;
         let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
         if records.is_empty() {
             let fresh = SigningKey::generate(config.signing_alg, clock.now())?;
@@ -240,6 +275,7 @@ impl Authority {
             "signing keys loaded"
         );
         let gate = HashingGate::new(config.hashing_permits, config.hashing_wait).map_err(|e| e.to_string())?;
+        let throttle = Throttle::new(config.throttle);
         let denied = DashMap::new();
         for revoked in store.revoked_tokens(clock.now()).await.map_err(|e| e.to_string())? {
             denied.insert(revoked.jti, revoked.expires_at);
@@ -251,8 +287,11 @@ impl Authority {
             keys: RwLock::new(Arc::new(ring)),
             clients: DashMap::new(),
             client_epoch: AtomicU64::new(0),
-            seen_generation: AtomicU64::new(generation),
+            seen: Mutex::new(generations),
             gate,
+            remembered: DashMap::new(),
+            mac_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret::random_bytes::<32>()),
+            throttle,
             denied,
             last_prune: AtomicI64::new(0),
         })
@@ -325,8 +364,13 @@ impl Authority {
         // Shape checks come before authentication so a malformed request never costs a hash.
         let scopes = policy::parse_requested_scopes(&request.scopes)?;
         let audiences = policy::parse_requested_audiences(&request.audiences)?;
+        if audiences.is_empty() && self.config.require_audience {
+            return Err(AuthError::InvalidTarget(
+                "this server requires every token request to name its audience (resource)".into(),
+            ));
+        }
         let credential = resolve_credentials(request.credentials, false)?;
-        let client = self.authenticate(credential).await?;
+        let client = self.authenticate(credential, request.source).await?;
         let scopes = policy::grant_scopes(&client, scopes)?;
         let audiences = policy::grant_audiences(&client, audiences, &self.config.issuer)?;
         let ttl = client
@@ -336,38 +380,124 @@ impl Authority {
         self.mint(&client.client_id, scopes, audiences, ttl)
     }
 
-    /// Checks the credential and returns the client. Unknown, disabled and
-    /// wrong-secret cases all run one argon2 verification through the same
-    /// gate and fail with the same error, so neither the answer nor its
-    /// timing says which it was.
-    async fn authenticate(&self, credential: Credential) -> Result<Arc<ClientRecord>, AuthError> {
-        let Credential::Secret {
-            client_id,
-            secret,
-            basic,
-        } = credential
-        else {
-            return Err(AuthError::InvalidClient { basic: false });
+    /// Checks the credential and returns the client.
+    ///
+    /// Secrets: a secret remembered from an earlier success is accepted at the
+    /// cost of a MAC. Otherwise, unless the client id or source is throttled,
+    /// argon2 runs through the bounded gate. Unknown, disabled and
+    /// wrong-secret cases all run one verification and fail with the same
+    /// error, so neither the answer nor its timing says which it was.
+    async fn authenticate(
+        &self,
+        credential: Credential,
+        source: Option<IpAddr>,
+    ) -> Result<Arc<ClientRecord>, AuthError> {
+        let (client_id, secret, basic) = match credential {
+            Credential::Secret {
+                client_id,
+                secret,
+                basic,
+            } => (client_id, secret, basic),
+            Credential::Assertion { client_id, assertion } => {
+                let now = self.clock.now();
+                // Failures count against the client the request names, or
+                // else the one the assertion claims to be; an assertion that
+                // names nobody counts against its source only.
+                let claimed = client_id.clone().or_else(|| assertion::claimed_subject(&assertion));
+                if let Some(retry_after_secs) = self.throttle.retry_after(claimed.as_deref(), source, now) {
+                    return Err(AuthError::TooManyRequests { retry_after_secs });
+                }
+                let outcome = self.authenticate_assertion(client_id.as_deref(), &assertion).await;
+                if matches!(outcome, Err(AuthError::InvalidClient { .. })) {
+                    self.throttle.record_failure(claimed.as_deref(), source, now);
+                }
+                return outcome;
+            }
+            Credential::Bearer(_) => return Err(AuthError::InvalidClient { basic: false }),
         };
+        let epoch = self.client_epoch.load(Ordering::Acquire);
         let client = self.client(&client_id).await?;
         let now = self.clock.now();
-        let candidates = match &client {
+        let mac = self.secret_mac(&client_id, &secret);
+        if let Some(c) = client.as_ref().filter(|c| !c.disabled)
+            && self.is_remembered(&c.client_id, &mac, now)
+        {
+            return Ok(c.clone());
+        }
+        if let Some(retry_after_secs) = self.throttle.retry_after(Some(&client_id), source, now) {
+            return Err(AuthError::TooManyRequests { retry_after_secs });
+        }
+        let (candidates, expiries): (Vec<String>, Vec<Option<UnixTime>>) = match &client {
             Some(c) if !c.disabled => c
                 .secrets
                 .iter()
                 .filter(|s| s.is_live(now))
-                .map(|s| s.phc.clone())
-                .collect(),
-            _ => Vec::new(),
+                .map(|s| (s.phc.clone(), s.expires_at))
+                .unzip(),
+            _ => Default::default(),
         };
         let matched = self.gate.verify_any(candidates, secret).await?;
-        match client {
-            Some(c) if matched => Ok(c),
+        match (client, matched) {
+            (Some(c), Some(index)) => {
+                // Not if the client changed while argon2 ran: the secret may
+                // have been rotated away or the client disabled meanwhile.
+                if self.client_epoch.load(Ordering::Acquire) == epoch {
+                    self.remember(&c.client_id, mac, expiries[index]);
+                }
+                Ok(c)
+            }
             _ => {
+                self.throttle.record_failure(Some(&client_id), source, now);
                 warn!(target: "tessera::audit", event = "client_authentication_failed", client_id = %truncate(&client_id));
                 Err(AuthError::InvalidClient { basic })
             }
         }
+    }
+
+    /// HMAC-SHA256 of the client id and secret under the per-process key.
+    fn secret_mac(&self, client_id: &str, secret: &ClientSecret) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.mac_key);
+        ctx.update(&(client_id.len() as u64).to_be_bytes());
+        ctx.update(client_id.as_bytes());
+        ctx.update(secret.expose().as_bytes());
+        let mut mac = [0u8; 32];
+        mac.copy_from_slice(ctx.sign().as_ref());
+        mac
+    }
+
+    /// True when `mac` matches a remembered, unexpired verification of this
+    /// client. Every entry is compared, in constant time.
+    fn is_remembered(&self, client_id: &str, mac: &[u8; 32], now: UnixTime) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let Some(entries) = self.remembered.get(client_id) else {
+            return false;
+        };
+        entries.iter().fold(false, |found, entry| {
+            let live = entry.expires_at.is_none_or(|at| now < at);
+            found | (bool::from(entry.mac.ct_eq(mac)) & live)
+        })
+    }
+
+    fn remember(&self, client_id: &str, mac: [u8; 32], expires_at: Option<UnixTime>) {
+        /// A client holds a handful of live secrets; more entries are stale.
+        const MAX_PER_CLIENT: usize = 8;
+        let mut entries = self.remembered.entry(client_id.to_owned()).or_default();
+        if !entries.iter().any(|e| e.mac == mac) {
+            if entries.len() == MAX_PER_CLIENT {
+                entries.remove(0);
+            }
+            entries.push(Remembered { mac, expires_at });
+        }
+    }
+
+    /// argon2 verification batches run so far.
+    pub fn hashing_runs(&self) -> u64 {
+        self.gate.runs()
+    }
+
+    /// Remembered verifications, for metrics and tests.
+    pub fn remembered_count(&self) -> usize {
+        self.remembered.iter().map(|e| e.len()).sum()
     }
 
     /// The client with this id, from the hot copies or else the store.
@@ -431,12 +561,31 @@ impl Authority {
     /// # Errors
     /// When the store cannot be read; the hot copies are then kept as they are.
     pub async fn sync_with_store(&self) -> Result<bool, StoreError> {
-        let generation = self.store.generation().await?;
-        if generation == self.seen_generation.load(Ordering::Acquire) {
+        let now = self.store.generations().await?;
+        let seen = *self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now == seen {
             return Ok(false);
         }
+        if now.keys != seen.keys {
+            self.reload_keys().await?;
+        }
+        if now.revocations != seen.revocations {
+            // Revocations only ever add entries (expired ones are pruned apart).
+            for entry in self.store.revoked_tokens(self.clock.now()).await? {
+                self.denied.insert(entry.jti, entry.expires_at);
+            }
+        }
+        if now.clients != seen.clients {
+            self.client_epoch.fetch_add(1, Ordering::AcqRel);
+            self.clients.clear();
+            self.remembered.clear();
+        }
+        *self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
+        Ok(true)
+    }
+
+    async fn reload_keys(&self) -> Result<(), StoreError> {
         let records = self.store.signing_keys().await?;
-        let revoked = self.store.revoked_tokens(self.clock.now()).await?;
         match KeyRing::load(&records, self.config.max_token_ttl) {
             Ok(ring) => {
                 let before: Vec<String> = self.key_ring().keys().iter().map(|k| k.kid().to_owned()).collect();
@@ -454,14 +603,7 @@ impl Authority {
             }
             Err(e) => warn!(error = %e, "keys in the store did not load; keeping the current ones"),
         }
-        // Revocations only ever add entries (expired ones are pruned apart).
-        for entry in revoked {
-            self.denied.insert(entry.jti, entry.expires_at);
-        }
-        self.client_epoch.fetch_add(1, Ordering::AcqRel);
-        self.clients.clear();
-        self.seen_generation.store(generation, Ordering::Release);
-        Ok(true)
+        Ok(())
     }
 
     /// Polls the store's change counter every `interval`, so changes made by
@@ -504,6 +646,7 @@ impl Authority {
     async fn housekeeping(&self) {
         let now = self.clock.now();
         self.denied.retain(|_, exp| *exp > now);
+        self.throttle.forget_expired(now);
         if let Some(period) = self.config.key_rotation {
             let newest = self.key_ring().newest().clone();
             if newest.created_at() + period.as_secs() as i64 <= now {
@@ -537,7 +680,7 @@ impl Authority {
                 .is_ok()
         {
             // Only one task prunes per period; a failure is retried next period.
-            if let Err(e) = self.store.prune_revoked_tokens(now).await {
+            if let Err(e) = self.store.prune_expired(now).await {
                 warn!(error = %e, "pruning revoked tokens failed");
             }
         }
@@ -617,14 +760,12 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
                 "client_assertion_type must be {JWT_BEARER_ASSERTION}"
             )));
         }
-        if client_assertion.is_none() {
+        let Some(assertion) = client_assertion else {
             return Err(AuthError::invalid_request(
                 "client_assertion_type was sent without client_assertion",
             ));
-        }
-        // private_key_jwt is not implemented yet and not advertised in the
-        // metadata; an assertion therefore cannot authenticate anyone.
-        return Err(AuthError::InvalidClient { basic: false });
+        };
+        return Ok(Credential::Assertion { client_id, assertion });
     }
     // No credential at all: the client did not authenticate (RFC 6749 §5.2).
     Err(AuthError::InvalidClient { basic: false })

@@ -110,10 +110,14 @@ pub fn verify_secret(phc: &str, secret: &ClientSecret) -> bool {
 #[derive(Debug, Clone)]
 pub struct HashingGate {
     permits: Arc<Semaphore>,
+    total_permits: usize,
     wait: Duration,
     /// A real hash of a random secret, verified when the client is unknown or
     /// disabled, so that those answers take as long as a wrong secret.
     dummy_phc: Arc<str>,
+    /// Verification batches run so far (for metrics, and to prove in tests
+    /// that a remembered or throttled request hashed nothing).
+    runs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HashingGate {
@@ -122,33 +126,47 @@ impl HashingGate {
     pub fn new(permits: usize, wait: Duration) -> Result<Self, AuthError> {
         Ok(Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
+            total_permits: permits.max(1),
             wait,
             dummy_phc: hash_secret(&ClientSecret::generate())?.into(),
+            runs: Arc::default(),
         })
     }
 
-    /// True when `secret` matches one of `candidates`. With no candidates the
-    /// secret is checked against a dummy hash, so the time taken does not say
-    /// whether the client exists.
-    pub async fn verify_any(&self, candidates: Vec<String>, secret: ClientSecret) -> Result<bool, AuthError> {
+    /// How many verification batches ran (each is one request's argon2 work).
+    pub fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests waiting for, or holding, a hashing permit right now.
+    pub fn busy(&self) -> usize {
+        self.total_permits - self.permits.available_permits()
+    }
+
+    /// The index of the candidate `secret` matches, if any. With no
+    /// candidates the secret is checked against a dummy hash, so the time
+    /// taken does not say whether the client exists.
+    pub async fn verify_any(&self, candidates: Vec<String>, secret: ClientSecret) -> Result<Option<usize>, AuthError> {
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
                 AuthError::TemporarilyUnavailable("the server is busy verifying credentials; retry shortly".into())
             })?
             .map_err(|_| AuthError::Internal("hashing gate closed".into()))?;
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dummy = self.dummy_phc.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             if candidates.is_empty() {
                 verify_secret(&dummy, &secret);
-                return false;
+                return None;
             }
             // Every candidate is tried, even after a match, so that the time
             // does not say which of a client's secrets matched.
-            candidates
-                .iter()
-                .fold(false, |matched, phc| verify_secret(phc, &secret) | matched)
+            candidates.iter().enumerate().fold(None, |matched, (index, phc)| {
+                let this = verify_secret(phc, &secret).then_some(index);
+                matched.or(this)
+            })
         })
         .await
         .map_err(|e| AuthError::Internal(format!("hashing task: {e}")))

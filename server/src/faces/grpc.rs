@@ -61,6 +61,10 @@ impl pb::token_service_server::TokenService for TokenService {
         let authorization =
             authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))
                 .map_err(|e| grpc_status(&e))?;
+        let source = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
         let message = request.into_inner();
         let mut credentials = PresentedCredentials {
             authorization,
@@ -83,6 +87,7 @@ impl pb::token_service_server::TokenService for TokenService {
             credentials,
             scopes: message.scopes,
             audiences: message.audiences,
+            source,
         };
         let issued = self.authority.issue(token_request).await.map_err(|e| grpc_status(&e))?;
         Ok(Response::new(pb::IssueTokenResponse {

@@ -105,7 +105,17 @@ async fn token_request(parts: &Parts, body: Body) -> Result<TokenRequest, AuthEr
             .chain(form.all("audience"))
             .map(str::to_owned)
             .collect(),
+        source: peer_ip(parts),
     })
+}
+
+/// The connection's peer. `X-Forwarded-For` is deliberately not consulted:
+/// no proxy is trusted yet (THREATS A-15).
+pub fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
 }
 
 /// Checks the request's shape and parses its form body, refusing what is not
@@ -260,7 +270,8 @@ async fn metadata(State(authority): State<Arc<Authority>>) -> Response {
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),

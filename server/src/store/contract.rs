@@ -1,6 +1,6 @@
 //! The store contract: one suite every `Store` implementation must pass.
 
-use super::{ClientRecord, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError};
+use super::{ClientKeyRecord, ClientRecord, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError};
 
 pub fn sample_client(id: &str) -> ClientRecord {
     ClientRecord {
@@ -16,6 +16,7 @@ pub fn sample_client(id: &str) -> ClientRecord {
             created_at: 1_700_000_000,
             expires_at: None,
         }],
+        keys: vec![],
     }
 }
 
@@ -43,6 +44,9 @@ pub async fn run_all(store: &dyn Store) {
     a_key_is_revoked_once(store).await;
     revoked_tokens_are_kept_until_they_expire(store).await;
     same_second_keys_keep_insertion_order(store).await;
+    rotation_adds_a_secret_and_shortens_the_others(store).await;
+    client_keys_are_stored_per_client_and_kid(store).await;
+    an_assertion_id_is_accepted_once(store).await;
 }
 
 async fn created_client_reads_back_identically(store: &dyn Store) {
@@ -101,17 +105,30 @@ async fn first_signing_key_is_inserted_once(store: &dyn Store) {
 }
 
 async fn every_write_bumps_the_generation(store: &dyn Store) {
-    let mut last = store.generation().await.unwrap();
+    let mut last = store.generations().await.unwrap().clients;
     let mut bumped = |now: u64, what: &str| {
-        assert!(now > last, "{what} did not bump the generation ({last} -> {now})");
+        assert!(
+            now > last,
+            "{what} did not bump the clients generation ({last} -> {now})"
+        );
         last = now;
     };
     store.create_client(sample_client("contract-gen")).await.unwrap();
-    bumped(store.generation().await.unwrap(), "create_client");
+    bumped(store.generations().await.unwrap().clients, "create_client");
     store.set_client_disabled("contract-gen", true).await.unwrap();
-    bumped(store.generation().await.unwrap(), "set_client_disabled");
+    bumped(store.generations().await.unwrap().clients, "set_client_disabled");
+    store
+        .add_secret("contract-gen", sample_client("x").secrets[0].clone(), None)
+        .await
+        .unwrap();
+    bumped(store.generations().await.unwrap().clients, "add_secret");
+    store
+        .add_client_key("contract-gen", sample_client_key("k"))
+        .await
+        .unwrap();
+    bumped(store.generations().await.unwrap().clients, "add_client_key");
     store.delete_client("contract-gen").await.unwrap();
-    bumped(store.generation().await.unwrap(), "delete_client");
+    bumped(store.generations().await.unwrap().clients, "delete_client");
 }
 
 async fn sql_like_ids_are_data(store: &dyn Store) {
@@ -159,12 +176,12 @@ async fn revoked_tokens_are_kept_until_they_expire(store: &dyn Store) {
         expires_at,
         revoked_at: 1,
     };
-    let before = store.generation().await.unwrap();
+    let before = store.generations().await.unwrap();
     store.revoke_token(revoked("t1", 100)).await.unwrap();
     store.revoke_token(revoked("t1", 100)).await.unwrap();
     store.revoke_token(revoked("t2", 200)).await.unwrap();
     assert!(
-        store.generation().await.unwrap() > before,
+        store.generations().await.unwrap().revocations > before.revocations,
         "a revocation bumps the generation"
     );
     let live: Vec<_> = store
@@ -175,7 +192,7 @@ async fn revoked_tokens_are_kept_until_they_expire(store: &dyn Store) {
         .map(|r| r.jti)
         .collect();
     assert_eq!(live, ["t2"]);
-    assert_eq!(store.prune_revoked_tokens(150).await.unwrap(), 1);
+    assert_eq!(store.prune_expired(150).await.unwrap(), 1);
     assert_eq!(store.revoked_tokens(0).await.unwrap().len(), 1);
 }
 
@@ -198,4 +215,111 @@ pub async fn same_second_keys_keep_insertion_order(store: &dyn Store) {
         .map(|k| k.kid)
         .collect();
     assert_eq!(stored, kids);
+}
+
+fn sample_client_key(kid: &str) -> ClientKeyRecord {
+    ClientKeyRecord {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        jwk: r#"{"kty":"EC"}"#.into(),
+        created_at: 1,
+    }
+}
+
+async fn rotation_adds_a_secret_and_shortens_the_others(store: &dyn Store) {
+    let mut client = sample_client("contract-secrets");
+    client.secrets[0].expires_at = Some(10_000);
+    let mut forever = client.secrets[0].clone();
+    forever.secret_id = "forever".into();
+    forever.expires_at = None;
+    client.secrets.push(forever);
+    let mut short = client.secrets[0].clone();
+    short.secret_id = "short".into();
+    short.expires_at = Some(50);
+    client.secrets.push(short);
+    store.create_client(client).await.unwrap();
+    let fresh = SecretRecord {
+        secret_id: "fresh".into(),
+        phc: "p".into(),
+        created_at: 100,
+        expires_at: None,
+    };
+    assert!(store.add_secret("contract-secrets", fresh, Some(3_700)).await.unwrap());
+    let stored = store.client("contract-secrets").await.unwrap().unwrap().secrets;
+    let expiry = |id: &str| stored.iter().find(|s| s.secret_id == id).unwrap().expires_at;
+    assert_eq!(expiry("fresh"), None);
+    assert_eq!(
+        expiry("forever"),
+        Some(3_700),
+        "a secret that never expired now expires with the overlap"
+    );
+    assert_eq!(
+        expiry("contract-secrets-s1"),
+        Some(3_700),
+        "a later expiry is brought forward"
+    );
+    assert_eq!(expiry("short"), Some(50), "an earlier expiry is kept");
+    assert!(
+        !store
+            .add_secret("contract-nobody", stored[0].clone(), None)
+            .await
+            .unwrap()
+    );
+}
+
+async fn client_keys_are_stored_per_client_and_kid(store: &dyn Store) {
+    store.create_client(sample_client("contract-keys")).await.unwrap();
+    assert!(
+        store
+            .add_client_key("contract-keys", sample_client_key("a"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_client_key("contract-keys", sample_client_key("b"))
+            .await
+            .unwrap()
+    );
+    let again = store.add_client_key("contract-keys", sample_client_key("a")).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists(_))), "{again:?}");
+    assert!(
+        !store
+            .add_client_key("contract-nobody", sample_client_key("a"))
+            .await
+            .unwrap()
+    );
+    let kids: Vec<_> = store
+        .client("contract-keys")
+        .await
+        .unwrap()
+        .unwrap()
+        .keys
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["a", "b"]);
+    store.delete_client("contract-keys").await.unwrap();
+    store.create_client(sample_client("contract-keys")).await.unwrap();
+    assert!(
+        store.client("contract-keys").await.unwrap().unwrap().keys.is_empty(),
+        "keys go with their client"
+    );
+}
+
+async fn an_assertion_id_is_accepted_once(store: &dyn Store) {
+    assert!(store.remember_assertion("c1", "jti-1", 1_000).await.unwrap());
+    assert!(
+        !store.remember_assertion("c1", "jti-1", 1_000).await.unwrap(),
+        "a replay"
+    );
+    assert!(
+        store.remember_assertion("c2", "jti-1", 1_000).await.unwrap(),
+        "ids are per client"
+    );
+    store.prune_expired(1_000).await.unwrap();
+    assert!(
+        store.remember_assertion("c1", "jti-1", 2_000).await.unwrap(),
+        "forgotten after expiry"
+    );
 }

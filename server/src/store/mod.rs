@@ -36,6 +36,34 @@ pub struct ClientRecord {
     pub created_at: UnixTime,
     /// The client's secrets, newest first.
     pub secrets: Vec<SecretRecord>,
+    /// Public keys the client signs assertions with (`private_key_jwt`).
+    pub keys: Vec<ClientKeyRecord>,
+}
+
+/// A public key a client registered for `private_key_jwt` (RFC 7523).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKeyRecord {
+    /// The key id assertions name in their header.
+    pub kid: String,
+    /// The one JWS algorithm assertions signed with this key may use.
+    pub alg: String,
+    /// The public key as a JWK (JSON), public members only.
+    pub jwk: String,
+    /// When it was registered.
+    pub created_at: UnixTime,
+}
+
+/// Change counters, one per kind of state, so that each hot copy is
+/// refreshed only when its own kind changed (a revocation must not flush the
+/// client cache, and with it every remembered secret verification).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Generations {
+    /// Clients, their secrets and their keys.
+    pub clients: u64,
+    /// Signing keys.
+    pub keys: u64,
+    /// Revoked tokens.
+    pub revocations: u64,
 }
 
 /// One secret of a client, as its argon2id hash.
@@ -152,6 +180,24 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces every secret of a client with `secret`. False when there is no such client.
     async fn replace_secrets(&self, client_id: &str, secret: SecretRecord) -> Result<bool, StoreError>;
 
+    /// Adds a secret to a client; with `others_expire_at`, every other secret
+    /// that would live longer expires then (rotation). False when there is no
+    /// such client.
+    async fn add_secret(
+        &self,
+        client_id: &str,
+        secret: SecretRecord,
+        others_expire_at: Option<UnixTime>,
+    ) -> Result<bool, StoreError>;
+
+    /// Registers a public key for a client. False when there is no such
+    /// client; [`StoreError::AlreadyExists`] when it has a key with that `kid`.
+    async fn add_client_key(&self, client_id: &str, key: ClientKeyRecord) -> Result<bool, StoreError>;
+
+    /// Records that an assertion `jti` of a client was used, atomically: true
+    /// the first time, false for a replay, across processes and restarts.
+    async fn remember_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> Result<bool, StoreError>;
+
     /// Every signing key, in activation order; keys activating in the same
     /// second are in the order they were added.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
@@ -175,11 +221,12 @@ pub trait Store: Send + Sync + 'static {
     /// Revoked tokens that have not expired by `now`.
     async fn revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError>;
 
-    /// Forgets revoked tokens that expired before `now`. Returns how many.
-    async fn prune_revoked_tokens(&self, now: UnixTime) -> Result<u64, StoreError>;
+    /// Forgets revoked tokens and used assertion ids that expired before
+    /// `now`: neither can matter after. Returns how many entries went.
+    async fn prune_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
 
-    /// A counter that grows with every write by anyone to the store.
-    async fn generation(&self) -> Result<u64, StoreError>;
+    /// The change counters, which grow with every write by anyone to the store.
+    async fn generations(&self) -> Result<Generations, StoreError>;
 }
 
 /// Opens the store named by a URL: `sqlite://PATH` (created if absent).

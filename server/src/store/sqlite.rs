@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{ClientRecord, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError};
+use super::{
+    ClientKeyRecord, ClientRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how many
 /// ran. Append only: never edit a migration that has shipped.
@@ -66,6 +68,46 @@ CREATE TABLE revoked_tokens (
 );
 CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens(expires_at);
 CREATE TRIGGER revoked_ins AFTER INSERT ON revoked_tokens BEGIN UPDATE change_counter SET generation = generation + 1; END;
+"#,
+    r#"
+-- One change counter per kind of state, so a revocation does not flush cached clients.
+CREATE TABLE change_topics (topic TEXT PRIMARY KEY, generation INTEGER NOT NULL);
+INSERT INTO change_topics VALUES ('clients', 0), ('keys', 0), ('revocations', 0);
+DROP TRIGGER clients_ins; DROP TRIGGER clients_upd; DROP TRIGGER clients_del;
+DROP TRIGGER secrets_ins; DROP TRIGGER secrets_upd; DROP TRIGGER secrets_del;
+DROP TRIGGER keys_ins; DROP TRIGGER keys_upd; DROP TRIGGER keys_del;
+DROP TRIGGER revoked_ins;
+DROP TABLE change_counter;
+-- Public keys for private_key_jwt (RFC 7523), one row per client and kid.
+CREATE TABLE client_keys (
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    kid        TEXT NOT NULL,
+    alg        TEXT NOT NULL,
+    jwk        TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, kid)
+);
+-- Assertion ids already used: each assertion authenticates once (RFC 7523 §3 item 7).
+CREATE TABLE seen_assertions (
+    client_id  TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX seen_assertions_by_expiry ON seen_assertions(expires_at);
+CREATE TRIGGER clients_ins AFTER INSERT ON clients BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER clients_upd AFTER UPDATE ON clients BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER clients_del AFTER DELETE ON clients BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER secrets_ins AFTER INSERT ON client_secrets BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER secrets_upd AFTER UPDATE ON client_secrets BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER secrets_del AFTER DELETE ON client_secrets BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER ckeys_ins AFTER INSERT ON client_keys BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER ckeys_upd AFTER UPDATE ON client_keys BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER ckeys_del AFTER DELETE ON client_keys BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER keys_ins AFTER INSERT ON signing_keys BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'keys'; END;
+CREATE TRIGGER keys_upd AFTER UPDATE ON signing_keys BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'keys'; END;
+CREATE TRIGGER keys_del AFTER DELETE ON signing_keys BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'keys'; END;
+CREATE TRIGGER revoked_ins AFTER INSERT ON revoked_tokens BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'revocations'; END;
 "#,
 ];
 
@@ -201,7 +243,25 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord
         .map_err(unavailable)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT kid, alg, jwk, created_at FROM client_keys WHERE client_id = ?1 ORDER BY created_at, kid",
+        )
+        .map_err(unavailable)?;
+    let keys = stmt
+        .query_map(params![client_id], |r| {
+            Ok(ClientKeyRecord {
+                kid: r.get(0)?,
+                alg: r.get(1)?,
+                jwk: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
     Ok(Some(ClientRecord {
+        keys,
         scopes: from_json("scopes", &scopes)?,
         audiences: from_json("audiences", &audiences)?,
         client_id,
@@ -210,6 +270,15 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord
         created_at,
         secrets,
     }))
+}
+
+fn client_exists(conn: &Connection, client_id: &str) -> Result<bool, StoreError> {
+    conn.query_row("SELECT 1 FROM clients WHERE client_id = ?1", params![client_id], |_| {
+        Ok(())
+    })
+    .optional()
+    .map(|found| found.is_some())
+    .map_err(unavailable)
 }
 
 fn insert_secret(conn: &Connection, client_id: &str, secret: &SecretRecord) -> Result<(), StoreError> {
@@ -292,6 +361,13 @@ impl Store for SqliteStore {
             }
             for secret in &client.secrets {
                 insert_secret(&tx, &client.client_id, secret)?;
+            }
+            for key in &client.keys {
+                tx.execute(
+                    "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![client.client_id, key.kid, key.alg, key.jwk, key.created_at],
+                )
+                .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)
         })
@@ -470,22 +546,110 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn prune_revoked_tokens(&self, now: i64) -> Result<u64, StoreError> {
+    async fn add_secret(
+        &self,
+        client_id: &str,
+        secret: SecretRecord,
+        others_expire_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
         self.with(move |conn| {
-            conn.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", params![now])
-                .map(|n| n as u64)
-                .map_err(unavailable)
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            if !client_exists(&tx, &client_id)? {
+                return Ok(false);
+            }
+            if let Some(at) = others_expire_at {
+                tx.execute(
+                    "UPDATE client_secrets SET expires_at = ?2
+                     WHERE client_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                    params![client_id, at],
+                )
+                .map_err(unavailable)?;
+            }
+            insert_secret(&tx, &client_id, &secret)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
         })
         .await
     }
 
-    async fn generation(&self) -> Result<u64, StoreError> {
-        self.with(|conn| {
-            conn.query_row("SELECT generation FROM change_counter WHERE id = 1", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|g| g as u64)
+    async fn add_client_key(&self, client_id: &str, key: ClientKeyRecord) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            if !client_exists(&tx, &client_id)? {
+                return Ok(false);
+            }
+            let inserted = tx
+                .execute(
+                    "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (client_id, kid) DO NOTHING",
+                    params![client_id, key.kid, key.alg, key.jwk, key.created_at],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(format!(
+                    "key {:?} of client {client_id:?}",
+                    key.kid
+                )));
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn remember_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
+        self.with(move |conn| {
+            // The primary key makes this atomic across connections and processes.
+            conn.execute(
+                "INSERT INTO seen_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+                params![client_id, jti, expires_at],
+            )
+            .map(|n| n == 1)
             .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn prune_expired(&self, now: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            let tokens = conn
+                .execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", params![now])
+                .map_err(unavailable)?;
+            let assertions = conn
+                .execute("DELETE FROM seen_assertions WHERE expires_at <= ?1", params![now])
+                .map_err(unavailable)?;
+            Ok((tokens + assertions) as u64)
+        })
+        .await
+    }
+
+    async fn generations(&self) -> Result<Generations, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT topic, generation FROM change_topics")
+                .map_err(unavailable)?;
+            let mut generations = Generations::default();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+                .map_err(unavailable)?;
+            for row in rows {
+                let (topic, generation) = row.map_err(unavailable)?;
+                match topic.as_str() {
+                    "clients" => generations.clients = generation,
+                    "keys" => generations.keys = generation,
+                    "revocations" => generations.revocations = generation,
+                    _ => {}
+                }
+            }
+            Ok(generations)
         })
         .await
     }

@@ -1,0 +1,165 @@
+//! `private_key_jwt` client authentication (RFC 7523 §2.2 and §3).
+//!
+//! A client signs a short-lived JWT with a private key whose public half it
+//! registered (`tessera client add-key`). The assertion is accepted when: it
+//! names (by `kid`, or implicitly when the client has one key) a key the
+//! client registered; it verifies under *that key's* algorithm, never the one
+//! its header names; `iss` = `sub` = the client id; `aud` is our issuer or
+//! token endpoint; `exp` is present, not past, and at most
+//! [`MAX_ASSERTION_LIFETIME_SECS`] ahead; `nbf` and `iat`, when present, are
+//! not in the future; and its `jti` has never been used before. Each check
+//! allows [`ASSERTION_LEEWAY_SECS`] of clock difference. Replays are caught in
+//! the store, so they are caught across restarts and replicas; when the store
+//! cannot say, the assertion is refused (fail closed).
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use serde::Deserialize;
+
+use super::{AuthError, Authority};
+use crate::keys::KeyAlgorithm;
+use crate::store::{ClientKeyRecord, ClientRecord};
+
+/// Longest assertion read; longer ones are refused before parsing.
+pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
+/// Longest lifetime an assertion may claim (RFC 7523 §3 asks for a limit).
+pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+/// Clock difference tolerated between the client and Tessera.
+pub const ASSERTION_LEEWAY_SECS: i64 = 30;
+/// Longest `jti` accepted.
+const MAX_JTI_LEN: usize = 256;
+
+/// Only `iss` and `sub`, read before verification to find the client's keys.
+#[derive(Debug, Deserialize)]
+struct Subject {
+    iss: Option<String>,
+    sub: Option<String>,
+}
+
+/// The claims an assertion must carry. Time claims are integers; another
+/// JSON type fails deserialisation (THREATS C-10).
+#[derive(Debug, Deserialize)]
+struct AssertionClaims {
+    sub: String,
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    jti: String,
+}
+
+/// Why an assertion failed, for the audit log only: the caller always gets
+/// the same `invalid_client`.
+fn refuse(reason: &'static str) -> AuthError {
+    tracing::warn!(target: "tessera::audit", event = "client_assertion_refused", reason);
+    AuthError::InvalidClient { basic: false }
+}
+
+/// Parses a registered key and checks that it can verify `alg`.
+///
+/// # Errors
+/// When the JWK does not parse, is private or symmetric, or does not fit the algorithm.
+pub fn decoding_key(key: &ClientKeyRecord) -> Result<(DecodingKey, KeyAlgorithm), String> {
+    let alg = KeyAlgorithm::parse(&key.alg)?;
+    let jwk: Jwk = serde_json::from_str(&key.jwk).map_err(|e| format!("not a JWK: {e}"))?;
+    let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"))?;
+    let family_fits = decoding.family() == alg.jwt_algorithm().family();
+    if !family_fits {
+        return Err(format!(
+            "a {:?} key cannot verify {}",
+            decoding.family(),
+            alg.jws_name()
+        ));
+    }
+    Ok((decoding, alg))
+}
+
+/// The client an assertion claims to be (`sub`), unverified: only for
+/// counting failures, never for a decision.
+pub(super) fn claimed_subject(assertion: &str) -> Option<String> {
+    if assertion.len() > MAX_ASSERTION_LEN {
+        return None;
+    }
+    let subject: Subject = jsonwebtoken::dangerous::insecure_decode_claims(assertion).ok()?;
+    subject
+        .sub
+        .filter(|sub| !sub.is_empty() && sub.len() <= super::MAX_CLIENT_ID_LEN)
+}
+
+impl Authority {
+    /// Authenticates a client by its assertion. `client_id`, when the request
+    /// also sent one, must name the same client.
+    pub(super) async fn authenticate_assertion(
+        &self,
+        client_id: Option<&str>,
+        assertion: &str,
+    ) -> Result<std::sync::Arc<ClientRecord>, AuthError> {
+        if assertion.len() > MAX_ASSERTION_LEN {
+            return Err(AuthError::invalid_request(format!(
+                "client_assertion is longer than {MAX_ASSERTION_LEN} bytes"
+            )));
+        }
+        let header = decode_header(assertion).map_err(|_| refuse("malformed"))?;
+        let subject: Subject =
+            jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|_| refuse("malformed claims"))?;
+        let (Some(iss), Some(sub)) = (subject.iss, subject.sub) else {
+            return Err(refuse("iss or sub missing"));
+        };
+        if iss != sub || client_id.is_some_and(|id| id != sub) {
+            return Err(refuse("iss, sub and client_id disagree"));
+        }
+        let client = match self.client(&sub).await? {
+            Some(client) if !client.disabled => client,
+            _ => return Err(refuse("unknown or disabled client")),
+        };
+        let registered = match header.kid.as_deref() {
+            Some(kid) => client.keys.iter().find(|k| k.kid == kid),
+            None if client.keys.len() == 1 => client.keys.first(),
+            None => None,
+        }
+        .ok_or_else(|| refuse("no registered key matches"))?;
+        let (key, alg) = decoding_key(registered).map_err(|_| refuse("registered key unusable"))?;
+        if header.alg != alg.jwt_algorithm() {
+            return Err(refuse("algorithm differs from the registered key's"));
+        }
+        let issuer = self.config.issuer.trim_end_matches('/');
+        let mut validation = Validation::new(alg.jwt_algorithm());
+        validation.set_issuer(&[sub.as_str()]);
+        validation.set_audience(&[self.config.issuer.clone(), format!("{issuer}/oauth2/token")]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        // Times are checked below, against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let claims = decode::<AssertionClaims>(assertion, &key, &validation)
+            .map_err(|_| refuse("signature or claims"))?
+            .claims;
+        if claims.sub != sub {
+            return Err(refuse("sub changed"));
+        }
+        let now = self.clock.now();
+        let leeway = ASSERTION_LEEWAY_SECS;
+        if claims.exp + leeway <= now {
+            return Err(refuse("expired"));
+        }
+        if claims.exp - now > MAX_ASSERTION_LIFETIME_SECS + leeway {
+            return Err(refuse("lifetime too long"));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + leeway) || claims.iat.is_some_and(|iat| iat > now + leeway) {
+            return Err(refuse("not yet valid"));
+        }
+        if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+            return Err(refuse("jti missing or too long"));
+        }
+        // Single use, across replicas and restarts; fail closed when unsure.
+        let first_use = self
+            .store
+            .remember_assertion(&client.client_id, &claims.jti, claims.exp + leeway)
+            .await
+            .map_err(super::store_unavailable)?;
+        if !first_use {
+            return Err(refuse("replayed jti"));
+        }
+        Ok(client)
+    }
+}
