@@ -163,7 +163,7 @@ async fn metadata_names_the_endpoints_and_methods_rfc8414() {
     );
     assert_eq!(
         json["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"]),
+        serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
         "{exchange}"
     );
 }
