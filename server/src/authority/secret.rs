@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,7 +24,7 @@ const P_COST: u32 = 1;
 
 /// Bounds on parameters read back from the store. A hash outside them was not
 /// written by Tessera and is refused before argon2 allocates (THREATS B-04).
-const MAX_M_COST_KIB: u32 = 256 * 1024;
+const MAX_M_COST_KIB: u32 = 64 * 1024;
 const MAX_T_COST: u32 = 16;
 const MAX_P_COST: u32 = 8;
 
@@ -83,6 +83,14 @@ pub fn hash_secret(secret: &ClientSecret) -> Result<String, AuthError> {
 /// Verifies a secret against a stored PHC string. A string that is not an
 /// argon2id hash with sane parameters never matches, and costs no allocation.
 pub fn verify_secret(phc: &str, secret: &ClientSecret) -> bool {
+    verify_secret_with(phc, secret, &mut Vec::new())
+}
+
+/// [`verify_secret`] computing in `memory`, which is grown as needed and kept
+/// by the caller: a hashing thread reuses one buffer instead of asking the
+/// allocator for 19 MiB per verification (which glibc then keeps per thread).
+fn verify_secret_with(phc: &str, secret: &ClientSecret, memory: &mut Vec<argon2::Block>) -> bool {
+    use subtle::ConstantTimeEq as _;
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
@@ -95,26 +103,51 @@ pub fn verify_secret(phc: &str, secret: &ClientSecret) -> bool {
     if params.m_cost() > MAX_M_COST_KIB || params.t_cost() > MAX_T_COST || params.p_cost() > MAX_P_COST {
         return false;
     }
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .verify_password(secret.expose().as_bytes(), &hash)
-        .is_ok()
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    if argon
+        .hash_password_into_with_memory(secret.expose().as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    bool::from(out.ct_eq(expected.as_bytes()))
 }
 
-/// Runs argon2 verifications on the blocking pool, at most `permits` at a time.
+/// One request's verification, run by a hashing thread.
+struct Job {
+    candidates: Vec<String>,
+    secret: ClientSecret,
+    reply: tokio::sync::oneshot::Sender<Option<usize>>,
+    /// Held until the hash is done, even if the caller has gone: a caller
+    /// that gives up cannot free its place early (THREATS B-07).
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Runs argon2 verifications on dedicated threads, at most `permits` at a time.
 ///
 /// argon2 is slow and memory-hard on purpose, which makes it a denial-of-service
-/// lever unless bounded: the permit is moved into the blocking task, so a caller
-/// that gives up cannot release it before the hash finishes, and a caller that
-/// cannot get a permit within `wait` gets `temporarily_unavailable` at once
-/// instead of queueing without bound.
+/// lever unless bounded. There is one thread per permit, each with one reusable
+/// memory buffer, so hashing memory is fixed at permits × 19 MiB. A caller
+/// that cannot get a permit within `wait` gets `temporarily_unavailable` at
+/// once instead of queueing without bound.
 #[derive(Debug, Clone)]
 pub struct HashingGate {
     permits: Arc<Semaphore>,
     total_permits: usize,
     wait: Duration,
-    /// A real hash of a random secret, verified when the client is unknown or
-    /// disabled, so that those answers take as long as a wrong secret.
-    dummy_phc: Arc<str>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     /// Verification batches run so far (for metrics, and to prove in tests
     /// that a remembered or throttled request hashed nothing).
     runs: Arc<std::sync::atomic::AtomicU64>,
@@ -124,11 +157,46 @@ impl HashingGate {
     /// A gate allowing `permits` concurrent verifications, each caller waiting
     /// at most `wait` for its turn.
     pub fn new(permits: usize, wait: Duration) -> Result<Self, AuthError> {
+        let permits = permits.max(1);
+        // A real hash of a random secret, verified when the client is unknown
+        // or disabled, so that those answers take as long as a wrong secret.
+        let dummy_phc: Arc<str> = hash_secret(&ClientSecret::generate())?.into();
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(permits);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for index in 0..permits {
+            let queue = queue.clone();
+            let dummy = dummy_phc.clone();
+            std::thread::Builder::new()
+                .name(format!("tessera-argon2-{index}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        let matched = if job.candidates.is_empty() {
+                            verify_secret_with(&dummy, &job.secret, &mut memory);
+                            None
+                        } else {
+                            // Every candidate is tried, even after a match, so that
+                            // the time does not say which of a client's secrets matched.
+                            job.candidates.iter().enumerate().fold(None, |matched, (index, phc)| {
+                                let this = verify_secret_with(phc, &job.secret, &mut memory).then_some(index);
+                                matched.or(this)
+                            })
+                        };
+                        let _ = job.reply.send(matched);
+                    }
+                })
+                .map_err(|e| AuthError::Internal(format!("starting a hashing thread: {e}")))?;
+        }
         Ok(Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
-            total_permits: permits.max(1),
+            permits: Arc::new(Semaphore::new(permits)),
+            total_permits: permits,
             wait,
-            dummy_phc: hash_secret(&ClientSecret::generate())?.into(),
+            jobs,
             runs: Arc::default(),
         })
     }
@@ -138,7 +206,7 @@ impl HashingGate {
         self.runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Requests waiting for, or holding, a hashing permit right now.
+    /// Verifications running right now.
     pub fn busy(&self) -> usize {
         self.total_permits - self.permits.available_permits()
     }
@@ -147,29 +215,27 @@ impl HashingGate {
     /// candidates the secret is checked against a dummy hash, so the time
     /// taken does not say whether the client exists.
     pub async fn verify_any(&self, candidates: Vec<String>, secret: ClientSecret) -> Result<Option<usize>, AuthError> {
+        let busy =
+            || AuthError::TemporarilyUnavailable("the server is busy verifying credentials; retry shortly".into());
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| {
-                AuthError::TemporarilyUnavailable("the server is busy verifying credentials; retry shortly".into())
-            })?
+            .map_err(|_| busy())?
             .map_err(|_| AuthError::Internal("hashing gate closed".into()))?;
         self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dummy = self.dummy_phc.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            if candidates.is_empty() {
-                verify_secret(&dummy, &secret);
-                return None;
-            }
-            // Every candidate is tried, even after a match, so that the time
-            // does not say which of a client's secrets matched.
-            candidates.iter().enumerate().fold(None, |matched, (index, phc)| {
-                let this = verify_secret(phc, &secret).then_some(index);
-                matched.or(this)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // The queue holds as many jobs as there are permits and every queued
+        // or running job holds one, so with a permit in hand it has room.
+        self.jobs
+            .try_send(Job {
+                candidates,
+                secret,
+                reply,
+                _permit: permit,
             })
-        })
-        .await
-        .map_err(|e| AuthError::Internal(format!("hashing task: {e}")))
+            .map_err(|e| AuthError::Internal(format!("queueing a verification: {e}")))?;
+        answer
+            .await
+            .map_err(|_| AuthError::Internal("a hashing thread failed".into()))
     }
 }
 

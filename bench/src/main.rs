@@ -1,0 +1,406 @@
+//! `tessera-bench`: measures a real Tessera server against ceilings measured
+//! in the same run, on the same core, and prints ratios (these machines are
+//! shared and noisy, so absolute figures mean little on their own).
+//!
+//! ```text
+//! cargo build --release -p tessera-server -p tessera-bench
+//! taskset -c 1 target/release/tessera-bench run      # servers pinned to core 0, load on core 1
+//! target/release/tessera-bench timing                # unknown vs wrong vs disabled client medians
+//! taskset -c 1 target/release/tessera-bench flood    # warm p99 with and without a wrong-secret flood
+//! ```
+
+mod ceiling;
+mod load;
+mod procs;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use load::{Call, Stats};
+use procs::Spawned;
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera-bench", about = "Load harness for Tessera with same-run ceilings")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args, Clone)]
+struct Common {
+    /// The tessera binary [default: next to this one]
+    #[arg(long)]
+    tessera: Option<PathBuf>,
+    /// Core the servers are pinned to (with taskset); run the harness itself on another
+    #[arg(long, default_value_t = 0)]
+    server_cpu: usize,
+    /// Seconds each measured phase lasts
+    #[arg(long, default_value_t = 8)]
+    duration: u64,
+    /// Concurrent callers
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// HTTP/2 connections the callers share
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Tessera against the ceilings, A B A B, for issuance and introspection.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Rounds of the A B alternation
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Latency medians of unknown-client, wrong-secret and disabled-client answers, interleaved.
+    Timing {
+        #[command(flatten)]
+        common: Common,
+        /// Samples of each kind
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+    },
+    /// A warm client's p99 alone and under a flood of wrong secrets.
+    Flood {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Serve a ceiling (used by `run`).
+    Ceiling {
+        #[arg(long, value_enum)]
+        mode: ceiling::Mode,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tessera-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Run { common, rounds } => run(common, rounds).await,
+            Command::Timing { common, samples } => timing(common, samples).await,
+            Command::Flood { common } => flood(common).await,
+            Command::Ceiling { mode, listen } => ceiling::serve(mode, listen).await,
+        }
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// One measured phase against one server.
+struct Measured {
+    stats: Stats,
+    cpu_us_per_call: f64,
+}
+
+async fn measure(server: &Spawned, common: &Common, call: Call, max_calls: u64) -> Result<Measured, String> {
+    let clients = load::connect(&server.url(), common.connections).await?;
+    let warmup = Duration::from_secs(1);
+    let before = procs::cpu_time(server.pid())?;
+    let stats = load::drive(
+        &clients,
+        call,
+        common.concurrency,
+        warmup,
+        Duration::from_secs(common.duration),
+        max_calls,
+    )
+    .await;
+    let used = procs::cpu_time(server.pid())?.saturating_sub(before);
+    // The CPU window includes the warm-up; scale calls accordingly.
+    let warm_share = warmup.as_secs_f64() / (warmup.as_secs_f64() + stats.elapsed.as_secs_f64());
+    let calls = stats.ok as f64 / (1.0 - warm_share);
+    Ok(Measured {
+        cpu_us_per_call: used.as_secs_f64() * 1e6 / calls.max(1.0),
+        stats,
+    })
+}
+
+/// One line of the `run` table: a scenario's measurements over the rounds.
+struct Row {
+    name: &'static str,
+    /// Tessera calls/s over ceiling calls/s, per round.
+    ratios: Vec<f64>,
+    /// Tessera server CPU per call over the ceiling's, per round.
+    cpu_ratios: Vec<f64>,
+    ours: Vec<Measured>,
+    limits: Vec<Measured>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+async fn run(common: Common, rounds: usize) -> Result<(), String> {
+    let setup = procs::TesseraSetup::prepare(&common, 400).await?;
+    let mut rows: Vec<Row> = Vec::new();
+    let scenarios = [
+        "IssueToken, warm client vs signing ceiling",
+        "IssueToken, warm client vs bare ceiling",
+        "IntrospectToken, 1,000 live tokens vs verify ceiling",
+        "IntrospectToken, 1,000 live tokens vs bare ceiling",
+    ];
+    for name in scenarios {
+        rows.push(Row {
+            name,
+            ratios: Vec::new(),
+            cpu_ratios: Vec::new(),
+            ours: Vec::new(),
+            limits: Vec::new(),
+        });
+    }
+    for round in 1..=rounds {
+        eprintln!("round {round}/{rounds}");
+        // A: Tessera.
+        let tessera = setup.start(&common, &[]).await?;
+        let warm = Call::Issue {
+            client_id: "bench".into(),
+            secret: setup.secret.clone(),
+        };
+        let issue = measure(&tessera, &common, warm, u64::MAX).await?;
+        let pool = procs::token_pool(&tessera, "bench", &setup.secret, 1000).await?;
+        let introspect_call = Call::Introspect {
+            pool: Arc::new(pool),
+            authorization: setup.introspector_authorization()?,
+            next: Arc::new(AtomicUsize::new(0)),
+        };
+        let introspect = measure(&tessera, &common, introspect_call, u64::MAX).await?;
+        drop(tessera);
+        // B: the ceilings.
+        let crypto = Spawned::ceiling(&common, ceiling::Mode::Crypto).await?;
+        let sign_ceiling = measure(
+            &crypto,
+            &common,
+            Call::Issue {
+                client_id: "x".into(),
+                secret: "x".into(),
+            },
+            u64::MAX,
+        )
+        .await?;
+        let pool = procs::token_pool(&crypto, "x", "x", 1000).await?;
+        let auth = setup.introspector_authorization()?;
+        let verify_call = Call::Introspect {
+            pool: Arc::new(pool),
+            authorization: auth,
+            next: Arc::new(AtomicUsize::new(0)),
+        };
+        let verify_ceiling = measure(&crypto, &common, verify_call.clone(), u64::MAX).await?;
+        drop(crypto);
+        let bare = Spawned::ceiling(&common, ceiling::Mode::Bare).await?;
+        let bare_issue = measure(
+            &bare,
+            &common,
+            Call::Issue {
+                client_id: "x".into(),
+                secret: "x".into(),
+            },
+            u64::MAX,
+        )
+        .await?;
+        let bare_introspect = measure(&bare, &common, verify_call, u64::MAX).await?;
+        drop(bare);
+        for (row, (ours, limit)) in rows.iter_mut().zip([
+            (issue.clone_stats(), sign_ceiling),
+            (issue, bare_issue),
+            (introspect.clone_stats(), verify_ceiling),
+            (introspect, bare_introspect),
+        ]) {
+            row.ratios.push(ours.stats.rps() / limit.stats.rps());
+            row.cpu_ratios.push(ours.cpu_us_per_call / limit.cpu_us_per_call);
+            row.ours.push(ours);
+            row.limits.push(limit);
+        }
+    }
+    println!(
+        "\n| scenario | Tessera calls/s | ceiling calls/s | ratio (median of {rounds}) | Tessera server CPU µs/call | ceiling server CPU µs/call | Tessera p50 / p99 / p999 ms | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for Row {
+        name,
+        ratios,
+        cpu_ratios,
+        ours,
+        limits,
+    } in &rows
+    {
+        let rps = median(ours.iter().map(|m| m.stats.rps()).collect());
+        let limit_rps = median(limits.iter().map(|m| m.stats.rps()).collect());
+        let cpu = median(ours.iter().map(|m| m.cpu_us_per_call).collect());
+        let limit_cpu = median(limits.iter().map(|m| m.cpu_us_per_call).collect());
+        let last = ours.last().map(|m| &m.stats);
+        let errors: u64 = ours.iter().map(|m| m.stats.errors).sum();
+        let first_error = ours
+            .iter()
+            .find_map(|m| m.stats.first_error.clone())
+            .unwrap_or_default();
+        println!(
+            "| {name} | {rps:.0} | {limit_rps:.0} | **{:.2}** (CPU ratio {:.2}) | {cpu:.0} | {limit_cpu:.0} | {} | {errors} {first_error} |",
+            median(ratios.clone()),
+            median(cpu_ratios.clone()),
+            last.map(|s| format!(
+                "{:.2} / {:.2} / {:.2}",
+                s.quantile_ms(0.5),
+                s.quantile_ms(0.99),
+                s.quantile_ms(0.999)
+            ))
+            .unwrap_or_default(),
+        );
+    }
+    // Cold issuance: every call verifies a secret with argon2 (distinct clients).
+    let tessera = setup.start(&common, &[]).await?;
+    let cold = Call::IssueCold {
+        clients: setup.cold.clone(),
+        next: Arc::new(AtomicUsize::new(0)),
+    };
+    let low = Common {
+        concurrency: 1,
+        connections: 1,
+        ..common.clone()
+    };
+    let measured = measure(&tessera, &low, cold, setup.cold.len() as u64 - 10).await?;
+    println!(
+        "\nCold IssueToken (argon2id m=19 MiB t=2 p=1 each call, concurrency 1): {:.1} calls/s, p50 {:.1} ms, p99 {:.1} ms, server CPU {:.0} µs/call, errors {}",
+        measured.stats.rps(),
+        measured.stats.quantile_ms(0.5),
+        measured.stats.quantile_ms(0.99),
+        measured.cpu_us_per_call,
+        measured.stats.errors
+    );
+    let rss = procs::rss_kib(tessera.pid())?;
+    println!("Tessera resident memory after the run: {} KiB", rss);
+    Ok(())
+}
+
+impl Measured {
+    fn clone_stats(&self) -> Measured {
+        Measured {
+            stats: self.stats.clone(),
+            cpu_us_per_call: self.cpu_us_per_call,
+        }
+    }
+}
+
+async fn timing(common: Common, samples: usize) -> Result<(), String> {
+    let setup = procs::TesseraSetup::prepare(&common, 0).await?;
+    let tessera = setup.start(&common, &[]).await?;
+    let mut clients = load::connect(&tessera.url(), 1).await?;
+    let client = &mut clients[0];
+    let kinds = ["unknown client", "wrong secret", "disabled client"];
+    let mut latencies: [Vec<f64>; 3] = Default::default();
+    for i in 0..samples * 3 {
+        let kind = i % 3;
+        let (id, secret) = match kind {
+            0 => (format!("nobody-{i}"), setup.secret.clone()),
+            1 => ("bench".to_owned(), format!("wrong-{i}")),
+            _ => ("disabled".to_owned(), setup.disabled_secret.clone()),
+        };
+        let request = pb_request(&id, &secret);
+        let start = std::time::Instant::now();
+        let answer = client.issue_token(request).await;
+        latencies[kind].push(start.elapsed().as_secs_f64() * 1000.0);
+        match answer {
+            Err(status) if status.code() == tonic::Code::Unauthenticated => {}
+            other => return Err(format!("{} answered {other:?}", kinds[kind])),
+        }
+    }
+    let medians: Vec<f64> = latencies.iter().map(|l| median(l.clone())).collect();
+    let lowest = medians.iter().cloned().fold(f64::INFINITY, f64::min);
+    println!("\n| answer | samples | median ms | vs fastest |");
+    println!("|---|---|---|---|");
+    for (kind, m) in kinds.iter().zip(&medians) {
+        println!("| {kind} | {samples} | {m:.2} | +{:.1} % |", (m / lowest - 1.0) * 100.0);
+    }
+    Ok(())
+}
+
+fn pb_request(id: &str, secret: &str) -> tessera_proto::pb::IssueTokenRequest {
+    tessera_proto::pb::IssueTokenRequest {
+        grant_type: String::new(),
+        client_id: id.into(),
+        credential: Some(tessera_proto::pb::issue_token_request::Credential::ClientSecret(
+            secret.into(),
+        )),
+        scopes: vec![],
+        audiences: vec![],
+    }
+}
+
+async fn flood(common: Common) -> Result<(), String> {
+    let setup = procs::TesseraSetup::prepare(&common, 0).await?;
+    let warm = || Call::Issue {
+        client_id: "bench".into(),
+        secret: setup.secret.clone(),
+    };
+    // Light warm traffic, as a real client's would be.
+    let light = Common {
+        concurrency: 4,
+        connections: 1,
+        ..common.clone()
+    };
+    let tessera = setup.start(&common, &[]).await?;
+    let alone = measure(&tessera, &light, warm(), u64::MAX).await?;
+    let rss_before = procs::rss_kib(tessera.pid())?;
+    let flood_clients = load::connect(&tessera.url(), 2).await?;
+    let duration = Duration::from_secs(common.duration + 1);
+    let flood = tokio::spawn(async move {
+        load::drive(
+            &flood_clients,
+            Call::WrongSecret,
+            64,
+            Duration::ZERO,
+            duration,
+            u64::MAX,
+        )
+        .await
+    });
+    let under_flood = measure(&tessera, &light, warm(), u64::MAX).await?;
+    let flooded = flood.await.map_err(|e| e.to_string())?;
+    let rss_after = procs::rss_kib(tessera.pid())?;
+    println!("\n| warm client (4 callers) | calls/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    for (name, m) in [
+        ("alone", &alone),
+        ("with 64 callers sending wrong secrets", &under_flood),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} |",
+            m.stats.rps(),
+            m.stats.quantile_ms(0.5),
+            m.stats.quantile_ms(0.99)
+        );
+    }
+    println!(
+        "\np99 ratio under flood: **{:.2}**. Flood: {:.0} refusals/s answered (argon2 or 503), {} errors. RSS {} KiB before, {} KiB after.",
+        under_flood.stats.quantile_ms(0.99) / alone.stats.quantile_ms(0.99),
+        flooded.rps(),
+        flooded.errors,
+        rss_before,
+        rss_after
+    );
+    if let Some(e) = flooded.first_error {
+        println!("First flood error (expected under overload: 503 temporarily_unavailable): {e}");
+    }
+    Ok(())
+}
