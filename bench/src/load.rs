@@ -24,10 +24,13 @@ pub enum Call {
     /// IssueToken with a wrong secret for a random client id (argon2 every call, refused).
     WrongSecret,
     /// IntrospectToken over a pool of tokens, round robin.
+    /// With `once`, each token at most once (never-seen tokens), and an
+    /// error when the pool runs out.
     Introspect {
         pool: Arc<Vec<String>>,
         authorization: MetadataValue<tonic::metadata::Ascii>,
         next: Arc<AtomicUsize>,
+        once: bool,
     },
 }
 
@@ -64,8 +67,13 @@ impl Call {
                 pool,
                 authorization,
                 next,
+                once,
             } => {
-                let token = &pool[next.fetch_add(1, Ordering::Relaxed) % pool.len()];
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if *once && i >= pool.len() {
+                    return Err(tonic::Status::resource_exhausted("never-seen token pool used up"));
+                }
+                let token = &pool[i % pool.len()];
                 let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
                     token: token.clone(),
                     token_type_hint: String::new(),

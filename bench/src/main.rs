@@ -136,6 +136,10 @@ async fn measure(server: &Spawned, common: &Common, call: Call, max_calls: u64) 
     })
 }
 
+/// Distinct tokens for the never-seen introspection scenario: enough for the
+/// warm-up second and the measured phase at the verify bound.
+const UNSEEN_POOL: usize = 60_000;
+
 /// One line of the `run` table: a scenario's measurements over the rounds.
 struct Row {
     name: &'static str,
@@ -154,22 +158,33 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 async fn run(common: Common, rounds: usize) -> Result<(), String> {
     let setup = procs::TesseraSetup::prepare(&common, 400).await?;
-    let mut rows: Vec<Row> = Vec::new();
-    let scenarios = [
+    let names = [
         "IssueToken, warm client vs signing ceiling",
         "IssueToken, warm client vs bare ceiling",
-        "IntrospectToken, 1,000 live tokens vs verify ceiling",
         "IntrospectToken, 1,000 live tokens vs bare ceiling",
+        "IntrospectToken, never-seen tokens vs verify ceiling",
     ];
-    for name in scenarios {
-        rows.push(Row {
+    let mut rows: Vec<Row> = names
+        .into_iter()
+        .map(|name| Row {
             name,
             ratios: Vec::new(),
             cpu_ratios: Vec::new(),
             ours: Vec::new(),
             limits: Vec::new(),
-        });
-    }
+        })
+        .collect();
+    let auth = setup.introspector_authorization()?;
+    let introspect_call = |pool: Vec<String>, once: bool| Call::Introspect {
+        pool: Arc::new(pool),
+        authorization: auth.clone(),
+        next: Arc::new(AtomicUsize::new(0)),
+        once,
+    };
+    let fixed_issue = || Call::Issue {
+        client_id: "x".into(),
+        secret: "x".into(),
+    };
     for round in 1..=rounds {
         eprintln!("round {round}/{rounds}");
         // A: Tessera.
@@ -179,54 +194,29 @@ async fn run(common: Common, rounds: usize) -> Result<(), String> {
             secret: setup.secret.clone(),
         };
         let issue = measure(&tessera, &common, warm, u64::MAX).await?;
-        let pool = procs::token_pool(&tessera, "bench", &setup.secret, 1000).await?;
-        let introspect_call = Call::Introspect {
-            pool: Arc::new(pool),
-            authorization: setup.introspector_authorization()?,
-            next: Arc::new(AtomicUsize::new(0)),
-        };
-        let introspect = measure(&tessera, &common, introspect_call, u64::MAX).await?;
+        let live = procs::token_pool(&tessera, "bench", &setup.secret, 1000).await?;
+        let introspect = measure(&tessera, &common, introspect_call(live, false), u64::MAX).await?;
+        let unseen = procs::token_pool(&tessera, "bench", &setup.secret, UNSEEN_POOL).await?;
+        let introspect_unseen = measure(&tessera, &common, introspect_call(unseen, true), UNSEEN_POOL as u64).await?;
         drop(tessera);
-        // B: the ceilings.
+        // B: the ceilings, on the same core.
         let crypto = Spawned::ceiling(&common, ceiling::Mode::Crypto).await?;
-        let sign_ceiling = measure(
-            &crypto,
-            &common,
-            Call::Issue {
-                client_id: "x".into(),
-                secret: "x".into(),
-            },
-            u64::MAX,
-        )
-        .await?;
-        let pool = procs::token_pool(&crypto, "x", "x", 1000).await?;
-        let auth = setup.introspector_authorization()?;
-        let verify_call = Call::Introspect {
-            pool: Arc::new(pool),
-            authorization: auth,
-            next: Arc::new(AtomicUsize::new(0)),
-        };
-        let verify_ceiling = measure(&crypto, &common, verify_call.clone(), u64::MAX).await?;
+        let sign_ceiling = measure(&crypto, &common, fixed_issue(), u64::MAX).await?;
+        let unseen = procs::token_pool(&crypto, "x", "x", UNSEEN_POOL).await?;
+        let verify_ceiling = measure(&crypto, &common, introspect_call(unseen, true), UNSEEN_POOL as u64).await?;
         drop(crypto);
         let bare = Spawned::ceiling(&common, ceiling::Mode::Bare).await?;
-        let bare_issue = measure(
-            &bare,
-            &common,
-            Call::Issue {
-                client_id: "x".into(),
-                secret: "x".into(),
-            },
-            u64::MAX,
-        )
-        .await?;
-        let bare_introspect = measure(&bare, &common, verify_call, u64::MAX).await?;
+        let bare_issue = measure(&bare, &common, fixed_issue(), u64::MAX).await?;
+        let pool = procs::token_pool(&bare, "x", "x", 1000).await?;
+        let bare_introspect = measure(&bare, &common, introspect_call(pool, false), u64::MAX).await?;
         drop(bare);
-        for (row, (ours, limit)) in rows.iter_mut().zip([
+        let pairs = [
             (issue.clone_stats(), sign_ceiling),
             (issue, bare_issue),
-            (introspect.clone_stats(), verify_ceiling),
             (introspect, bare_introspect),
-        ]) {
+            (introspect_unseen, verify_ceiling),
+        ];
+        for (row, (ours, limit)) in rows.iter_mut().zip(pairs) {
             row.ratios.push(ours.stats.rps() / limit.stats.rps());
             row.cpu_ratios.push(ours.cpu_us_per_call / limit.cpu_us_per_call);
             row.ours.push(ours);
@@ -249,23 +239,27 @@ async fn run(common: Common, rounds: usize) -> Result<(), String> {
         let limit_rps = median(limits.iter().map(|m| m.stats.rps()).collect());
         let cpu = median(ours.iter().map(|m| m.cpu_us_per_call).collect());
         let limit_cpu = median(limits.iter().map(|m| m.cpu_us_per_call).collect());
-        let last = ours.last().map(|m| &m.stats);
+        let latency = ours
+            .last()
+            .map(|m| {
+                let s = &m.stats;
+                format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    s.quantile_ms(0.5),
+                    s.quantile_ms(0.99),
+                    s.quantile_ms(0.999)
+                )
+            })
+            .unwrap_or_default();
         let errors: u64 = ours.iter().map(|m| m.stats.errors).sum();
         let first_error = ours
             .iter()
             .find_map(|m| m.stats.first_error.clone())
             .unwrap_or_default();
         println!(
-            "| {name} | {rps:.0} | {limit_rps:.0} | **{:.2}** (CPU ratio {:.2}) | {cpu:.0} | {limit_cpu:.0} | {} | {errors} {first_error} |",
+            "| {name} | {rps:.0} | {limit_rps:.0} | **{:.2}** (CPU ratio {:.2}) | {cpu:.0} | {limit_cpu:.0} | {latency} | {errors} {first_error} |",
             median(ratios.clone()),
             median(cpu_ratios.clone()),
-            last.map(|s| format!(
-                "{:.2} / {:.2} / {:.2}",
-                s.quantile_ms(0.5),
-                s.quantile_ms(0.99),
-                s.quantile_ms(0.999)
-            ))
-            .unwrap_or_default(),
         );
     }
     // Cold issuance: every call verifies a secret with argon2 (distinct clients).
@@ -288,8 +282,10 @@ async fn run(common: Common, rounds: usize) -> Result<(), String> {
         measured.cpu_us_per_call,
         measured.stats.errors
     );
-    let rss = procs::rss_kib(tessera.pid())?;
-    println!("Tessera resident memory after the run: {} KiB", rss);
+    println!(
+        "Tessera resident memory after the run: {} KiB",
+        procs::rss_kib(tessera.pid())?
+    );
     Ok(())
 }
 

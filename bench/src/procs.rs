@@ -44,7 +44,11 @@ impl Spawned {
         };
         let mut child = command
             .args(args)
-            .env("RUST_LOG", "info")
+            // Audit lines on, as in production; TESSERA_BENCH_LOG overrides, to measure their cost.
+            .env(
+                "RUST_LOG",
+                std::env::var("TESSERA_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -198,16 +202,30 @@ impl TesseraSetup {
     }
 }
 
-/// Issues `n` tokens to build an introspection pool.
+/// Issues `n` distinct tokens (16 callers over 4 connections) to build an
+/// introspection pool.
 pub async fn token_pool(server: &Spawned, client_id: &str, secret: &str, n: usize) -> Result<Vec<String>, String> {
-    let mut clients = crate::load::connect(&server.url(), 1).await?;
+    let clients = crate::load::connect(&server.url(), 4).await?;
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let mut client = clients[worker % clients.len()].clone();
+        let request = crate::pb_request(client_id, secret);
+        let count = n / 16 + usize::from(worker < n % 16);
+        tasks.push(tokio::spawn(async move {
+            let mut tokens = Vec::with_capacity(count);
+            for _ in 0..count {
+                let answer = client
+                    .issue_token(request.clone())
+                    .await
+                    .map_err(|e| format!("building the token pool: {e}"))?;
+                tokens.push(answer.into_inner().access_token);
+            }
+            Ok::<_, String>(tokens)
+        }));
+    }
     let mut pool = Vec::with_capacity(n);
-    for _ in 0..n {
-        let answer = clients[0]
-            .issue_token(crate::pb_request(client_id, secret))
-            .await
-            .map_err(|e| format!("building the token pool: {e}"))?;
-        pool.push(answer.into_inner().access_token);
+    for task in tasks {
+        pool.extend(task.await.map_err(|e| e.to_string())??);
     }
     Ok(pool)
 }

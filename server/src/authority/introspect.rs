@@ -25,6 +25,8 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const INTROSPECT_SCOPE: &str = "tessera:introspect";
 /// The scope that lets a client revoke any token, not only its own.
 pub const REVOKE_SCOPE: &str = "tessera:revoke";
+/// Most verified tokens remembered; beyond it expired ones go, then all.
+const MAX_VERIFIED_TOKENS: usize = 100_000;
 /// Clock difference tolerated on `nbf` between replicas.
 const NBF_LEEWAY_SECS: i64 = 5;
 
@@ -176,10 +178,36 @@ impl Authority {
     }
 
     /// Checks everything that needs no lookup: shape, key, signature, issuer, times.
+    ///
+    /// A token that verified once is remembered by the SHA-256 of its bytes,
+    /// so introspecting it again costs a hash, not a signature check. Only
+    /// the time checks are repeated; the deny-list and the client are checked
+    /// by the caller every time, and the memory is dropped whenever signing
+    /// keys change.
     fn verify_signed(&self, token: &str) -> Option<ActiveToken> {
         if token.len() > MAX_TOKEN_LEN {
             return None;
         }
+        let now = self.clock.now();
+        let digest: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .ok()?;
+        if let Some(known) = self.verified.get(&digest) {
+            return within_time(&known, now).then(|| known.as_ref().clone());
+        }
+        let verified = self.verify_signed_uncached(token, now)?;
+        if self.verified.len() >= MAX_VERIFIED_TOKENS {
+            self.verified.retain(|_, t| t.exp > now);
+            if self.verified.len() >= MAX_VERIFIED_TOKENS {
+                self.verified.clear();
+            }
+        }
+        self.verified.insert(digest, std::sync::Arc::new(verified.clone()));
+        Some(verified)
+    }
+
+    fn verify_signed_uncached(&self, token: &str, now: UnixTime) -> Option<ActiveToken> {
         let header = decode_header(token).ok()?;
         if !header
             .typ
@@ -188,7 +216,6 @@ impl Authority {
         {
             return None;
         }
-        let now = self.clock.now();
         let ring = self.key_ring();
         let key = ring.verifier(header.kid.as_deref()?, now)?;
         // The algorithm comes from our key; a header naming another (none,
@@ -203,10 +230,7 @@ impl Authority {
         let claims = decode::<SignedClaims>(token, key.decoding_key(), &validation)
             .ok()?
             .claims;
-        if now >= claims.exp || claims.nbf > now + NBF_LEEWAY_SECS || claims.iat > now + NBF_LEEWAY_SECS {
-            return None;
-        }
-        Some(ActiveToken {
+        let token = ActiveToken {
             scopes: claims
                 .scope
                 .map(|s| s.split(' ').map(str::to_owned).collect())
@@ -222,8 +246,15 @@ impl Authority {
             iat: claims.iat,
             nbf: claims.nbf,
             jti: claims.jti,
-        })
+        };
+        within_time(&token, now).then_some(token)
     }
+}
+
+/// `nbf <= now < exp` (and `iat` not in the future), with a small leeway for
+/// clock differences between replicas on the start times.
+fn within_time(token: &ActiveToken, now: UnixTime) -> bool {
+    now < token.exp && token.nbf <= now + NBF_LEEWAY_SECS && token.iat <= now + NBF_LEEWAY_SECS
 }
 
 /// An `Authorization: Bearer` credential, for callers of introspection and revocation.

@@ -236,6 +236,9 @@ pub struct Authority {
     /// Revoked tokens' `jti` → `exp`, kept until they expire anyway. Read on
     /// every introspection, so it lives in memory; the store is its truth.
     denied: DashMap<String, UnixTime>,
+    /// Tokens whose signature verified, by SHA-256 of the token, so a repeat
+    /// introspection is nearly free. Dropped whenever signing keys change.
+    verified: DashMap<[u8; 32], Arc<ActiveToken>>,
     /// When expired revocations were last deleted from the store.
     last_prune: AtomicI64,
 }
@@ -294,6 +297,7 @@ impl Authority {
             throttle,
             denied,
             last_prune: AtomicI64::new(0),
+            verified: DashMap::new(),
         })
     }
 
@@ -600,6 +604,9 @@ impl Authority {
                 }
                 let mut keys = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let _old = mem::replace(&mut *keys, Arc::new(ring));
+                drop(keys);
+                // A revoked key's tokens must not stay active through the cache.
+                self.verified.clear();
             }
             Err(e) => warn!(error = %e, "keys in the store did not load; keeping the current ones"),
         }
@@ -646,6 +653,7 @@ impl Authority {
     async fn housekeeping(&self) {
         let now = self.clock.now();
         self.denied.retain(|_, exp| *exp > now);
+        self.verified.retain(|_, token| token.exp > now);
         self.throttle.forget_expired(now);
         if let Some(period) = self.config.key_rotation {
             let newest = self.key_ring().newest().clone();

@@ -791,6 +791,22 @@ mod resource_server {
     }
 
     #[tokio::test]
+    async fn a_token_remembered_as_verified_still_goes_inactive_when_its_key_is_revoked_or_it_expires() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        assert!(f.active(&rs, &token).await.is_some(), "verified and remembered");
+        assert!(f.active(&rs, &token).await.is_some(), "served from memory");
+        let kid = f.authority.key_ring().signer(NOW).kid().to_owned();
+        admin::revoke_key(f.store.as_ref(), &kid, NOW).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None, "the key change drops the memory");
+        let fresh = f.token("svc", &svc).await;
+        assert!(f.active(&rs, &fresh).await.is_some());
+        f.clock.advance(3600);
+        assert_eq!(f.active(&rs, &fresh).await, None, "expiry is checked on every hit");
+    }
+
+    #[tokio::test]
     async fn scheduled_rotation_adds_one_key_when_the_newest_is_old_enough() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
