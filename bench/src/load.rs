@@ -11,6 +11,10 @@ use tessera_proto::pb::token_service_client::TokenServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
+/// Said by a call whose scenario has nothing left to use (each cold client
+/// and each never-seen token serves once).
+const POOL_USED_UP: &str = "pool used up";
+
 /// One kind of call.
 #[derive(Clone)]
 pub enum Call {
@@ -53,7 +57,7 @@ impl Call {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let (id, secret) = clients
                     .get(i)
-                    .ok_or_else(|| tonic::Status::resource_exhausted("cold clients used up"))?;
+                    .ok_or_else(|| tonic::Status::resource_exhausted(POOL_USED_UP))?;
                 client.issue_token(secret_request(id, secret)).await.map(drop)
             }
             Call::WrongSecret => {
@@ -71,7 +75,7 @@ impl Call {
             } => {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if *once && i >= pool.len() {
-                    return Err(tonic::Status::resource_exhausted("never-seen token pool used up"));
+                    return Err(tonic::Status::resource_exhausted(POOL_USED_UP));
                 }
                 let token = &pool[i % pool.len()];
                 let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
@@ -150,7 +154,11 @@ pub async fn drive(
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
             while Instant::now() < warm_until {
-                let _ = call.once(&mut client).await;
+                if let Err(status) = call.once(&mut client).await
+                    && status.message() == POOL_USED_UP
+                {
+                    break;
+                }
             }
             let end = Instant::now() + duration;
             while Instant::now() < end && issued.fetch_add(1, Ordering::Relaxed) < max_calls {
@@ -160,6 +168,8 @@ pub async fn drive(
                         ok += 1;
                         let _ = histogram.record(start.elapsed().as_micros() as u64);
                     }
+                    // The scenario's supply ran out: this caller is done, not failed.
+                    Err(status) if status.message() == POOL_USED_UP => break,
                     Err(status) => {
                         errors += 1;
                         first_error.get_or_insert_with(|| format!("{:?}: {}", status.code(), status.message()));

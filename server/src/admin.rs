@@ -126,8 +126,9 @@ pub async fn ensure_demo_client(store: &dyn Store, now: UnixTime) -> Result<(Str
         Ok(secret) => Ok((DEMO_ID.into(), secret)),
         Err(_) if store.client(DEMO_ID).await.map_err(|e| e.to_string())?.is_some() => {
             let (secret, record) = new_secret(now, None).await?;
+            // The demo's earlier secrets expire now: only the one printed works.
             store
-                .replace_secrets(DEMO_ID, record)
+                .add_secret(DEMO_ID, record, Some(now))
                 .await
                 .map_err(|e| e.to_string())?;
             store

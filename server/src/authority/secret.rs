@@ -125,6 +125,17 @@ fn verify_secret_with(phc: &str, secret: &ClientSecret, memory: &mut Vec<argon2:
     bool::from(out.ct_eq(expected.as_bytes()))
 }
 
+/// Lowers the calling thread's CPU priority to nice 10. When argon2 and cheap
+/// requests compete for the CPU (a flood of wrong or cold secrets), the
+/// scheduler then favours the cheap ones ten to one: the flood slows other
+/// argon2 work, not warm clients (THREATS B-06). Failure is harmless.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "cannot lower the hashing thread's priority");
+    }
+}
+
 /// One request's verification, run by a hashing thread.
 struct Job {
     candidates: Vec<String>,
@@ -169,6 +180,7 @@ impl HashingGate {
             std::thread::Builder::new()
                 .name(format!("tessera-argon2-{index}"))
                 .spawn(move || {
+                    lower_priority();
                     let mut memory = Vec::new();
                     loop {
                         let job = match queue.lock() {

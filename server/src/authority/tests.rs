@@ -268,7 +268,7 @@ async fn an_expired_secret_no_longer_authenticates() {
     f.client("svc", &["read"], &[], None).await;
     let (secret, mut record) = admin::new_secret(NOW, Some(NOW + 60)).await.unwrap();
     record.secret_id = "short-lived".into();
-    f.store.replace_secrets("svc", record).await.unwrap();
+    f.store.add_secret("svc", record, Some(NOW)).await.unwrap();
     f.authority.sync_with_store().await.unwrap();
     assert!(f.issue(post("svc", &secret)).await.is_ok());
     f.clock.advance(60);
@@ -420,7 +420,7 @@ async fn hostile_argon2_parameters_in_the_store_fail_closed() {
         created_at: NOW,
         expires_at: None,
     };
-    f.store.replace_secrets("svc", hostile).await.unwrap();
+    f.store.add_secret("svc", hostile, Some(NOW)).await.unwrap();
     f.authority.sync_with_store().await.unwrap();
     let err = f.issue(post("svc", &ClientSecret::new("anything"))).await.unwrap_err();
     assert_eq!(err.oauth_code(), "invalid_client");
@@ -1271,7 +1271,7 @@ mod client_auth {
         let f = fixture().await;
         f.client("svc", &["read"], &[], None).await;
         let (secret, record) = admin::new_secret(NOW, Some(NOW + 100)).await.unwrap();
-        f.store.replace_secrets("svc", record).await.unwrap();
+        f.store.add_secret("svc", record, Some(NOW)).await.unwrap();
         f.authority.sync_with_store().await.unwrap();
         f.issue(post("svc", &secret)).await.unwrap();
         f.clock.advance(100);

@@ -36,7 +36,6 @@ pub async fn run_all(store: &dyn Store) {
     duplicate_client_id_is_refused(store).await;
     lookup_is_exact_byte_for_byte(store).await;
     disable_and_delete_report_whether_the_client_existed(store).await;
-    replace_secrets_swaps_all_secrets(store).await;
     first_signing_key_is_inserted_once(store).await;
     every_write_bumps_the_generation(store).await;
     sql_like_ids_are_data(store).await;
@@ -78,22 +77,6 @@ async fn disable_and_delete_report_whether_the_client_existed(store: &dyn Store)
     assert!(!store.delete_client("contract-life").await.unwrap());
     let listed = store.list_clients().await.unwrap();
     assert!(listed.iter().all(|c| c.client_id != "contract-life"));
-}
-
-async fn replace_secrets_swaps_all_secrets(store: &dyn Store) {
-    store.create_client(sample_client("contract-rotate")).await.unwrap();
-    let fresh = SecretRecord {
-        secret_id: "new".into(),
-        phc: "$argon2id$new".into(),
-        created_at: 1,
-        expires_at: Some(9),
-    };
-    assert!(store.replace_secrets("contract-rotate", fresh.clone()).await.unwrap());
-    assert_eq!(
-        store.client("contract-rotate").await.unwrap().unwrap().secrets,
-        vec![fresh.clone()]
-    );
-    assert!(!store.replace_secrets("contract-nobody", fresh).await.unwrap());
 }
 
 async fn first_signing_key_is_inserted_once(store: &dyn Store) {

@@ -177,9 +177,6 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a client and its secrets. False when there is no such client.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 
-    /// Replaces every secret of a client with `secret`. False when there is no such client.
-    async fn replace_secrets(&self, client_id: &str, secret: SecretRecord) -> Result<bool, StoreError>;
-
     /// Adds a secret to a client; with `others_expire_at`, every other secret
     /// that would live longer expires then (rotation). False when there is no
     /// such client.

@@ -423,31 +423,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn replace_secrets(&self, client_id: &str, secret: SecretRecord) -> Result<bool, StoreError> {
-        let client_id = client_id.to_owned();
-        self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            let exists = tx
-                .query_row("SELECT 1 FROM clients WHERE client_id = ?1", params![client_id], |_| {
-                    Ok(())
-                })
-                .optional()
-                .map_err(unavailable)?
-                .is_some();
-            if !exists {
-                return Ok(false);
-            }
-            tx.execute("DELETE FROM client_secrets WHERE client_id = ?1", params![client_id])
-                .map_err(unavailable)?;
-            insert_secret(&tx, &client_id, &secret)?;
-            tx.commit().map_err(unavailable)?;
-            Ok(true)
-        })
-        .await
-    }
-
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         self.with(|conn| load_keys(conn)).await
     }

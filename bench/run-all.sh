@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Reproduces every figure in BENCHMARKS.md. Loopback only; every phase stops by itself.
+# Servers are pinned to core 0 and the load generator to core 1 (taskset, util-linux).
+# Usage: bench/run-all.sh [OUTPUT_DIR]   (about 6 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-target/bench-results}
+mkdir -p "$out"
+cargo build --release -q -p tessera-server -p tessera-bench
+bench=target/release/tessera-bench
+echo "== machine" | tee "$out/machine.txt"
+{ nproc; grep -m1 'model name' /proc/cpuinfo || true; uname -r; date -u; } | tee -a "$out/machine.txt"
+echo "== run: Tessera vs same-run ceilings, 3 rounds A B A B" | tee "$out/run.txt"
+taskset -c 1 "$bench" run --rounds 3 --duration 8 2>&1 | tee -a "$out/run.txt"
+echo "== timing: unknown vs wrong vs disabled client, 500 interleaved each" | tee "$out/timing.txt"
+taskset -c 1 "$bench" timing --samples 500 2>&1 | tee -a "$out/timing.txt"
+echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$out/flood.txt"
+taskset -c 1 "$bench" flood --duration 8 2>&1 | tee -a "$out/flood.txt"
+echo "== criterion micro-benchmarks (core 0)" | tee "$out/criterion.txt"
+taskset -c 0 cargo bench -q -p tessera-server --bench core 2>&1 | grep -E "time:" -B1 | grep -v "^--" | tee -a "$out/criterion.txt"
