@@ -1,8 +1,11 @@
 //! Client for Tessera, an OAuth 2.0 client-credentials token service.
 //!
-//! [`TokenClient`] asks Tessera for access tokens over gRPC
-//! (`tessera.v1.TokenService`) and fetches the keys that verify them. Errors
-//! are typed: a refusal carries the OAuth 2.0 error code the server sent.
+//! - [`TokenClient`] asks Tessera for access tokens over gRPC
+//!   (`tessera.v1.TokenService`) and fetches the keys that verify them. Errors
+//!   are typed: a refusal carries the OAuth 2.0 error code the server sent.
+//! - [`TokenSource`] keeps a token cached and refreshed ahead of expiry: the
+//!   call to make before every outgoing request.
+//! - [`AuthLayer`] stamps that token on every call of a tonic channel.
 //!
 //! ```no_run
 //! use tessera_sdk::{TokenClient, TokenRequest};
@@ -18,6 +21,12 @@
 //! ```
 
 #![deny(missing_docs)]
+
+pub mod cache;
+pub mod layer;
+
+pub use cache::{CachePolicy, CachedToken, FetchToken, TokenSource};
+pub use layer::{AuthLayer, AuthService};
 
 use std::fmt;
 use std::sync::Arc;
@@ -109,6 +118,18 @@ pub struct Token {
 }
 
 impl Token {
+    /// A token received now, valid for `expires_in`: for [`FetchToken`]
+    /// implementations other than [`TokenClient`].
+    pub fn new(access_token: impl Into<String>, expires_in: Duration) -> Self {
+        Self {
+            access_token: AccessToken(access_token.into()),
+            expires_in,
+            received_at: Instant::now(),
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+        }
+    }
+
     /// The token.
     pub fn access_token(&self) -> &AccessToken {
         &self.access_token
@@ -325,6 +346,13 @@ impl TokenClient {
             scopes: response.scopes,
             audiences: response.audiences,
         })
+    }
+
+    /// A cached, refreshed-ahead token for `request`: what a service should
+    /// call before every outgoing request (see [`TokenSource`]). Cloning the
+    /// source is shallow; keep one per (scopes, audiences) and share it.
+    pub fn token_source(&self, request: TokenRequest, policy: CachePolicy) -> TokenSource {
+        TokenSource::new(self.clone(), request, policy)
     }
 
     /// Fetches the public keys that verify Tessera's tokens.

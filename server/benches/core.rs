@@ -1,6 +1,9 @@
 //! Micro-benchmarks of the core's hot paths, in process (no network):
 //! `cargo bench -p tessera-server --bench core`.
 
+// Setup that fails should stop the benchmark: unwrap is the assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
