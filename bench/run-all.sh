@@ -18,3 +18,5 @@ echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$ou
 taskset -c 1 "$bench" flood --duration 8 2>&1 | tee -a "$out/flood.txt"
 echo "== criterion micro-benchmarks (core 0)" | tee "$out/criterion.txt"
 taskset -c 0 cargo bench -q -p tessera-server --bench core 2>&1 | grep -E "time:" -B1 | grep -v "^--" | tee -a "$out/criterion.txt"
+# The SDK's cached token(): 8 threads share the machine's cores, so no pinning.
+cargo bench -q -p tessera-sdk --bench cache 2>&1 | grep -E "time:" -B1 | grep -v "^--" | tee -a "$out/criterion.txt"
