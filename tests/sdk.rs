@@ -107,3 +107,200 @@ async fn the_auth_layer_stamps_a_bearer_token_on_every_tonic_call() {
         assert!(answer.get_ref().active);
     }
 }
+
+// ---- The verifier and RequireScopes, for resource servers ----
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera_sdk::{Claims, RequireScopes, Verifier, VerifyError};
+
+struct ResourceSetup {
+    server: Server,
+    verifier: Verifier,
+    svc: TokenClient,
+    rs_secret: String,
+}
+
+/// A Tessera, a service `svc` with scope read for audience https://api, and a
+/// verifier for https://api whose client `rs` may introspect.
+fn resource_setup(introspect: bool) -> ResourceSetup {
+    let server = Server::start();
+    let svc_secret = server.create_client(
+        "svc",
+        &["--scope", "read", "--scope", "write", "--audience", "https://api"],
+    );
+    let rs_secret = server.create_client("rs", &["--scope", "tessera:introspect"]);
+    let verifier = Verifier::builder(client(&server, "rs", &rs_secret), server.url(), "https://api")
+        .introspect(introspect)
+        .build();
+    let svc = client(&server, "svc", &svc_secret);
+    ResourceSetup {
+        server,
+        verifier,
+        svc,
+        rs_secret,
+    }
+}
+
+async fn token(svc: &TokenClient, request: TokenRequest) -> String {
+    svc.issue_token(&request)
+        .await
+        .unwrap()
+        .access_token()
+        .expose()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_verifier_accepts_a_valid_token_and_returns_its_claims() {
+    let s = resource_setup(false);
+    let claims = s
+        .verifier
+        .verify(&token(&s.svc, TokenRequest::new().scope("read")).await)
+        .await
+        .unwrap();
+    assert_eq!(claims.client_id, "svc");
+    assert_eq!(claims.scopes, ["read"]);
+    assert_eq!(claims.audiences, ["https://api"]);
+    assert!(claims.has_scopes(&["read"]) && !claims.has_scopes(&["write"]));
+}
+
+#[tokio::test]
+async fn the_verifier_rejects_tokens_for_another_audience_threats_d_06() {
+    let s = resource_setup(false);
+    let other = Verifier::builder(client(&s.server, "rs", &s.rs_secret), s.server.url(), "https://billing").build();
+    let err = other
+        .verify(&token(&s.svc, TokenRequest::new()).await)
+        .await
+        .unwrap_err();
+    assert_eq!(err, VerifyError::Audience);
+    assert_eq!(
+        s.verifier.verify("not-a-jwt").await.unwrap_err(),
+        VerifyError::Malformed
+    );
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_the_verifier_accepts_new_tokens_without_restart() {
+    let s = resource_setup(false);
+    // The rotation below lands well within the default 1 s refetch limit of
+    // the first fetch; a verifier running for a while has no such gap.
+    let verifier = Verifier::builder(client(&s.server, "rs", &s.rs_secret), s.server.url(), "https://api")
+        .min_refetch_interval(Duration::from_millis(50))
+        .build();
+    let s = ResourceSetup { verifier, ..s };
+    let before = token(&s.svc, TokenRequest::new()).await;
+    s.verifier.verify(&before).await.unwrap();
+    assert_eq!(s.verifier.key_fetches(), 1);
+    let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid;
+    assert!(
+        s.server
+            .cli(&["keys", "rotate", "--publish-ahead", "0"])
+            .status
+            .success()
+    );
+    // Tessera notices the new key within its store poll interval.
+    let mut fresh = None;
+    for _ in 0..40 {
+        let t = token(&s.svc, TokenRequest::new()).await;
+        if jsonwebtoken::decode_header(&t).unwrap().kid != old_kid {
+            fresh = Some(t);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh = fresh.expect("Tessera signs with the new key within 2 s");
+    s.verifier
+        .verify(&fresh)
+        .await
+        .expect("a token of the new key verifies, no restart");
+    assert_eq!(
+        s.verifier.key_fetches(),
+        2,
+        "the unknown kid caused exactly one refetch"
+    );
+    s.verifier
+        .verify(&before)
+        .await
+        .expect("a token of the old key still verifies");
+}
+
+#[tokio::test]
+async fn forged_unknown_kids_are_rejected_without_hammering_tessera() {
+    let s = resource_setup(false);
+    let good = token(&s.svc, TokenRequest::new()).await;
+    s.verifier.verify(&good).await.unwrap();
+    let (_, rest) = good.split_once('.').unwrap();
+    for i in 0..200 {
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"forged-{i}"}}"#));
+        assert_eq!(
+            s.verifier.verify(&format!("{header}.{rest}")).await.unwrap_err(),
+            VerifyError::UnknownKey
+        );
+    }
+    assert!(
+        s.verifier.key_fetches() <= 2,
+        "{} fetches for 200 forged kids",
+        s.verifier.key_fetches()
+    );
+}
+
+#[tokio::test]
+async fn introspection_mode_rejects_a_revoked_token_that_still_verifies_locally() {
+    let s = resource_setup(true);
+    let svc_secret = s
+        .server
+        .create_client("svc2", &["--scope", "read", "--audience", "https://api"]);
+    let svc2 = client(&s.server, "svc2", &svc_secret);
+    let revocable = token(&svc2, TokenRequest::new()).await;
+    s.verifier.verify(&revocable).await.expect("active before revocation");
+    let revoked = s
+        .server
+        .http("POST", "/oauth2/revoke")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={revocable}").into_bytes())
+        .basic("svc2", &svc_secret)
+        .send()
+        .await;
+    assert_eq!(revoked.status, 200, "{revoked}");
+    tokio::time::sleep(Duration::from_secs(6)).await; // past the 5 s introspection cache
+    assert_eq!(s.verifier.verify(&revocable).await.unwrap_err(), VerifyError::Inactive);
+}
+
+#[tokio::test]
+async fn require_scopes_protects_an_axum_service_rfc6750_3_1() {
+    let s = resource_setup(false);
+    let app = axum::Router::new()
+        .route(
+            "/invoices",
+            axum::routing::get(|axum::Extension(claims): axum::Extension<Claims>| async move { claims.client_id }),
+        )
+        .layer(RequireScopes::new(s.verifier.clone(), ["write"]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/invoices", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let none = http.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(
+        none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let read_only = token(&s.svc, TokenRequest::new().scope("read")).await;
+    let narrow = http.get(&url).bearer_auth(&read_only).send().await.unwrap();
+    assert_eq!(narrow.status(), 403);
+    assert!(
+        narrow.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    let forged = format!("{}x", token(&s.svc, TokenRequest::new()).await);
+    assert_eq!(http.get(&url).bearer_auth(&forged).send().await.unwrap().status(), 401);
+    let full = token(&s.svc, TokenRequest::new().scope("write")).await;
+    let ok = http.get(&url).bearer_auth(&full).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "svc", "the handler got the claims");
+}

@@ -24,9 +24,46 @@
 
 pub mod cache;
 pub mod layer;
+pub mod require;
+pub mod verifier;
 
 pub use cache::{CachePolicy, CachedToken, FetchToken, TokenSource};
 pub use layer::{AuthLayer, AuthService};
+pub use require::{RequireScopes, RequireScopesService};
+pub use verifier::{Claims, Verifier, VerifierBuilder, VerifyError};
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(byte as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding, for a Basic header.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 use std::fmt;
 use std::sync::Arc;
@@ -353,6 +390,33 @@ impl TokenClient {
     /// source is shallow; keep one per (scopes, audiences) and share it.
     pub fn token_source(&self, request: TokenRequest, policy: CachePolicy) -> TokenSource {
         TokenSource::new(self.clone(), request, policy)
+    }
+
+    /// Asks Tessera whether `token` is active (RFC 7662), authenticating with
+    /// this client's credentials; the client needs the scope `tessera:introspect`.
+    ///
+    /// # Errors
+    /// As for [`TokenClient::issue_token`].
+    pub async fn introspect(&self, token: &str) -> Result<bool, Error> {
+        let Credentials::Secret { client_id, secret } = &self.inner.credentials;
+        let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
+            token: token.to_owned(),
+            token_type_hint: String::new(),
+        });
+        let basic = base64_encode(format!("{}:{}", form_encode(client_id), form_encode(secret.expose())).as_bytes());
+        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = format!("Basic {basic}")
+            .parse()
+            .map_err(|_| Error::Config("credentials cannot be sent as metadata"))?;
+        value.set_sensitive(true);
+        request.metadata_mut().insert("authorization", value);
+        let answer = self
+            .inner
+            .grpc
+            .clone()
+            .introspect_token(request)
+            .await
+            .map_err(Error::from_status)?;
+        Ok(answer.into_inner().active)
     }
 
     /// Fetches the public keys that verify Tessera's tokens.
