@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces every figure in BENCHMARKS.md. Loopback only; every phase stops by itself.
 # Servers are pinned to core 0 and the load generator to core 1 (taskset, util-linux).
-# Usage: bench/run-all.sh [OUTPUT_DIR]   (about 6 minutes on 2 cores)
+# Usage: bench/run-all.sh [OUTPUT_DIR]   (about 9 minutes on 2 cores; needs wrk: apt-get install wrk)
+# The soak is separate and longer: bench/soak.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/bench-results}
@@ -16,6 +17,11 @@ echo "== timing: unknown vs wrong vs disabled client, 500 interleaved each" | te
 taskset -c 1 "$bench" timing --samples 500 2>&1 | tee -a "$out/timing.txt"
 echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$out/flood.txt"
 taskset -c 1 "$bench" flood --duration 8 2>&1 | tee -a "$out/flood.txt"
+echo "== http: the HTTP shim under wrk vs the ceilings' HTTP endpoints, 3 rounds A B A B" | tee "$out/http.txt"
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+"$bench" http --rounds 3 --duration 8 2>&1 | tee -a "$out/http.txt"
+echo "== memory: 10,000 registered clients, 1,000 of them authenticated" | tee "$out/memory.txt"
+taskset -c 1 "$bench" memory --clients 10000 --warm 1000 2>&1 | tee -a "$out/memory.txt"
 echo "== criterion micro-benchmarks (core 0)" | tee "$out/criterion.txt"
 taskset -c 0 cargo bench -q -p tessera-server --bench core 2>&1 | grep -E "time:" -B1 | grep -v "^--" | tee -a "$out/criterion.txt"
 # The SDK's cached token(): 8 threads share the machine's cores, so no pinning.

@@ -112,6 +112,52 @@ impl TokenService for Ceiling {
     }
 }
 
+type Shared = axum::extract::State<std::sync::Arc<Ceiling>>;
+
+fn no_store(body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = axum::Json(body).into_response();
+    response
+        .headers_mut()
+        .insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert("pragma", axum::http::HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `POST /oauth2/token`: a fixed token (bare) or one signature (crypto).
+async fn http_token(axum::extract::State(ceiling): Shared, _body: axum::body::Bytes) -> axum::response::Response {
+    let access_token = match ceiling.mode {
+        Mode::Bare => ceiling.fixed_token.clone(),
+        Mode::Crypto => ceiling.sign().unwrap_or_default(),
+    };
+    no_store(serde_json::json!({
+        "access_token": access_token, "token_type": "Bearer", "expires_in": 3600, "scope": "bench:read",
+    }))
+}
+
+/// `POST /oauth2/introspect`: a fixed answer (bare) or one verification (crypto).
+async fn http_introspect(axum::extract::State(ceiling): Shared, body: axum::body::Bytes) -> axum::response::Response {
+    let active = match ceiling.mode {
+        Mode::Bare => true,
+        Mode::Crypto => {
+            let token = body
+                .strip_prefix(b"token=")
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .unwrap_or("");
+            let mut validation = Validation::new(ceiling.key.algorithm().jwt_algorithm());
+            validation.validate_aud = false;
+            decode::<serde_json::Value>(token, ceiling.key.decoding_key(), &validation).is_ok()
+        }
+    };
+    no_store(serde_json::json!({
+        "active": active, "scope": "bench:read", "client_id": "bench", "sub": "bench",
+        "aud": "http://127.0.0.1:8080", "iss": "http://127.0.0.1:8080", "exp": now() + 3600,
+        "iat": now(), "nbf": now(), "jti": "fixed", "token_type": "Bearer",
+    }))
+}
+
 /// Serves a ceiling on `listen` until killed, printing the bound address.
 pub async fn serve(mode: Mode, listen: SocketAddr) -> Result<(), String> {
     let record = SigningKey::generate(KeyAlgorithm::Es256, now())?;
@@ -122,9 +168,15 @@ pub async fn serve(mode: Mode, listen: SocketAddr) -> Result<(), String> {
         fixed_token: String::new(),
     };
     ceiling.fixed_token = ceiling.sign().map_err(|e| e.to_string())?;
-    let service = TokenServiceServer::new(ceiling);
-    // The same stack as Tessera: an axum router with the tonic service mounted.
-    let app = axum::Router::new().route_service("/tessera.v1.TokenService/{*method}", service);
+    let ceiling = std::sync::Arc::new(ceiling);
+    let service = TokenServiceServer::from_arc(ceiling.clone());
+    // The same stack as Tessera: an axum router with the tonic service
+    // mounted beside the HTTP endpoints, answering as Tessera's shim does.
+    let app = axum::Router::new()
+        .route_service("/tessera.v1.TokenService/{*method}", service)
+        .route("/oauth2/token", axum::routing::post(http_token))
+        .route("/oauth2/introspect", axum::routing::post(http_introspect))
+        .with_state(ceiling);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("ceiling listening on http://{addr}");

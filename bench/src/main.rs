@@ -10,8 +10,10 @@
 //! ```
 
 mod ceiling;
+mod http;
 mod load;
 mod procs;
+mod soak;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +61,14 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// The HTTP shim under wrk against the ceilings' HTTP endpoints, A B A B.
+    Http {
+        #[command(flatten)]
+        common: Common,
+        /// Rounds of the A B alternation
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Latency medians of unknown-client, wrong-secret and disabled-client answers, interleaved.
     Timing {
         #[command(flatten)]
@@ -71,6 +81,25 @@ enum Command {
     Flood {
         #[command(flatten)]
         common: Common,
+    },
+    /// Resident memory with many registered clients, some of them authenticated.
+    Memory {
+        #[command(flatten)]
+        common: Common,
+        /// Clients registered
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// Of those, clients authenticated once (each costs one argon2 verification)
+        #[arg(long, default_value_t = 500)]
+        warm: usize,
+    },
+    /// Mixed load (issue, introspect, revoke, wrong secrets) for a while, sampling RSS.
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        /// Seconds to hold the load
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
     },
     /// Serve a ceiling (used by `run`).
     Ceiling {
@@ -93,6 +122,9 @@ fn main() -> std::process::ExitCode {
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Run { common, rounds } => run(common, rounds).await,
+            Command::Http { common, rounds } => http::run(common, rounds).await,
+            Command::Memory { common, clients, warm } => soak::memory(common, clients, warm).await,
+            Command::Soak { common, seconds } => soak::soak(common, Duration::from_secs(seconds)).await,
             Command::Timing { common, samples } => timing(common, samples).await,
             Command::Flood { common } => flood(common).await,
             Command::Ceiling { mode, listen } => ceiling::serve(mode, listen).await,

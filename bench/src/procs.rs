@@ -194,6 +194,11 @@ impl TesseraSetup {
         Spawned::start(&self.tessera, &args, common.server_cpu, Some(log))
     }
 
+    /// The prepared store's URL.
+    pub fn store_url(&self) -> &str {
+        &self.store_url
+    }
+
     /// `Basic …` for the introspector client.
     pub fn introspector_authorization(&self) -> Result<MetadataValue<Ascii>, String> {
         let basic =
@@ -254,4 +259,10 @@ pub fn rss_kib(pid: u32) -> Result<u64, String> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| "no VmRSS".to_owned())
+}
+
+/// `Basic …` metadata for a client.
+pub fn basic_metadata(id: &str, secret: &str) -> Result<MetadataValue<Ascii>, String> {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    format!("Basic {basic}").parse().map_err(|e| format!("{e}"))
 }

@@ -232,6 +232,8 @@ pub struct Authority {
     /// Per-process random key of the remembered MACs: a memory dump does not
     /// give an offline oracle for secrets across restarts.
     mac_key: aws_lc_rs::hmac::Key,
+    /// Verifications under way, by the MAC of the presented credentials.
+    in_flight: DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Option<usize>>>>,
     throttle: Throttle,
     /// Revoked tokens' `jti` → `exp`, kept until they expire anyway. Read on
     /// every introspection, so it lives in memory; the store is its truth.
@@ -239,6 +241,8 @@ pub struct Authority {
     /// Tokens whose signature verified, by SHA-256 of the token, so a repeat
     /// introspection is nearly free. Dropped whenever signing keys change.
     verified: DashMap<[u8; 32], Arc<ActiveToken>>,
+    /// Position of the newest revocation read from the store.
+    revocation_cursor: AtomicU64,
     /// When expired revocations were last deleted from the store.
     last_prune: AtomicI64,
 }
@@ -280,7 +284,11 @@ impl Authority {
         let gate = HashingGate::new(config.hashing_permits, config.hashing_wait).map_err(|e| e.to_string())?;
         let throttle = Throttle::new(config.throttle);
         let denied = DashMap::new();
-        for revoked in store.revoked_tokens(clock.now()).await.map_err(|e| e.to_string())? {
+        let (revoked, revocation_cursor) = store
+            .revoked_tokens_after(clock.now(), 0)
+            .await
+            .map_err(|e| e.to_string())?;
+        for revoked in revoked {
             denied.insert(revoked.jti, revoked.expires_at);
         }
         Ok(Self {
@@ -293,10 +301,12 @@ impl Authority {
             seen: Mutex::new(generations),
             gate,
             remembered: DashMap::new(),
+            in_flight: DashMap::new(),
             mac_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret::random_bytes::<32>()),
             throttle,
             denied,
             last_prune: AtomicI64::new(0),
+            revocation_cursor: AtomicU64::new(revocation_cursor),
             verified: DashMap::new(),
         })
     }
@@ -440,7 +450,7 @@ impl Authority {
                 .unzip(),
             _ => Default::default(),
         };
-        let matched = self.gate.verify_any(candidates, secret).await?;
+        let matched = self.verify_once(mac, candidates, secret).await?;
         match (client, matched) {
             (Some(c), Some(index)) => {
                 // Not if the client changed while argon2 ran: the secret may
@@ -456,6 +466,25 @@ impl Authority {
                 Err(AuthError::InvalidClient { basic })
             }
         }
+    }
+
+    /// One verification per presented (client, secret) at a time: concurrent
+    /// requests with the same credentials (a service starting many workers at
+    /// once) share one argon2 run instead of queueing one each. A failed or
+    /// cancelled run is not shared; the next waiter runs its own.
+    async fn verify_once(
+        &self,
+        mac: [u8; 32],
+        candidates: Vec<String>,
+        secret: ClientSecret,
+    ) -> Result<Option<usize>, AuthError> {
+        let cell = self.in_flight.entry(mac).or_default().clone();
+        let outcome = cell
+            .get_or_try_init(|| self.gate.verify_any(candidates, secret))
+            .await
+            .copied();
+        self.in_flight.remove_if(&mac, |_, current| Arc::ptr_eq(current, &cell));
+        outcome
     }
 
     /// HMAC-SHA256 of the client id and secret under the per-process key.
@@ -574,10 +603,14 @@ impl Authority {
             self.reload_keys().await?;
         }
         if now.revocations != seen.revocations {
-            // Revocations only ever add entries (expired ones are pruned apart).
-            for entry in self.store.revoked_tokens(self.clock.now()).await? {
+            // Only the revocations recorded since the last look: the deny-list
+            // is read once per replica, not again on every change.
+            let cursor = self.revocation_cursor.load(Ordering::Acquire);
+            let (added, cursor) = self.store.revoked_tokens_after(self.clock.now(), cursor).await?;
+            for entry in added {
                 self.denied.insert(entry.jti, entry.expires_at);
             }
+            self.revocation_cursor.store(cursor, Ordering::Release);
         }
         if now.clients != seen.clients {
             self.client_epoch.fetch_add(1, Ordering::AcqRel);

@@ -1417,3 +1417,22 @@ mod client_auth {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_requests_with_the_same_new_secret_share_one_verification() {
+    let f = fixture().await;
+    let secret = f.client("svc", &["read"], &[], None).await;
+    let before = f.authority.hashing_runs();
+    let authority = Arc::new(f.authority);
+    let burst: Vec<_> = (0..32)
+        .map(|_| {
+            let (authority, request) = (authority.clone(), post("svc", &secret));
+            tokio::spawn(async move { authority.issue(request).await })
+        })
+        .collect();
+    for request in burst {
+        assert!(request.await.unwrap().is_ok(), "no request of the burst is refused");
+    }
+    let runs = authority.hashing_runs() - before;
+    assert!(runs <= 2, "{runs} argon2 runs for a burst of 32 with one secret");
+}

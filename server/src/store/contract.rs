@@ -43,6 +43,7 @@ pub async fn run_all(store: &dyn Store) {
     a_key_is_revoked_once(store).await;
     revoked_tokens_are_kept_until_they_expire(store).await;
     same_second_keys_keep_insertion_order(store).await;
+    revocations_are_read_incrementally(store).await;
     rotation_adds_a_secret_and_shortens_the_others(store).await;
     client_keys_are_stored_per_client_and_kid(store).await;
     an_assertion_id_is_accepted_once(store).await;
@@ -305,4 +306,27 @@ async fn an_assertion_id_is_accepted_once(store: &dyn Store) {
         store.remember_assertion("c1", "jti-1", 2_000).await.unwrap(),
         "forgotten after expiry"
     );
+}
+
+async fn revocations_are_read_incrementally(store: &dyn Store) {
+    let revoked = |jti: &str| RevokedToken {
+        jti: jti.into(),
+        client_id: "c".into(),
+        expires_at: 9_000,
+        revoked_at: 1,
+    };
+    let (_, start) = store.revoked_tokens_after(0, 0).await.unwrap();
+    store.revoke_token(revoked("inc-1")).await.unwrap();
+    store.revoke_token(revoked("inc-2")).await.unwrap();
+    let (first, cursor) = store.revoked_tokens_after(0, start).await.unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
+        ["inc-1", "inc-2"]
+    );
+    let (nothing, same) = store.revoked_tokens_after(0, cursor).await.unwrap();
+    assert!(nothing.is_empty());
+    assert_eq!(same, cursor);
+    store.revoke_token(revoked("inc-3")).await.unwrap();
+    let (next, _) = store.revoked_tokens_after(0, cursor).await.unwrap();
+    assert_eq!(next.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(), ["inc-3"]);
 }

@@ -216,7 +216,16 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, revoked: RevokedToken) -> Result<(), StoreError>;
 
     /// Revoked tokens that have not expired by `now`.
-    async fn revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError>;
+    async fn revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError> {
+        self.revoked_tokens_after(now, 0).await.map(|(tokens, _)| tokens)
+    }
+
+    /// Revoked tokens that have not expired by `now`, recorded after the
+    /// position `after` (0 for all), and the position of the newest one, to
+    /// pass next time: a replica reads each revocation once, not the whole
+    /// deny-list on every change. Positions grow in the order revocations
+    /// became visible.
+    async fn revoked_tokens_after(&self, now: UnixTime, after: u64) -> Result<(Vec<RevokedToken>, u64), StoreError>;
 
     /// Forgets revoked tokens and used assertion ids that expired before
     /// `now`: neither can matter after. Returns how many entries went.

@@ -499,24 +499,37 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoked_tokens(&self, now: i64) -> Result<Vec<RevokedToken>, StoreError> {
+    async fn revoked_tokens_after(&self, now: i64, after: u64) -> Result<(Vec<RevokedToken>, u64), StoreError> {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT jti, client_id, expires_at, revoked_at FROM revoked_tokens WHERE expires_at > ?1",
+                    "SELECT jti, client_id, expires_at, revoked_at, rowid FROM revoked_tokens
+                     WHERE rowid > ?1 AND expires_at > ?2 ORDER BY rowid",
                 )
                 .map_err(unavailable)?;
-            stmt.query_map(params![now], |r| {
-                Ok(RevokedToken {
-                    jti: r.get(0)?,
-                    client_id: r.get(1)?,
-                    expires_at: r.get(2)?,
-                    revoked_at: r.get(3)?,
+            let mut newest = after;
+            let tokens = stmt
+                .query_map(params![after as i64, now], |r| {
+                    Ok((
+                        RevokedToken {
+                            jti: r.get(0)?,
+                            client_id: r.get(1)?,
+                            expires_at: r.get(2)?,
+                            revoked_at: r.get(3)?,
+                        },
+                        r.get::<_, i64>(4)? as u64,
+                    ))
                 })
-            })
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)
+                .map_err(unavailable)?
+                .map(|row| {
+                    row.map(|(token, position)| {
+                        newest = newest.max(position);
+                        token
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok((tokens, newest))
         })
         .await
     }

@@ -1,0 +1,240 @@
+//! Memory with many registered clients, and a soak under mixed load that
+//! checks, at the end, the error counts, the RSS slope, and that every
+//! acknowledged revocation is still in force.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tessera_proto::pb;
+use tessera_server::authority::secret::{ClientSecret, hash_secret};
+use tessera_server::store::{self, ClientRecord, SecretRecord};
+use tonic::metadata::{Ascii, MetadataValue};
+
+use crate::procs::{self, TesseraSetup};
+use crate::{Common, load, pb_request};
+
+/// Resident memory with `clients` registered, of which `warm` have been
+/// authenticated once (and so are held in the server's hot copies).
+pub async fn memory(common: Common, clients: usize, warm: usize) -> Result<(), String> {
+    let setup = TesseraSetup::prepare(&common, 0).await?;
+    // One real argon2 hash shared by every client: registering 10,000 clients
+    // with a hash each would take minutes and measure nothing more.
+    let secret = ClientSecret::generate();
+    let phc = hash_secret(&secret).map_err(|e| e.to_string())?;
+    let store = store::open(setup.store_url()).await?;
+    for i in 0..clients {
+        let record = ClientRecord {
+            client_id: format!("many-{i}"),
+            scopes: vec!["bench:read".into()],
+            audiences: vec!["https://api.internal".into()],
+            token_ttl: None,
+            disabled: false,
+            created_at: 0,
+            secrets: vec![SecretRecord {
+                secret_id: format!("s{i}"),
+                phc: phc.clone(),
+                created_at: 0,
+                expires_at: None,
+            }],
+            keys: vec![],
+        };
+        store.create_client(record).await.map_err(|e| e.to_string())?;
+    }
+    drop(store);
+    let tessera = setup.start(&common, &[]).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cold = procs::rss_kib(tessera.pid())?;
+    let mut clients_rpc = load::connect(&tessera.url(), 1).await?;
+    let mut warm_up = async |range: std::ops::Range<usize>| -> Result<(), String> {
+        for i in range {
+            clients_rpc[0]
+                .issue_token(pb_request(&format!("many-{i}"), secret.expose()))
+                .await
+                .map_err(|e| format!("warming client {i}: {e}"))?;
+        }
+        Ok(())
+    };
+    // The first verifications allocate the hashing threads' fixed buffers
+    // (19 MiB each): a one-time cost, so per-client cost is measured after them.
+    let first = warm.min(50);
+    warm_up(0..first).await?;
+    let fixed = procs::rss_kib(tessera.pid())?;
+    warm_up(first..warm).await?;
+    let warmed = procs::rss_kib(tessera.pid())?;
+    let per_client = warmed.saturating_sub(fixed) as f64 / (warm - first).max(1) as f64;
+    println!("\n| state | resident memory |");
+    println!("|---|---|");
+    println!("| {clients} clients registered, none used yet | {cold} KiB |");
+    println!("| {first} of them authenticated (hashing buffers now allocated) | {fixed} KiB |");
+    println!("| {warm} of them authenticated (hot copy + remembered secret each) | {warmed} KiB |");
+    println!(
+        "| extrapolated: all {clients} authenticated | {:.0} KiB ({per_client:.2} KiB per authenticated client) |",
+        fixed as f64 + per_client * (clients - first) as f64
+    );
+    Ok(())
+}
+
+/// Holds a mixed load for `duration`, sampling RSS, then checks the outcome.
+pub async fn soak(common: Common, duration: Duration) -> Result<(), String> {
+    let setup = TesseraSetup::prepare(&common, 0).await?;
+    let tessera = setup.start(&common, &[]).await?;
+    let channels = load::connect(&tessera.url(), 4).await?;
+    let deadline = Instant::now() + duration;
+    let counters: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
+    const ISSUED: usize = 0;
+    const INTROSPECTED: usize = 1;
+    const REVOKED: usize = 2;
+    const REFUSED: usize = 3;
+    const UNEXPECTED: usize = 4;
+    const BUSY: usize = 5;
+    let revoked_tokens = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let introspector: MetadataValue<Ascii> = setup.introspector_authorization()?;
+    let bench_auth: MetadataValue<Ascii> = procs::basic_metadata("bench", &setup.secret)?;
+    let mut tasks = Vec::new();
+    // 8 callers issuing and introspecting as a warm client would.
+    for worker in 0..8 {
+        let mut client = channels[worker % channels.len()].clone();
+        let (counters, secret, introspector) = (counters.clone(), setup.secret.clone(), introspector.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let Ok(answer) = client.issue_token(pb_request("bench", &secret)).await else {
+                    counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                counters[ISSUED].fetch_add(1, Ordering::Relaxed);
+                let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
+                    token: answer.into_inner().access_token,
+                    token_type_hint: String::new(),
+                });
+                request.metadata_mut().insert("authorization", introspector.clone());
+                match client.introspect_token(request).await {
+                    Ok(a) if a.get_ref().active => counters[INTROSPECTED].fetch_add(1, Ordering::Relaxed),
+                    _ => counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    // One caller revoking a fresh token every 50 ms, remembering each acknowledged revocation.
+    {
+        let mut client = channels[0].clone();
+        let (counters, secret, revoked_tokens, bench_auth) = (
+            counters.clone(),
+            setup.secret.clone(),
+            revoked_tokens.clone(),
+            bench_auth.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if let Ok(answer) = client.issue_token(pb_request("bench", &secret)).await {
+                    let token = answer.into_inner().access_token;
+                    let mut request = tonic::Request::new(pb::RevokeTokenRequest {
+                        token: token.clone(),
+                        token_type_hint: String::new(),
+                    });
+                    request.metadata_mut().insert("authorization", bench_auth.clone());
+                    match client.revoke_token(request).await {
+                        Ok(_) => {
+                            counters[REVOKED].fetch_add(1, Ordering::Relaxed);
+                            revoked_tokens.lock().map(|mut r| r.push(token)).ok();
+                        }
+                        Err(_) => drop(counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed)),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+    }
+    // One caller sending a wrong secret every 100 ms (argon2 each: refusals, not errors).
+    {
+        let mut client = channels[1].clone();
+        let counters = counters.clone();
+        let next = Arc::new(AtomicUsize::new(0));
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let id = format!("nobody-{}", next.fetch_add(1, Ordering::Relaxed));
+                match client.issue_token(pb_request(&id, "wrong")).await {
+                    Err(s) if s.code() == tonic::Code::Unauthenticated => {
+                        counters[REFUSED].fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(s) if s.code() == tonic::Code::Unavailable => counters[BUSY].fetch_add(1, Ordering::Relaxed),
+                    _ => counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed),
+                };
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let every = (duration / 40).max(Duration::from_secs(1));
+    while Instant::now() < deadline {
+        samples.push((started.elapsed().as_secs_f64(), procs::rss_kib(tessera.pid())? as f64));
+        tokio::time::sleep(every).await;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    samples.push((started.elapsed().as_secs_f64(), procs::rss_kib(tessera.pid())? as f64));
+    // Every acknowledged revocation must still be in force.
+    let revoked = revoked_tokens.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut still_active = 0;
+    let mut client = channels[0].clone();
+    for token in &revoked {
+        let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
+            token: token.clone(),
+            token_type_hint: String::new(),
+        });
+        request.metadata_mut().insert("authorization", introspector.clone());
+        if client
+            .introspect_token(request)
+            .await
+            .map(|a| a.get_ref().active)
+            .unwrap_or(true)
+        {
+            still_active += 1;
+        }
+    }
+    // RSS slope over the samples after the first quarter (warm-up), by least squares.
+    let steady: Vec<_> = samples.iter().skip(samples.len() / 4).copied().collect();
+    let n = steady.len() as f64;
+    let (mean_t, mean_r) = steady
+        .iter()
+        .fold((0.0, 0.0), |(t, r), (st, sr)| (t + st / n, r + sr / n));
+    let slope_kib_per_s = steady.iter().map(|(t, r)| (t - mean_t) * (r - mean_r)).sum::<f64>()
+        / steady
+            .iter()
+            .map(|(t, _)| (t - mean_t).powi(2))
+            .sum::<f64>()
+            .max(f64::EPSILON);
+    let percent_per_hour = slope_kib_per_s * 3600.0 / mean_r * 100.0;
+    let get = |i: usize| counters[i].load(Ordering::Relaxed);
+    println!(
+        "\nSoak of {} s: {} issued, {} introspected active, {} revoked, {} wrong secrets refused, {} answered busy (503), {} unexpected.",
+        duration.as_secs(),
+        get(ISSUED),
+        get(INTROSPECTED),
+        get(REVOKED),
+        get(REFUSED),
+        get(BUSY),
+        get(UNEXPECTED)
+    );
+    println!(
+        "RSS: {:.0} KiB at start, {:.0} KiB at the end; slope after warm-up {percent_per_hour:+.2} % per hour (target < 1 %).",
+        samples.first().map(|s| s.1).unwrap_or(0.0),
+        samples.last().map(|s| s.1).unwrap_or(0.0)
+    );
+    println!(
+        "Acknowledged revocations still in force: {} of {}.",
+        revoked.len() - still_active,
+        revoked.len()
+    );
+    let shape: Vec<String> = samples
+        .iter()
+        .map(|(t, r)| format!("{t:.0}s:{:.0}M", r / 1024.0))
+        .collect();
+    println!("RSS samples: {}", shape.join(" "));
+    if get(UNEXPECTED) > 0 || still_active > 0 {
+        return Err("the soak found unexpected answers or lost revocations".into());
+    }
+    Ok(())
+}
