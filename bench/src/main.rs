@@ -100,6 +100,10 @@ enum Command {
         /// Seconds to hold the load
         #[arg(long, default_value_t = 600)]
         seconds: u64,
+        /// Token lifetime: revoked tokens stay on the deny-list this long, so
+        /// memory reaches its steady state after one lifetime
+        #[arg(long, default_value_t = 60)]
+        token_ttl: u32,
     },
     /// Serve a ceiling (used by `run`).
     Ceiling {
@@ -124,7 +128,11 @@ fn main() -> std::process::ExitCode {
             Command::Run { common, rounds } => run(common, rounds).await,
             Command::Http { common, rounds } => http::run(common, rounds).await,
             Command::Memory { common, clients, warm } => soak::memory(common, clients, warm).await,
-            Command::Soak { common, seconds } => soak::soak(common, Duration::from_secs(seconds)).await,
+            Command::Soak {
+                common,
+                seconds,
+                token_ttl,
+            } => soak::soak(common, Duration::from_secs(seconds), token_ttl).await,
             Command::Timing { common, samples } => timing(common, samples).await,
             Command::Flood { common } => flood(common).await,
             Command::Ceiling { mode, listen } => ceiling::serve(mode, listen).await,

@@ -76,9 +76,13 @@ pub async fn memory(common: Common, clients: usize, warm: usize) -> Result<(), S
 }
 
 /// Holds a mixed load for `duration`, sampling RSS, then checks the outcome.
-pub async fn soak(common: Common, duration: Duration) -> Result<(), String> {
+pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<(), String> {
     let setup = TesseraSetup::prepare(&common, 0).await?;
-    let tessera = setup.start(&common, &[]).await?;
+    // The deny-list keeps each revoked jti until its token expires, so it
+    // grows for one token lifetime, then holds steady: a short lifetime lets
+    // a soak of minutes show the steady state.
+    let ttl = token_ttl.to_string();
+    let tessera = setup.start(&common, &["--token-ttl", &ttl]).await?;
     let channels = load::connect(&tessera.url(), 4).await?;
     let deadline = Instant::now() + duration;
     let counters: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
