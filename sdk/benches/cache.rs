@@ -63,5 +63,52 @@ fn hot_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hot_path);
+fn verifier(c: &mut Criterion) {
+    use tessera_server::keys::{KeyAlgorithm, SigningKey};
+    let record = SigningKey::generate(KeyAlgorithm::Es256, 0).unwrap();
+    let key = SigningKey::from_record(&record).unwrap();
+    let public = key.public_jwk();
+    let jwk = tessera_sdk::tessera_proto::pb::JsonWebKey {
+        kty: public.kty.into(),
+        kid: public.kid.clone(),
+        r#use: "sig".into(),
+        alg: public.alg.into(),
+        crv: public.crv.unwrap_or_default().into(),
+        x: public.x.clone().unwrap_or_default(),
+        y: public.y.clone().unwrap_or_default(),
+        n: String::new(),
+        e: String::new(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = key
+        .sign_jwt(&serde_json::json!({
+            "iss": "https://tessera.internal", "sub": "billing", "client_id": "billing", "aud": "https://ledger",
+            "scope": "invoices:read", "exp": now + 3600, "iat": now, "nbf": now, "jti": "Xk3V9qLr2mN8pQ4sT6wY1z",
+        }))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The client is never called: the key is given up front.
+    let client = runtime
+        .block_on(async {
+            tessera_sdk::TokenClient::builder("http://127.0.0.1:9")
+                .client_secret("rs", "unused")
+                .build()
+        })
+        .unwrap();
+    let verifier = tessera_sdk::Verifier::builder(client, "https://tessera.internal", "https://ledger")
+        .keys(&[jwk])
+        .build();
+    runtime.block_on(verifier.verify(&token)).unwrap();
+    c.bench_function("Verifier::verify, ES256, key cached", |b| {
+        b.iter(|| runtime.block_on(verifier.verify(black_box(&token))).unwrap())
+    });
+}
+
+criterion_group!(benches, hot_path, verifier);
 criterion_main!(benches);

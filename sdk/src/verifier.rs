@@ -122,6 +122,7 @@ pub struct VerifierBuilder {
     leeway: Duration,
     min_refetch_interval: Duration,
     introspect: bool,
+    initial_keys: HashMap<String, Arc<Key>>,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -168,7 +169,18 @@ impl VerifierBuilder {
         self
     }
 
-    /// Builds the verifier. Keys are fetched on first use.
+    /// Keys to start with (e.g. a JWK set shipped with the service), so the
+    /// first tokens verify without a fetch. An unknown `kid` still triggers a
+    /// fetch through the client. Keys of unsupported types are ignored.
+    pub fn keys(mut self, jwks: &[tessera_proto::pb::JsonWebKey]) -> Self {
+        self.initial_keys = jwks
+            .iter()
+            .filter_map(|jwk| Some((jwk.kid.clone(), Arc::new(key_of(jwk)?))))
+            .collect();
+        self
+    }
+
+    /// Builds the verifier. Keys are fetched on first use, unless given with [`VerifierBuilder::keys`].
     pub fn build(self) -> Verifier {
         Verifier {
             inner: Arc::new(Inner {
@@ -178,7 +190,7 @@ impl VerifierBuilder {
                 algorithms: self.algorithms,
                 leeway: self.leeway,
                 min_refetch_interval: self.min_refetch_interval,
-                keys: ArcSwap::from_pointee(HashMap::new()),
+                keys: ArcSwap::from_pointee(self.initial_keys),
                 last_fetch: std::sync::Mutex::new(None),
                 fetching: tokio::sync::Mutex::new(()),
                 fetches: std::sync::atomic::AtomicU64::new(0),
@@ -236,6 +248,7 @@ impl Verifier {
             leeway: Duration::from_secs(5),
             min_refetch_interval: Duration::from_secs(1),
             introspect: false,
+            initial_keys: HashMap::new(),
         }
     }
 
