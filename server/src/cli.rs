@@ -402,8 +402,12 @@ fn client_json(client: &ClientRecord) -> serde_json::Value {
 }
 
 async fn client(command: ClientCommand) -> ExitCode {
+    client_command(command).await.unwrap_or_else(|code| code)
+}
+
+async fn client_command(command: ClientCommand) -> Result<ExitCode, ExitCode> {
     let now = SystemClock.now();
-    match command {
+    Ok(match command {
         ClientCommand::Create {
             id,
             scopes,
@@ -412,10 +416,7 @@ async fn client(command: ClientCommand) -> ExitCode {
             json,
             store,
         } => {
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             let new = NewClient {
                 client_id: id.clone(),
                 scopes: scopes.clone(),
@@ -444,13 +445,10 @@ async fn client(command: ClientCommand) -> ExitCode {
             }
         }
         ClientCommand::List { json, store } => {
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             let clients = match store.list_clients().await {
                 Ok(clients) => clients,
-                Err(e) => return fail(e),
+                Err(e) => return Err(fail(e)),
             };
             if json {
                 println!(
@@ -480,10 +478,7 @@ async fn client(command: ClientCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         ClientCommand::Show { id, json, store } => {
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             match store.client(&id).await {
                 Ok(Some(c)) if json => {
                     println!("{}", client_json(&c));
@@ -531,12 +526,9 @@ async fn client(command: ClientCommand) -> ExitCode {
         } => {
             let keep_old_for = match admin::parse_duration(&keep_old_for) {
                 Ok(secs) => secs,
-                Err(e) => return usage(format!("invalid --keep-old-for: {e}")),
+                Err(e) => return Err(usage(format!("invalid --keep-old-for: {e}"))),
             };
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             match admin::rotate_secret(store.as_ref(), &id, keep_old_for, now).await {
                 Ok(secret) if json => {
                     let out = json!({
@@ -566,21 +558,18 @@ async fn client(command: ClientCommand) -> ExitCode {
         } => {
             let alg = match alg.as_deref().map(crate::keys::KeyAlgorithm::parse).transpose() {
                 Ok(alg) => alg,
-                Err(e) => return usage(format!("invalid --alg: {e}")),
+                Err(e) => return Err(usage(format!("invalid --alg: {e}"))),
             };
             let (path, wrap): (PathBuf, fn(String) -> admin::KeyMaterial) = match (jwk, pem) {
                 (Some(path), None) => (path, admin::KeyMaterial::Jwk),
                 (None, Some(path)) => (path, admin::KeyMaterial::Pem),
-                _ => return usage("give exactly one of --jwk FILE or --pem FILE"),
+                _ => return Err(usage("give exactly one of --jwk FILE or --pem FILE")),
             };
             let material = match std::fs::read_to_string(&path) {
                 Ok(text) => wrap(text),
-                Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+                Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
             };
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             match admin::add_client_key(store.as_ref(), &id, material, kid, alg, now).await {
                 Ok(record) => {
                     println!("Registered key {:?} ({}) for client {id:?}.", record.kid, record.alg);
@@ -589,13 +578,10 @@ async fn client(command: ClientCommand) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        ClientCommand::Disable { id, store } => set_disabled(&store.store, &id, true).await,
-        ClientCommand::Enable { id, store } => set_disabled(&store.store, &id, false).await,
+        ClientCommand::Disable { id, store } => set_disabled(&store.store, &id, true).await?,
+        ClientCommand::Enable { id, store } => set_disabled(&store.store, &id, false).await?,
         ClientCommand::Delete { id, store } => {
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             match store.delete_client(&id).await {
                 Ok(true) => {
                     tracing::info!(target: "tessera::audit", event = "client_deleted", client_id = %id);
@@ -606,37 +592,35 @@ async fn client(command: ClientCommand) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-    }
+    })
 }
 
-async fn set_disabled(url: &str, id: &str, disabled: bool) -> ExitCode {
-    let store = match open_store(url).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+async fn set_disabled(url: &str, id: &str, disabled: bool) -> Result<ExitCode, ExitCode> {
+    let store = open_store(url).await?;
     let verb = if disabled { "Disabled" } else { "Enabled" };
-    match store.set_client_disabled(id, disabled).await {
+    Ok(match store.set_client_disabled(id, disabled).await {
         Ok(true) => {
             println!("{verb} client {id:?}.");
             ExitCode::SUCCESS
         }
         Ok(false) => fail(format!("no client {id:?} in the store")),
         Err(e) => fail(e),
-    }
+    })
 }
 
 async fn keys(command: KeysCommand) -> ExitCode {
+    keys_command(command).await.unwrap_or_else(|code| code)
+}
+
+async fn keys_command(command: KeysCommand) -> Result<ExitCode, ExitCode> {
     let _log_guard = init_logging(LogFormat::Text, false);
     let now = SystemClock.now();
-    match command {
+    Ok(match command {
         KeysCommand::List { json, store } => {
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             let records = match store.signing_keys().await {
                 Ok(records) => records,
-                Err(e) => return fail(e),
+                Err(e) => return Err(fail(e)),
             };
             let states = admin::key_states(&records, now);
             if json {
@@ -681,12 +665,9 @@ async fn keys(command: KeysCommand) -> ExitCode {
         } => {
             let alg = match alg.as_deref().map(crate::keys::KeyAlgorithm::parse).transpose() {
                 Ok(alg) => alg,
-                Err(e) => return usage(format!("invalid --alg: {e}")),
+                Err(e) => return Err(usage(format!("invalid --alg: {e}"))),
             };
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             match admin::rotate_key(store.as_ref(), alg, now, publish_ahead).await {
                 Ok(record) => {
                     println!(
@@ -699,10 +680,7 @@ async fn keys(command: KeysCommand) -> ExitCode {
             }
         }
         KeysCommand::Revoke { kid, store } => {
-            let store = match open_store(&store.store).await {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            let store = open_store(&store.store).await?;
             match admin::revoke_key(store.as_ref(), &kid, now).await {
                 Ok(replacement) => {
                     println!("Revoked signing key {kid}: it is out of the JWKS and its tokens are inactive.");
@@ -714,5 +692,5 @@ async fn keys(command: KeysCommand) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-    }
+    })
 }

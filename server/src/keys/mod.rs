@@ -58,7 +58,7 @@ impl KeyAlgorithm {
             "eddsa" | "ed25519" => Ok(Self::EdDsa),
             "rs256" => Ok(Self::Rs256),
             "hs256" | "hs384" | "hs512" => Err(format!(
-                "signing algorithm {name:?} is symmetric and refused for access tokens: resource servers would need the signing secret; use ES256 or EdDSA"
+                "signing algorithm {name:?} is symmetric and refused for access tokens: resource servers would need the signing secret; use ES256, EdDSA or RS256"
             )),
             _ => Err(format!(
                 "unknown signing algorithm {name:?}: use ES256 (default) or EdDSA"
