@@ -32,8 +32,7 @@ async fn get_on_the_token_endpoint_is_405_with_json_rfc6749_3_2() {
 async fn credentials_in_the_query_string_of_a_post_are_refused_rfc6749_2_3_1() {
     let (server, secret) = server_with_client().await;
     let exchange = server
-        .http("POST", &format!("/oauth2/token?client_secret={secret}"))
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form(&format!("/oauth2/token?client_secret={secret}"))
         .body(b"grant_type=client_credentials&client_id=svc".to_vec())
         .send()
         .await;

@@ -34,8 +34,7 @@ async fn http_token(server: &Server, id: &str, secret: &str) -> String {
 
 async fn http_introspect(server: &Server, rs: &str, token: &str) -> support::Exchange {
     server
-        .http("POST", "/oauth2/introspect")
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form("/oauth2/introspect")
         .basic("rs", rs)
         .body(format!("token={token}").into_bytes())
         .send()
@@ -141,8 +140,7 @@ async fn introspection_without_caller_authentication_is_refused_on_both_faces_th
     let (server, _rs, svc) = setup();
     let token = http_token(&server, "svc", &svc).await;
     let exchange = server
-        .http("POST", "/oauth2/introspect")
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form("/oauth2/introspect")
         .body(format!("token={token}").into_bytes())
         .send()
         .await;
@@ -158,8 +156,7 @@ async fn introspection_by_a_client_without_the_introspect_scope_is_refused() {
     let (server, _rs, svc) = setup();
     let token = http_token(&server, "svc", &svc).await;
     let exchange = server
-        .http("POST", "/oauth2/introspect")
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form("/oauth2/introspect")
         .basic("svc", &svc)
         .body(format!("token={token}").into_bytes())
         .send()
@@ -179,8 +176,7 @@ async fn the_token_parameter_is_required_once_and_a_wrong_hint_still_resolves_rf
     let token = http_token(&server, "svc", &svc).await;
     let form = |body: String| {
         server
-            .http("POST", "/oauth2/introspect")
-            .header("content-type", "application/x-www-form-urlencoded")
+            .form("/oauth2/introspect")
             .basic("rs", &rs)
             .body(body.into_bytes())
     };
@@ -200,8 +196,7 @@ async fn a_revoked_token_is_inactive_on_both_faces_at_once_rfc7009_2() {
     let (server, rs, svc) = setup();
     let token = http_token(&server, "svc", &svc).await;
     let revoke = server
-        .http("POST", "/oauth2/revoke")
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form("/oauth2/revoke")
         .basic("svc", &svc)
         .body(format!("token={token}&token_type_hint=access_token").into_bytes())
         .send()
@@ -245,8 +240,7 @@ async fn revocation_without_caller_authentication_is_refused_on_both_faces() {
     let (server, rs, svc) = setup();
     let token = http_token(&server, "svc", &svc).await;
     let exchange = server
-        .http("POST", "/oauth2/revoke")
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form("/oauth2/revoke")
         .body(format!("token={token}").into_bytes())
         .send()
         .await;
@@ -269,8 +263,7 @@ async fn a_client_cannot_revoke_another_clients_token_threats_e_07() {
     let other = server.create_client("other", &["--scope", "read"]);
     let token = http_token(&server, "svc", &svc).await;
     let exchange = server
-        .http("POST", "/oauth2/revoke")
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form("/oauth2/revoke")
         .basic("other", &other)
         .body(format!("token={token}").into_bytes())
         .send()

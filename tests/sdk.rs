@@ -256,8 +256,7 @@ async fn introspection_mode_rejects_a_revoked_token_that_still_verifies_locally(
     s.verifier.verify(&revocable).await.expect("active before revocation");
     let revoked = s
         .server
-        .http("POST", "/oauth2/revoke")
-        .header("content-type", "application/x-www-form-urlencoded")
+        .form("/oauth2/revoke")
         .body(format!("token={revocable}").into_bytes())
         .basic("svc2", &svc_secret)
         .send()

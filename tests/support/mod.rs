@@ -196,11 +196,15 @@ impl Server {
         }
     }
 
+    /// `POST PATH` with `application/x-www-form-urlencoded`; add the body.
+    pub fn form(&self, path: &str) -> HttpRequest {
+        self.http("POST", path)
+            .header("content-type", "application/x-www-form-urlencoded")
+    }
+
     /// `POST /oauth2/token` with a form body.
     pub fn token_form(&self, body: &str) -> HttpRequest {
-        self.http("POST", "/oauth2/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.as_bytes().to_vec())
+        self.form("/oauth2/token").body(body.as_bytes().to_vec())
     }
 }
 
