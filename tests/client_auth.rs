@@ -8,51 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use support::{Server, eventually, grpc_oauth_error, issue_request};
+use support::{ClientKey, Server, eventually, grpc_oauth_error, issue_request, register_key};
 use tessera_proto::pb;
-use tessera_server::keys::{KeyAlgorithm, SigningKey};
+use tessera_server::keys::KeyAlgorithm;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// A client key pair registered through `tessera client add-key --jwk FILE`.
-struct ClientKey {
-    kid: String,
-    alg: Algorithm,
-    private: EncodingKey,
-}
-
-fn register_key(server: &Server, client_id: &str, kid: &str, alg: KeyAlgorithm) -> ClientKey {
-    let record = SigningKey::generate(alg, 0).unwrap();
-    let public = serde_json::to_string(SigningKey::from_record(&record).unwrap().public_jwk()).unwrap();
-    let path = server.dir.path().join(format!("{client_id}-{kid}.jwk"));
-    std::fs::write(&path, public).unwrap();
-    let out = server.cli(&[
-        "client",
-        "add-key",
-        client_id,
-        "--jwk",
-        path.to_str().unwrap(),
-        "--kid",
-        kid,
-    ]);
-    assert!(
-        out.status.success(),
-        "add-key: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let private = match alg {
-        KeyAlgorithm::Es256 => EncodingKey::from_ec_der(&record.private_pkcs8),
-        KeyAlgorithm::EdDsa => EncodingKey::from_ed_der(&record.private_pkcs8),
-        KeyAlgorithm::Rs256 => EncodingKey::from_rsa_der(&record.private_pkcs8),
-    };
-    ClientKey {
-        kid: kid.into(),
-        alg: alg.jwt_algorithm(),
-        private,
-    }
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -65,14 +26,6 @@ fn claims(server: &Server, client_id: &str) -> Value {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     json!({"iss": client_id, "sub": client_id, "aud": server.url(), "exp": now() + 60, "iat": now(), "jti": format!("e2e-{}-{n}", now())})
-}
-
-impl ClientKey {
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(self.alg);
-        header.kid = Some(self.kid.clone());
-        encode(&header, claims, &self.private).unwrap()
-    }
 }
 
 async fn http_assertion(server: &Server, assertion: &str) -> support::Exchange {
@@ -121,22 +74,8 @@ async fn every_bad_assertion_is_invalid_client_on_both_faces_threats_c() {
     let server = Server::start_with(&["--failure-limit", "0"]);
     server.create_client("svc", &["--scope", "read"]);
     let key = register_key(&server, "svc", "k1", KeyAlgorithm::Es256);
-    let unregistered = {
-        let record = SigningKey::generate(KeyAlgorithm::Es256, 0).unwrap();
-        ClientKey {
-            kid: "k1".into(),
-            alg: Algorithm::ES256,
-            private: EncodingKey::from_ec_der(&record.private_pkcs8),
-        }
-    };
-    let other_alg = {
-        let record = SigningKey::generate(KeyAlgorithm::EdDsa, 0).unwrap();
-        ClientKey {
-            kid: "k1".into(),
-            alg: Algorithm::EdDSA,
-            private: EncodingKey::from_ed_der(&record.private_pkcs8),
-        }
-    };
+    let unregistered = ClientKey::unregistered("k1", KeyAlgorithm::Es256);
+    let other_alg = ClientKey::unregistered("k1", KeyAlgorithm::EdDsa);
     let replayed = key.sign(&claims(&server, "svc"));
     assert_eq!(http_assertion(&server, &replayed).await.status, 200, "first use");
     let with = |change: &dyn Fn(&mut Value)| {

@@ -47,7 +47,7 @@ struct ServeArgs {
     /// Address to listen on for gRPC and HTTP [default: 127.0.0.1:8080]
     #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
-    /// Where state lives: sqlite://PATH [default: sqlite://tessera.db]
+    /// Where state lives: sqlite://PATH, or postgres://USER@HOST/DB shared by replicas [default: sqlite://tessera.db]
     #[arg(long, env = "TESSERA_STORE", value_name = "URL")]
     store: Option<String>,
     /// Issuer URL, the `iss` of every token [default: http://ADDR of --listen]
@@ -68,6 +68,9 @@ struct ServeArgs {
     /// How often to look for changes made by other processes, in ms [default: 500]
     #[arg(long, env = "TESSERA_STORE_POLL_MS", value_name = "MS")]
     store_poll_ms: Option<u64>,
+    /// With the store out of reach, serve from memory this many seconds, then answer 503 [default: 60]
+    #[arg(long, env = "TESSERA_STORE_STALENESS", value_name = "SECS")]
+    store_staleness: Option<u32>,
     /// Log format: text or json [default: text]; the level comes from RUST_LOG (default info)
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<String>,
@@ -96,7 +99,7 @@ struct ServeArgs {
 
 #[derive(Debug, Args)]
 struct StoreArg {
-    /// Where state lives: sqlite://PATH
+    /// Where state lives: sqlite://PATH or postgres://USER@HOST/DB
     #[arg(long, env = "TESSERA_STORE", value_name = "URL", default_value = defaults::STORE)]
     store: String,
 }
@@ -293,6 +296,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_token_ttl: args.max_token_ttl,
         signing_alg: args.signing_alg,
         store_poll_ms: args.store_poll_ms,
+        store_staleness: args.store_staleness,
         log_format: args.log_format,
         key_rotation_days: args.key_rotation_days,
         key_publish_ahead: args.key_publish_ahead,
@@ -363,7 +367,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // Printed last: tests and scripts take this line to mean "ready".
     println!("tessera listening on http://{bound} (gRPC and HTTP); issuer {issuer}");
     let _ = std::io::stdout().flush();
-    let _watch = authority.spawn_store_watch(config.store_poll);
+    let _watch = authority.spawn_store_watch(config.store_poll, config.store_staleness);
     match crate::server::run(authority, listener, crate::server::shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("shut down");

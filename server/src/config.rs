@@ -25,6 +25,8 @@ pub mod defaults {
     pub const SIGNING_ALG: &str = "ES256";
     /// How often the server polls the store for changes by other processes.
     pub const STORE_POLL_MS: u64 = 500;
+    /// How long a replica serves from memory while its store is out of reach.
+    pub const STORE_STALENESS_SECS: u32 = 60;
     /// Rotate the signing key monthly.
     pub const KEY_ROTATION_DAYS: u32 = 30;
     /// A rotated key is published 10 minutes before it signs: twice the JWKS
@@ -55,6 +57,8 @@ pub struct FileConfig {
     pub signing_alg: Option<String>,
     /// `--store-poll-ms`.
     pub store_poll_ms: Option<u64>,
+    /// `--store-staleness`.
+    pub store_staleness: Option<u32>,
     /// `--log-format`.
     pub log_format: Option<String>,
     /// `--key-rotation-days`.
@@ -100,6 +104,8 @@ pub struct ServeOverrides {
     pub signing_alg: Option<String>,
     /// `--store-poll-ms`.
     pub store_poll_ms: Option<u64>,
+    /// `--store-staleness`.
+    pub store_staleness: Option<u32>,
     /// `--log-format`.
     pub log_format: Option<String>,
     /// `--key-rotation-days`.
@@ -140,6 +146,8 @@ pub struct ServeConfig {
     pub signing_alg: KeyAlgorithm,
     /// Store polling interval.
     pub store_poll: Duration,
+    /// How long hot copies keep serving while the store is out of reach.
+    pub store_staleness: Duration,
     /// Log format.
     pub log_format: LogFormat,
     /// Automatic rotation period; `None` when disabled (0 days).
@@ -176,8 +184,17 @@ impl ServeConfig {
             .store
             .or(file.store)
             .unwrap_or_else(|| defaults::STORE.to_owned());
-        StoreUrl::parse(&store).map_err(|e| format!("invalid --store: {e}"))?;
+        let store_url = StoreUrl::parse(&store).map_err(|e| format!("invalid --store: {e}"))?;
         let issuer = overrides.issuer.or(file.issuer);
+        if matches!(store_url, StoreUrl::Postgres(_)) && issuer.is_none() {
+            // The default issuer names the bound address, which differs per
+            // replica: a token from one would then fail `iss` at another.
+            return Err(
+                "a postgres:// store is shared by replicas, which must all answer as one issuer: \
+                        set --issuer to the URL clients reach them at (e.g. https://tessera.internal)"
+                    .into(),
+            );
+        }
         if let Some(issuer) = &issuer {
             check_issuer(issuer)?;
         }
@@ -205,6 +222,13 @@ impl ServeConfig {
             .unwrap_or(defaults::STORE_POLL_MS);
         if !(10..=60_000).contains(&poll_ms) {
             return Err(format!("invalid --store-poll-ms {poll_ms}: use 10 to 60000"));
+        }
+        let staleness = overrides
+            .store_staleness
+            .or(file.store_staleness)
+            .unwrap_or(defaults::STORE_STALENESS_SECS);
+        if !(1..=86_400).contains(&staleness) {
+            return Err(format!("invalid --store-staleness {staleness}: use 1 to 86400 seconds"));
         }
         let log_format = match overrides.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -252,6 +276,7 @@ impl ServeConfig {
             max_token_ttl,
             signing_alg,
             store_poll: Duration::from_millis(poll_ms),
+            store_staleness: Duration::from_secs(u64::from(staleness)),
             log_format,
         })
     }
@@ -359,6 +384,30 @@ mod tests {
             let err = ServeConfig::resolve(case.clone()).unwrap_err();
             assert!(err.starts_with("invalid"), "{case:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_postgres_store_requires_one_shared_issuer() {
+        let shared = |issuer: Option<&str>| ServeOverrides {
+            store: Some("postgres://tessera@db.internal/tessera".into()),
+            issuer: issuer.map(str::to_owned),
+            ..ServeOverrides::default()
+        };
+        let err = ServeConfig::resolve(shared(None)).unwrap_err();
+        assert!(err.contains("--issuer"), "{err}");
+        assert!(ServeConfig::resolve(shared(Some("https://tessera.internal"))).is_ok());
+    }
+
+    #[test]
+    fn a_malformed_postgres_url_is_refused_without_echoing_it() {
+        let err = ServeConfig::resolve(ServeOverrides {
+            store: Some("postgres://tessera:hunter2@db.internal:notaport/tessera".into()),
+            issuer: Some("https://tessera.internal".into()),
+            ..ServeOverrides::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("malformed PostgreSQL URL"), "{err}");
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
     }
 
     #[test]

@@ -17,7 +17,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use tessera_proto::pb;
 use tessera_proto::pb::token_service_client::TokenServiceClient;
+use tessera_server::keys::{KeyAlgorithm, SigningKey};
 use tonic::transport::Channel;
+
+/// Throwaway PostgreSQL clusters, shared with the store's unit tests.
+#[path = "../../server/src/store/pg_cluster.rs"]
+pub mod pg_cluster;
 
 /// The `tessera` binary, built on first use. `TESSERA_BIN` overrides.
 pub fn tessera_bin() -> PathBuf {
@@ -83,18 +88,17 @@ impl Server {
         Self::start_on(dir, store_url, extra)
     }
 
-    /// A server on an existing store (e.g. to test a restart).
+    /// A server on an existing store (e.g. to test a restart, or a replica).
+    /// It polls the store every 100 ms unless `extra` sets `--store-poll-ms`.
     pub fn start_on(dir: Arc<tempfile::TempDir>, store_url: String, extra: &[&str]) -> Self {
+        let poll: &[&str] = if extra.contains(&"--store-poll-ms") {
+            &[]
+        } else {
+            &["--store-poll-ms", "100"]
+        };
         let mut child = Command::new(tessera_bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                &store_url,
-                "--store-poll-ms",
-                "100",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &store_url])
+            .args(poll)
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("TESSERA_CONFIG")
@@ -215,6 +219,61 @@ impl Drop for Server {
     }
 }
 
+/// A client key pair registered through `tessera client add-key --jwk FILE`.
+pub struct ClientKey {
+    kid: String,
+    alg: jsonwebtoken::Algorithm,
+    private: jsonwebtoken::EncodingKey,
+    public_jwk: String,
+}
+
+pub fn register_key(server: &Server, client_id: &str, kid: &str, alg: KeyAlgorithm) -> ClientKey {
+    let key = ClientKey::unregistered(kid, alg);
+    let path = server.dir.path().join(format!("{client_id}-{kid}.jwk"));
+    std::fs::write(&path, &key.public_jwk).unwrap();
+    let out = server.cli(&[
+        "client",
+        "add-key",
+        client_id,
+        "--jwk",
+        path.to_str().unwrap(),
+        "--kid",
+        kid,
+    ]);
+    assert!(
+        out.status.success(),
+        "add-key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    key
+}
+
+impl ClientKey {
+    /// A fresh key pair, registered nowhere yet.
+    pub fn unregistered(kid: &str, alg: KeyAlgorithm) -> Self {
+        let record = SigningKey::generate(alg, 0).unwrap();
+        let public_jwk = serde_json::to_string(SigningKey::from_record(&record).unwrap().public_jwk()).unwrap();
+        let private = match alg {
+            KeyAlgorithm::Es256 => jsonwebtoken::EncodingKey::from_ec_der(&record.private_pkcs8),
+            KeyAlgorithm::EdDsa => jsonwebtoken::EncodingKey::from_ed_der(&record.private_pkcs8),
+            KeyAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_der(&record.private_pkcs8),
+        };
+        Self {
+            kid: kid.into(),
+            alg: alg.jwt_algorithm(),
+            private,
+            public_jwk,
+        }
+    }
+
+    /// A `private_key_jwt` assertion with these claims, `kid` in the header.
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.private).unwrap()
+    }
+}
+
 /// Runs `tessera ARGS` with `TESSERA_STORE` set.
 pub fn cli(store_url: &str, args: &[&str]) -> Output {
     Command::new(tessera_bin())
@@ -251,6 +310,14 @@ impl HttpRequest {
     }
 
     pub async fn send(self) -> Exchange {
+        let url = self.url.clone();
+        self.try_send()
+            .await
+            .unwrap_or_else(|e| panic!("HTTP request to {url} failed to complete: {e}"))
+    }
+
+    /// Sends it; `Err` when no complete answer came back (e.g. the server died).
+    pub async fn try_send(self) -> Result<Exchange, reqwest::Error> {
         static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
         let client = CLIENT.get_or_init(|| reqwest::Client::builder().no_proxy().build().expect("reqwest client"));
         let mut request = client.request(self.method.parse().expect("method"), &self.url);
@@ -260,11 +327,7 @@ impl HttpRequest {
                 reqwest::header::HeaderValue::from_bytes(value).expect("header"),
             );
         }
-        let response = request
-            .body(self.body.clone())
-            .send()
-            .await
-            .expect("HTTP request failed to send");
+        let response = request.body(self.body.clone()).send().await?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -276,13 +339,13 @@ impl HttpRequest {
                 )
             })
             .collect();
-        let body = response.text().await.expect("response body");
-        Exchange {
+        let body = response.text().await?;
+        Ok(Exchange {
             request: self,
             status,
             headers,
             body,
-        }
+        })
     }
 }
 

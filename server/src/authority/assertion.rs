@@ -151,6 +151,11 @@ impl Authority {
         if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
             return Err(refuse("jti missing or too long"));
         }
+        // Control characters (NUL above all) are no use in an id, and not
+        // every store can hold them.
+        if claims.jti.chars().any(char::is_control) {
+            return Err(refuse("jti contains control characters"));
+        }
         // Single use, across replicas and restarts; fail closed when unsure.
         let first_use = self
             .store

@@ -165,6 +165,7 @@ impl Authority {
     /// # Errors
     /// `temporarily_unavailable` when the client cannot be looked up.
     pub async fn active_token(&self, token: &str) -> Result<Option<ActiveToken>, AuthError> {
+        self.check_store_fresh()?;
         let Some(claims) = self.verify_signed(token) else {
             return Ok(None);
         };

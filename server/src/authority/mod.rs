@@ -13,7 +13,7 @@ pub mod secret;
 mod throttle;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use std::{fmt, mem};
@@ -245,6 +245,29 @@ pub struct Authority {
     revocation_cursor: AtomicU64,
     /// When expired revocations were last deleted from the store.
     last_prune: AtomicI64,
+    /// Whether the store answered the last look, and whether it has been out
+    /// of reach for longer than the staleness window.
+    store_state: StoreState,
+}
+
+/// What the store watch last learned about the store, read on every request.
+#[derive(Debug, Default)]
+struct StoreState {
+    unreachable: AtomicBool,
+    stale: AtomicBool,
+}
+
+/// How current the hot copies are, for readiness probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// The store answered the last look.
+    Reachable,
+    /// The store did not answer, but for less than the staleness window:
+    /// Tessera serves from its hot copies; writes fail.
+    Unreachable,
+    /// The store has been out of reach for longer than the staleness window:
+    /// issuance and introspection answer `temporarily_unavailable`.
+    Stale,
 }
 
 impl fmt::Debug for Authority {
@@ -308,6 +331,7 @@ impl Authority {
             last_prune: AtomicI64::new(0),
             revocation_cursor: AtomicU64::new(revocation_cursor),
             verified: DashMap::new(),
+            store_state: StoreState::default(),
         })
     }
 
@@ -358,6 +382,7 @@ impl Authority {
     }
 
     async fn issue_inner(&self, request: TokenRequest) -> Result<IssuedToken, AuthError> {
+        self.check_store_fresh()?;
         match request.grant_type.as_deref() {
             None => {
                 return Err(AuthError::invalid_request(
@@ -646,34 +671,82 @@ impl Authority {
         Ok(())
     }
 
-    /// Polls the store's change counter every `interval`, so changes made by
-    /// the CLI or another process take effect within about one interval.
-    pub fn spawn_store_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    /// How current the hot copies are.
+    pub fn store_health(&self) -> StoreHealth {
+        if self.store_state.stale.load(Ordering::Acquire) {
+            StoreHealth::Stale
+        } else if self.store_state.unreachable.load(Ordering::Acquire) {
+            StoreHealth::Unreachable
+        } else {
+            StoreHealth::Reachable
+        }
+    }
+
+    /// Refuses to answer from hot copies older than the staleness window:
+    /// a revocation or a disable made elsewhere meanwhile would go unseen.
+    pub(crate) fn check_store_fresh(&self) -> Result<(), AuthError> {
+        if self.store_state.stale.load(Ordering::Acquire) {
+            return Err(AuthError::TemporarilyUnavailable(
+                "Tessera cannot reach its store and its copies are too old to trust; retry shortly".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeps the hot copies current: looks at the store's change counters
+    /// whenever the store signals a change (PostgreSQL's NOTIFY) and every
+    /// `interval` regardless, so changes made by the CLI or another replica
+    /// take effect at once, or within about one interval when unsignalled.
+    ///
+    /// While the store is out of reach the copies keep serving; once it has
+    /// been out of reach for longer than `staleness`, issuance and
+    /// introspection answer `temporarily_unavailable` until it is back.
+    pub fn spawn_store_watch(self: &Arc<Self>, interval: Duration, staleness: Duration) -> tokio::task::JoinHandle<()> {
+        let signal = self.store.change_signal();
         let authority = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
+            let mut down_since: Option<tokio::time::Instant> = None;
             loop {
-                tick.tick().await;
+                let ticked = match &signal {
+                    Some(signal) => tokio::select! {
+                        _ = tick.tick() => true,
+                        () = signal.notified() => false,
+                    },
+                    None => {
+                        tick.tick().await;
+                        true
+                    }
+                };
                 let Some(authority) = authority.upgrade() else {
                     return;
                 };
-                authority.housekeeping().await;
+                if ticked {
+                    authority.housekeeping().await;
+                }
+                let state = &authority.store_state;
                 match authority.sync_with_store().await {
                     Ok(changed) => {
                         if changed {
-                            info!("store changed; reloaded clients and keys");
+                            info!("store changed; reloaded what changed");
                         }
-                        if mem::replace(&mut failing, false) {
+                        if down_since.take().is_some() {
+                            state.unreachable.store(false, Ordering::Release);
+                            state.stale.store(false, Ordering::Release);
                             info!("store reachable again");
                         }
                     }
-                    Err(e) if !failing => {
-                        failing = true;
-                        warn!(error = %e, "cannot poll the store for changes");
+                    Err(e) => {
+                        let since = *down_since.get_or_insert_with(|| {
+                            state.unreachable.store(true, Ordering::Release);
+                            warn!(error = %e, "cannot reach the store; serving from memory for up to {}s", staleness.as_secs());
+                            tokio::time::Instant::now()
+                        });
+                        if since.elapsed() >= staleness && !state.stale.swap(true, Ordering::AcqRel) {
+                            warn!(error = %e, "store out of reach for over {}s; answering temporarily_unavailable until it is back", staleness.as_secs());
+                        }
                     }
-                    Err(_) => {}
                 }
             }
         })

@@ -1015,6 +1015,7 @@ mod client_auth {
                 Box::new(|c| drop(c.as_object_mut().unwrap().remove("jti"))),
             ),
             ("jti empty", Box::new(|c| c["jti"] = json!(""))),
+            ("jti with a NUL", Box::new(|c| c["jti"] = json!("a\u{0}b"))),
         ];
         for (what, change) in cases {
             let mut c = claims("svc", NOW);

@@ -18,7 +18,7 @@ use super::authorization;
 use super::form::FormBody;
 use super::respond::{http_error, no_store};
 use crate::authority::{
-    ActiveToken, AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, TokenRequest,
+    ActiveToken, AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, StoreHealth, TokenRequest,
 };
 
 /// Largest request body read; a larger one is refused unread (THREATS A-07).
@@ -34,6 +34,10 @@ pub const REVOKE_PATH: &str = "/oauth2/revoke";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// The JWK set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Liveness probe.
+pub const LIVENESS_PATH: &str = "/health/live";
+/// Readiness probe.
+pub const READINESS_PATH: &str = "/health/ready";
 
 /// The shim's routes. The gRPC service is mounted beside them by `server::app`.
 pub fn router(authority: Arc<Authority>) -> Router {
@@ -43,6 +47,8 @@ pub fn router(authority: Arc<Authority>) -> Router {
         .route(REVOKE_PATH, post(revoke).fallback(method_not_allowed))
         .route(JWKS_PATH, get(jwks).fallback(method_not_allowed))
         .route(METADATA_PATH, get(metadata).fallback(method_not_allowed))
+        .route(LIVENESS_PATH, get(liveness).fallback(method_not_allowed))
+        .route(READINESS_PATH, get(readiness).fallback(method_not_allowed))
         .with_state(authority)
 }
 
@@ -260,6 +266,27 @@ async fn jwks(State(authority): State<Arc<Authority>>) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
+}
+
+/// Liveness: the process answers. Says nothing about the store, so an
+/// orchestrator does not restart healthy replicas during a database outage.
+async fn liveness() -> Response {
+    axum::Json(json!({ "status": "alive" })).into_response()
+}
+
+/// Readiness: 200 while Tessera can answer correctly, with the store's state;
+/// 503 once the store has been out of reach for longer than the staleness
+/// window (`--store-staleness`), when issuance and introspection refuse too.
+/// A store that is briefly unreachable keeps the replica ready: failing
+/// readiness at once would take every replica out of the load balancer
+/// together at the first database hiccup.
+async fn readiness(State(authority): State<Arc<Authority>>) -> Response {
+    let (status, ready, store) = match authority.store_health() {
+        StoreHealth::Reachable => (StatusCode::OK, "ready", "reachable"),
+        StoreHealth::Unreachable => (StatusCode::OK, "ready", "unreachable"),
+        StoreHealth::Stale => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", "stale"),
+    };
+    (status, axum::Json(json!({ "status": ready, "store": store }))).into_response()
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).

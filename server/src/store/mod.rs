@@ -7,6 +7,9 @@
 //! changes made by another process (the CLI, another replica) by polling one
 //! integer.
 
+#[cfg(test)]
+pub(crate) mod pg_cluster;
+mod postgres;
 mod sqlite;
 
 use std::fmt;
@@ -16,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::clock::UnixTime;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A registered client as stored: its policy and its secret hashes.
@@ -233,9 +237,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// The change counters, which grow with every write by anyone to the store.
     async fn generations(&self) -> Result<Generations, StoreError>;
+
+    /// Woken soon after anyone commits a change, where the store can push
+    /// changes (PostgreSQL's LISTEN/NOTIFY); `None` where only polling
+    /// [`Store::generations`] notices them. A wake-up may be spurious, and a
+    /// change may go unsignalled while the store is unreachable: it is a
+    /// hint to look now, not a replacement for the poll.
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
-/// Opens the store named by a URL: `sqlite://PATH` (created if absent).
+/// Opens the store named by a URL: `sqlite://PATH` (created if absent) or
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (the database must exist;
+/// its tables are created or migrated).
 ///
 /// # Errors
 /// A clear message when the URL names no supported store or the store cannot
@@ -248,6 +263,12 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
                 .map_err(|e| format!("cannot open SQLite store {path:?}: {e}"))?;
             Ok(Arc::new(store))
         }
+        StoreUrl::Postgres(url) => {
+            let store = PostgresStore::open(&url)
+                .await
+                .map_err(|e| format!("cannot open PostgreSQL store: {e}"))?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -256,6 +277,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
 pub enum StoreUrl {
     /// `sqlite://PATH`: a SQLite file (relative paths are from the working directory).
     Sqlite(String),
+    /// `postgres://…` or `postgresql://…`: a PostgreSQL database shared by replicas.
+    Postgres(String),
 }
 
 impl StoreUrl {
@@ -270,12 +293,16 @@ impl StoreUrl {
             return Ok(Self::Sqlite(path.to_owned()));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(format!(
-                "store URL {url:?}: PostgreSQL is not supported by this build yet; use sqlite://PATH"
-            ));
+            // Checked here, before anything connects, so a typo is reported as one.
+            // The message never repeats the URL: it may carry a password.
+            url.parse::<tokio_postgres::Config>().map_err(|e| {
+                format!("malformed PostgreSQL URL ({e}): use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+            })?;
+            return Ok(Self::Postgres(url.to_owned()));
         }
         Err(format!(
-            "store URL {url:?} is not supported: use sqlite://PATH, e.g. sqlite://tessera.db"
+            "store URL {url:?} is not supported: use sqlite://PATH (e.g. sqlite://tessera.db) \
+             or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         ))
     }
 }

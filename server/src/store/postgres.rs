@@ -1,0 +1,895 @@
+//! The shared store for several replicas: one PostgreSQL database.
+//!
+//! Every write is one transaction, acknowledged only after `COMMIT` returns,
+//! so a replica killed at any point loses nothing it acknowledged. Each write
+//! bumps a per-topic change counter in the same transaction and sends
+//! `NOTIFY tessera_changes`, which PostgreSQL delivers only on commit: replicas
+//! `LISTEN` and resynchronise at once, and poll the counters as a fallback for
+//! a notification lost with a dropped connection.
+//!
+//! Races between replicas are settled by the database, never by timing: the
+//! first signing key and scheduled rotations are written under a table lock,
+//! migrations under an advisory lock, and assertion ids by a primary key.
+
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, NoTls, Row};
+use tracing::{info, warn};
+
+use super::{
+    ClientKeyRecord, ClientRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+};
+use crate::clock::UnixTime;
+
+/// The channel every write notifies on commit.
+const CHANNEL: &str = "tessera_changes";
+
+/// Any one store call gives up after this long, so a database that hangs
+/// (rather than refusing connections) turns into an answer, not a stuck request.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Key of the advisory lock migrations run under ("tessera" in ASCII, as a number).
+const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
+
+/// Schema migrations, applied in order inside one transaction; the
+/// `tessera_schema` table records which ran. Append only.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE clients (
+    client_id  TEXT PRIMARY KEY,
+    scopes     TEXT[] NOT NULL,
+    audiences  TEXT[] NOT NULL,
+    token_ttl  BIGINT,                   -- seconds; NULL = server default
+    disabled   BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE client_secrets (
+    secret_id  TEXT PRIMARY KEY,
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    phc        TEXT NOT NULL,            -- argon2id PHC string, never the secret
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT
+);
+CREATE INDEX client_secrets_by_client ON client_secrets(client_id);
+CREATE TABLE client_keys (
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    kid        TEXT NOT NULL,
+    alg        TEXT NOT NULL,
+    jwk        TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, kid)
+);
+CREATE TABLE signing_keys (
+    seq           BIGSERIAL UNIQUE,      -- insertion order breaks ties
+    kid           TEXT PRIMARY KEY,
+    alg           TEXT NOT NULL,
+    private_pkcs8 BYTEA NOT NULL,
+    created_at    BIGINT NOT NULL,
+    activates_at  BIGINT NOT NULL,
+    revoked_at    BIGINT
+);
+-- position: the revocations generation the insert took, under the row lock
+-- of change_topics, so positions become visible in increasing order.
+CREATE TABLE revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    client_id  TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT NOT NULL,
+    position   BIGINT NOT NULL
+);
+CREATE INDEX revoked_tokens_by_position ON revoked_tokens(position);
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens(expires_at);
+CREATE TABLE seen_assertions (
+    client_id  TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX seen_assertions_by_expiry ON seen_assertions(expires_at);
+CREATE TABLE change_topics (topic TEXT PRIMARY KEY, generation BIGINT NOT NULL);
+INSERT INTO change_topics VALUES ('clients', 0), ('keys', 0), ('revocations', 0);
+CREATE FUNCTION tessera_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE change_topics SET generation = generation + 1 WHERE topic = TG_ARGV[0];
+    PERFORM pg_notify('tessera_changes', TG_ARGV[0]);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE ON clients
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
+CREATE TRIGGER secrets_changed AFTER INSERT OR UPDATE OR DELETE ON client_secrets
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
+CREATE TRIGGER client_keys_changed AFTER INSERT OR UPDATE OR DELETE ON client_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
+CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('keys');
+"#];
+
+/// A [`Store`] in a PostgreSQL database shared by every replica.
+pub struct PostgresStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    /// Woken on every change notification; created, with its listener task,
+    /// by the first [`Store::change_signal`] call (the CLI never listens).
+    signal: OnceLock<(Arc<Notify>, AbortOnDrop)>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: name only where it points.
+        f.debug_struct("PostgresStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Says what went wrong without echoing the URL (which may hold a password).
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Unavailable(format!("PostgreSQL: {} ({})", db.message(), db.code().code())),
+        None => StoreError::Unavailable(format!("PostgreSQL: {e}")),
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database named by a `postgres://` URL and brings its
+    /// schema up to date. Several replicas may do this at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the URL is malformed or the database
+    /// cannot be reached or migrated; [`StoreError::Corrupt`] when its schema
+    /// is newer than this Tessera.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("malformed PostgreSQL URL: {e}")))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(StoreError::Unavailable(
+                "sslmode=require: this build speaks to PostgreSQL without TLS; \
+                 use a loopback or otherwise protected network and drop sslmode"
+                    .into(),
+            ));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CALL_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tessera");
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CALL_TIMEOUT))
+            .create_timeout(Some(CALL_TIMEOUT))
+            .recycle_timeout(Some(CALL_TIMEOUT))
+            .build()
+            .map_err(unavailable)?;
+        let store = Self {
+            pool,
+            config,
+            signal: OnceLock::new(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        // Replicas starting together on an empty database: one migrates, the
+        // others wait here and then find nothing left to do.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db_error)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS tessera_schema (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await
+            .map_err(db_error)?;
+        let applied: i32 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM tessera_schema", &[])
+            .await
+            .map_err(db_error)?
+            .get(0);
+        let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {applied} is newer than this Tessera knows ({}); upgrade Tessera",
+                MIGRATIONS.len()
+            )));
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            tx.batch_execute(migration).await.map_err(db_error)?;
+            let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+            tx.execute("INSERT INTO tessera_schema (version) VALUES ($1)", &[&version])
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        if applied < MIGRATIONS.len() {
+            info!(from = applied, to = MIGRATIONS.len(), "PostgreSQL schema migrated");
+        }
+        Ok(())
+    }
+
+    async fn client_conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+}
+
+/// Runs one store call with the call timeout.
+async fn timed<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("PostgreSQL did not answer in time".into())))
+}
+
+/// Listens for change notifications for as long as the store lives,
+/// reconnecting with backoff; wakes `signal` on each one, and after every
+/// (re)connection, since changes made while not listening went unheard.
+async fn listen(config: tokio_postgres::Config, signal: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut was_down = false;
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let notified = signal.clone();
+                let (closed, mut connection_closed) = tokio::sync::oneshot::channel::<()>();
+                let driver = tokio::spawn(async move {
+                    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(AsyncMessage::Notification(_)) => notified.notify_one(),
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = closed.send(());
+                });
+                if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+                    if std::mem::replace(&mut was_down, false) {
+                        info!("listening for PostgreSQL change notifications again");
+                    }
+                    backoff = Duration::from_millis(100);
+                    signal.notify_one();
+                    let _ = (&mut connection_closed).await;
+                }
+                driver.abort();
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut was_down, true) {
+                    warn!(error = %db_error(e), "cannot listen for PostgreSQL change notifications; polling meanwhile");
+                }
+            }
+        }
+        was_down = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+fn to_ttl(ttl: Option<u32>) -> Option<i64> {
+    ttl.map(i64::from)
+}
+
+fn from_ttl(ttl: Option<i64>) -> Result<Option<u32>, StoreError> {
+    ttl.map(|t| u32::try_from(t).map_err(|_| StoreError::Corrupt(format!("token_ttl {t} out of range"))))
+        .transpose()
+}
+
+async fn load_client(conn: &impl GenericClient, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    // PostgreSQL text cannot hold NUL, so no stored client has such an id.
+    if client_id.contains('\0') {
+        return Ok(None);
+    }
+    let Some(row) = conn
+        .query_opt(
+            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at FROM clients WHERE client_id = $1",
+            &[&client_id],
+        )
+        .await
+        .map_err(db_error)?
+    else {
+        return Ok(None);
+    };
+    let secrets = conn
+        .query(
+            "SELECT secret_id, phc, created_at, expires_at FROM client_secrets
+             WHERE client_id = $1 ORDER BY created_at DESC, secret_id COLLATE \"C\"",
+            &[&client_id],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| SecretRecord {
+            secret_id: r.get(0),
+            phc: r.get(1),
+            created_at: r.get(2),
+            expires_at: r.get(3),
+        })
+        .collect();
+    let keys = conn
+        .query(
+            "SELECT kid, alg, jwk, created_at FROM client_keys
+             WHERE client_id = $1 ORDER BY created_at, kid COLLATE \"C\"",
+            &[&client_id],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| ClientKeyRecord {
+            kid: r.get(0),
+            alg: r.get(1),
+            jwk: r.get(2),
+            created_at: r.get(3),
+        })
+        .collect();
+    Ok(Some(ClientRecord {
+        client_id: row.get(0),
+        scopes: row.get(1),
+        audiences: row.get(2),
+        token_ttl: from_ttl(row.get(3))?,
+        disabled: row.get(4),
+        created_at: row.get(5),
+        secrets,
+        keys,
+    }))
+}
+
+async fn insert_secret(conn: &impl GenericClient, client_id: &str, secret: &SecretRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &secret.secret_id,
+            &client_id,
+            &secret.phc,
+            &secret.created_at,
+            &secret.expires_at,
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_key(conn: &impl GenericClient, key: &SigningKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &key.kid,
+            &key.alg,
+            &key.private_pkcs8,
+            &key.created_at,
+            &key.activates_at,
+            &key.revoked_at,
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn key_from_row(r: &Row) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: r.get(0),
+        alg: r.get(1),
+        private_pkcs8: r.get(2),
+        created_at: r.get(3),
+        activates_at: r.get(4),
+        revoked_at: r.get(5),
+    }
+}
+
+async fn load_keys(conn: &impl GenericClient) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    Ok(conn
+        .query(
+            "SELECT kid, alg, private_pkcs8, created_at, activates_at, revoked_at FROM signing_keys
+             ORDER BY activates_at, created_at, seq",
+            &[],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(key_from_row)
+        .collect())
+}
+
+async fn client_exists(conn: &impl GenericClient, client_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_opt("SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE", &[&client_id])
+        .await
+        .map_err(db_error)?
+        .is_some())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_client(&self, client: ClientRecord) -> Result<(), StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id) DO NOTHING",
+                    &[
+                        &client.client_id,
+                        &client.scopes,
+                        &client.audiences,
+                        &to_ttl(client.token_ttl),
+                        &client.disabled,
+                        &client.created_at,
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(format!("client {:?}", client.client_id)));
+            }
+            for secret in &client.secrets {
+                insert_secret(&tx, &client.client_id, secret).await?;
+            }
+            for key in &client.keys {
+                tx.execute(
+                    "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    &[&client.client_id, &key.kid, &key.alg, &key.jwk, &key.created_at],
+                )
+                .await
+                .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+        .await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            // One snapshot for the client and its secrets and keys.
+            let tx = conn
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db_error)?;
+            let client = load_client(&tx, client_id).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(client)
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db_error)?;
+            let ids: Vec<String> = tx
+                .query("SELECT client_id FROM clients ORDER BY client_id COLLATE \"C\"", &[])
+                .await
+                .map_err(db_error)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut clients = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(client) = load_client(&tx, id).await? {
+                    clients.push(client);
+                }
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(clients)
+        })
+        .await
+    }
+
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            let changed = conn
+                .execute(
+                    "UPDATE clients SET disabled = $2 WHERE client_id = $1",
+                    &[&client_id, &disabled],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            let deleted = conn
+                .execute("DELETE FROM clients WHERE client_id = $1", &[&client_id])
+                .await
+                .map_err(db_error)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn add_secret(
+        &self,
+        client_id: &str,
+        secret: SecretRecord,
+        others_expire_at: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            if !client_exists(&tx, client_id).await? {
+                return Ok(false);
+            }
+            if let Some(at) = others_expire_at {
+                tx.execute(
+                    "UPDATE client_secrets SET expires_at = $2
+                     WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                    &[&client_id, &at],
+                )
+                .await
+                .map_err(db_error)?;
+            }
+            insert_secret(&tx, client_id, &secret).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn add_client_key(&self, client_id: &str, key: ClientKeyRecord) -> Result<bool, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            if !client_exists(&tx, client_id).await? {
+                return Ok(false);
+            }
+            let inserted = tx
+                .execute(
+                    "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (client_id, kid) DO NOTHING",
+                    &[&client_id, &key.kid, &key.alg, &key.jwk, &key.created_at],
+                )
+                .await
+                .map_err(db_error)?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(format!(
+                    "key {:?} of client {client_id:?}",
+                    key.kid
+                )));
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn remember_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> Result<bool, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            // The primary key settles concurrent replicas: one insert wins.
+            let inserted = conn
+                .execute(
+                    "INSERT INTO seen_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (client_id, jti) DO NOTHING",
+                    &[&client_id, &jti, &expires_at],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            load_keys(&conn).await
+        })
+        .await
+    }
+
+    async fn insert_first_signing_key(&self, key: SigningKeyRecord) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            // Replicas starting together on an empty database: the lock makes
+            // the check and the insert one step, so exactly one key is created.
+            tx.batch_execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+                .await
+                .map_err(db_error)?;
+            let count: i64 = tx
+                .query_one("SELECT COUNT(*) FROM signing_keys", &[])
+                .await
+                .map_err(db_error)?
+                .get(0);
+            if count == 0 {
+                insert_key(&tx, &key).await?;
+            }
+            let keys = load_keys(&tx).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn add_signing_key(&self, key: SigningKeyRecord, if_newest: Option<&str>) -> Result<bool, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            tx.batch_execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+                .await
+                .map_err(db_error)?;
+            if let Some(expected) = if_newest {
+                let newest: Option<String> = tx
+                    .query_opt(
+                        "SELECT kid FROM signing_keys ORDER BY activates_at DESC, created_at DESC, seq DESC LIMIT 1",
+                        &[],
+                    )
+                    .await
+                    .map_err(db_error)?
+                    .map(|r| r.get(0));
+                if newest.as_deref() != Some(expected) {
+                    return Ok(false);
+                }
+            }
+            insert_key(&tx, &key).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn revoke_signing_key(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            let changed = conn
+                .execute(
+                    "UPDATE signing_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL",
+                    &[&kid, &at],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, revoked: RevokedToken) -> Result<(), StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            // Taking the position under the counter's row lock orders
+            // revocations by commit: a reader that has seen position n will
+            // never later find a newly committed one below n.
+            let position: i64 = tx
+                .query_one(
+                    "UPDATE change_topics SET generation = generation + 1 WHERE topic = 'revocations'
+                     RETURNING generation",
+                    &[],
+                )
+                .await
+                .map_err(db_error)?
+                .get(0);
+            tx.execute(
+                "INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at, position)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti) DO NOTHING",
+                &[
+                    &revoked.jti,
+                    &revoked.client_id,
+                    &revoked.expires_at,
+                    &revoked.revoked_at,
+                    &position,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+            tx.execute("SELECT pg_notify($1, 'revocations')", &[&CHANNEL])
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
+        .await
+    }
+
+    async fn revoked_tokens_after(&self, now: UnixTime, after: u64) -> Result<(Vec<RevokedToken>, u64), StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            let after_position = i64::try_from(after).unwrap_or(i64::MAX);
+            let rows = conn
+                .query(
+                    "SELECT jti, client_id, expires_at, revoked_at, position FROM revoked_tokens
+                     WHERE position > $1 AND expires_at > $2 ORDER BY position",
+                    &[&after_position, &now],
+                )
+                .await
+                .map_err(db_error)?;
+            let mut newest = after;
+            let tokens = rows
+                .iter()
+                .map(|r| {
+                    newest = newest.max(u64::try_from(r.get::<_, i64>(4)).unwrap_or(0));
+                    RevokedToken {
+                        jti: r.get(0),
+                        client_id: r.get(1),
+                        expires_at: r.get(2),
+                        revoked_at: r.get(3),
+                    }
+                })
+                .collect();
+            Ok((tokens, newest))
+        })
+        .await
+    }
+
+    async fn prune_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            let tokens = conn
+                .execute("DELETE FROM revoked_tokens WHERE expires_at <= $1", &[&now])
+                .await
+                .map_err(db_error)?;
+            let assertions = conn
+                .execute("DELETE FROM seen_assertions WHERE expires_at <= $1", &[&now])
+                .await
+                .map_err(db_error)?;
+            Ok(tokens + assertions)
+        })
+        .await
+    }
+
+    async fn generations(&self) -> Result<Generations, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            let statement = conn
+                .prepare_cached("SELECT topic, generation FROM change_topics")
+                .await
+                .map_err(db_error)?;
+            let mut generations = Generations::default();
+            for row in conn.query(&statement, &[]).await.map_err(db_error)? {
+                let generation = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+                match row.get::<_, &str>(0) {
+                    "clients" => generations.clients = generation,
+                    "keys" => generations.keys = generation,
+                    "revocations" => generations.revocations = generation,
+                    _ => {}
+                }
+            }
+            Ok(generations)
+        })
+        .await
+    }
+
+    fn change_signal(&self) -> Option<Arc<Notify>> {
+        let (signal, _task) = self.signal.get_or_init(|| {
+            let signal = Arc::new(Notify::new());
+            let task = tokio::spawn(listen(self.config.clone(), signal.clone()));
+            (signal, AbortOnDrop(task))
+        });
+        Some(signal.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract;
+    use crate::store::pg_cluster::PgCluster;
+
+    #[tokio::test]
+    async fn postgres_passes_the_store_contract() {
+        let Some(cluster) = PgCluster::start_or_skip("postgres_passes_the_store_contract") else {
+            return;
+        };
+        let url = cluster.create_database("contract");
+        let store = PostgresStore::open(&url).await.unwrap();
+        contract::run_all(&store).await;
+        // Opening again (a second replica, a restart) migrates nothing and sees everything.
+        let again = PostgresStore::open(&url).await.unwrap();
+        assert!(again.client("contract-read").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_write_wakes_the_listener() {
+        let Some(cluster) = PgCluster::start_or_skip("a_write_wakes_the_listener") else {
+            return;
+        };
+        let url = cluster.create_database("listen");
+        let listener = PostgresStore::open(&url).await.unwrap();
+        let writer = PostgresStore::open(&url).await.unwrap();
+        let signal = listener.change_signal().unwrap();
+        // The first wake-up follows the LISTEN itself.
+        tokio::time::timeout(Duration::from_secs(10), signal.notified())
+            .await
+            .expect("woken once listening");
+        writer.create_client(contract::sample_client("wake")).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), signal.notified())
+            .await
+            .expect("a committed write notifies other processes");
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_keys_leave_exactly_one() {
+        let Some(cluster) = PgCluster::start_or_skip("concurrent_first_keys_leave_exactly_one") else {
+            return;
+        };
+        let url = cluster.create_database("race");
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(Arc::new(PostgresStore::open(&url).await.unwrap()));
+        }
+        let mut tasks = Vec::new();
+        for (i, store) in stores.iter().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = SigningKeyRecord {
+                    kid: format!("k{i}"),
+                    alg: "ES256".into(),
+                    private_pkcs8: vec![1],
+                    created_at: 1,
+                    activates_at: 1,
+                    revoked_at: None,
+                };
+                store.insert_first_signing_key(key).await.unwrap()
+            }));
+        }
+        let mut seen = Vec::new();
+        for task in tasks {
+            seen.push(task.await.unwrap());
+        }
+        assert_eq!(seen[0].len(), 1, "{seen:?}");
+        assert!(seen.iter().all(|keys| keys == &seen[0]), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_unavailable_not_absent() {
+        let Some(cluster) = PgCluster::start_or_skip("an_unreachable_database_is_unavailable_not_absent") else {
+            return;
+        };
+        let url = cluster.create_database("outage");
+        let store = PostgresStore::open(&url).await.unwrap();
+        store.create_client(contract::sample_client("there")).await.unwrap();
+        cluster.stop();
+        let answer = store.client("there").await;
+        assert!(matches!(answer, Err(StoreError::Unavailable(_))), "{answer:?}");
+        cluster.restart();
+        let mut back = store.client("there").await;
+        for _ in 0..50 {
+            if back.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            back = store.client("there").await;
+        }
+        assert!(back.unwrap().is_some(), "recovers without reopening the store");
+    }
+}
