@@ -100,7 +100,10 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
         keys: vec![],
     };
     match store.create_client(client).await {
-        Ok(()) => Ok(secret),
+        Ok(()) => {
+            tracing::info!(target: "tessera::audit", event = "client_created", client_id = %new.client_id);
+            Ok(secret)
+        }
         Err(StoreError::AlreadyExists(_)) => Err(format!(
             "client {:?} already exists; choose another id, or delete it first with `tessera client delete {}`",
             new.client_id, new.client_id

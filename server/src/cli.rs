@@ -15,6 +15,7 @@ use crate::authority::{Authority, AuthorityConfig, ThrottleConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat, ServeConfig, ServeOverrides, defaults};
 use crate::store::{self, ClientRecord, Store};
+use crate::tls::TlsReloader;
 
 /// Tessera: OAuth 2.0 client-credentials tokens for a fleet of services.
 ///
@@ -71,6 +72,24 @@ struct ServeArgs {
     /// With the store out of reach, serve from memory this many seconds, then answer 503 [default: 60]
     #[arg(long, env = "TESSERA_STORE_STALENESS", value_name = "SECS")]
     store_staleness: Option<u32>,
+    /// Serve TLS with this certificate chain (PEM, leaf first); reloaded when it changes or on SIGHUP
+    #[arg(long, env = "TESSERA_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, env = "TESSERA_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: require client certificates issued by this CA (PEM)
+    #[arg(long, env = "TESSERA_TLS_CLIENT_CA", value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Open connections at most; more wait to be accepted [default: 10000]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+    /// Requests in flight per HTTP/2 connection; more are refused at once [default: 256]
+    #[arg(long, env = "TESSERA_MAX_CONNECTION_STREAMS", value_name = "N")]
+    max_connection_streams: Option<u32>,
+    /// On SIGTERM or Ctrl-C, seconds to let requests in flight finish [default: 30]
+    #[arg(long, env = "TESSERA_DRAIN_TIMEOUT", value_name = "SECS")]
+    drain_timeout: Option<u32>,
     /// Log format: text or json [default: text]; the level comes from RUST_LOG (default info)
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<String>,
@@ -297,6 +316,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         signing_alg: args.signing_alg,
         store_poll_ms: args.store_poll_ms,
         store_staleness: args.store_staleness,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_client_ca: args.tls_client_ca,
+        max_connections: args.max_connections,
+        max_connection_streams: args.max_connection_streams,
+        drain_timeout: args.drain_timeout,
         log_format: args.log_format,
         key_rotation_days: args.key_rotation_days,
         key_publish_ahead: args.key_publish_ahead,
@@ -309,6 +334,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     // Held until serve returns: dropping it flushes the log queue.
     let _log_guard = init_logging(config.log_format, !args.log_blocking);
+    let tls = match config.tls.clone().map(TlsReloader::new).transpose() {
+        Ok(tls) => tls.map(Arc::new),
+        Err(e) => return fail(e),
+    };
     let store = match store::open(&config.store).await {
         Ok(store) => store,
         Err(e) => return fail(e),
@@ -326,7 +355,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(addr) => addr,
         Err(e) => return fail(format!("cannot read the bound address: {e}")),
     };
-    let issuer = config.issuer.clone().unwrap_or_else(|| config::default_issuer(bound));
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| config::default_issuer(bound, tls.is_some()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let authority_config = AuthorityConfig {
         issuer: issuer.clone(),
@@ -355,7 +388,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 // Shown on the terminal once, like `client create` does; never logged.
                 println!(
                     "\nDemo client {id:?} is ready (scopes demo:read demo:write). Get a token with:\n\n  \
-                     curl -s -X POST http://{bound}/oauth2/token -H \"Content-Type: application/x-www-form-urlencoded\" \
+                     curl -s -X POST {scheme}://{bound}/oauth2/token -H \"Content-Type: application/x-www-form-urlencoded\" \
                      -d \"grant_type=client_credentials&client_id={id}&client_secret={}\"\n\n\
                      Metadata: {base}/.well-known/oauth-authorization-server\n",
                     secret.expose()
@@ -365,10 +398,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     }
     // Printed last: tests and scripts take this line to mean "ready".
-    println!("tessera listening on http://{bound} (gRPC and HTTP); issuer {issuer}");
+    let mutual = if config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+        ", client certificates required"
+    } else {
+        ""
+    };
+    println!("tessera listening on {scheme}://{bound} (gRPC and HTTP{mutual}); issuer {issuer}");
     let _ = std::io::stdout().flush();
     let _watch = authority.spawn_store_watch(config.store_poll, config.store_staleness);
-    match crate::server::run(authority, listener, crate::server::shutdown_signal()).await {
+    let _tls_watch = tls.as_ref().map(|tls| tls.spawn_watch(Duration::from_secs(2)));
+    let options = crate::server::ServeOptions {
+        tls,
+        max_connections: config.max_connections,
+        max_connection_streams: config.max_connection_streams,
+        drain_timeout: config.drain_timeout,
+        ..crate::server::ServeOptions::default()
+    };
+    match crate::server::run(authority, listener, options, crate::server::shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("shut down");
             ExitCode::SUCCESS
@@ -410,6 +456,8 @@ async fn client(command: ClientCommand) -> ExitCode {
 }
 
 async fn client_command(command: ClientCommand) -> Result<ExitCode, ExitCode> {
+    // Administration leaves audit lines on stderr, like the server's.
+    let _log_guard = init_logging(LogFormat::Text, false);
     let now = SystemClock.now();
     Ok(match command {
         ClientCommand::Create {
@@ -604,6 +652,8 @@ async fn set_disabled(url: &str, id: &str, disabled: bool) -> Result<ExitCode, E
     let verb = if disabled { "Disabled" } else { "Enabled" };
     Ok(match store.set_client_disabled(id, disabled).await {
         Ok(true) => {
+            let event = if disabled { "client_disabled" } else { "client_enabled" };
+            tracing::info!(target: "tessera::audit", event, client_id = %id);
             println!("{verb} client {id:?}.");
             ExitCode::SUCCESS
         }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::keys::KeyAlgorithm;
 use crate::store::StoreUrl;
+use crate::tls::TlsFiles;
 
 /// Defaults, in one place so `--help` and the README can quote them.
 pub mod defaults {
@@ -27,6 +28,12 @@ pub mod defaults {
     pub const STORE_POLL_MS: u64 = 500;
     /// How long a replica serves from memory while its store is out of reach.
     pub const STORE_STALENESS_SECS: u32 = 60;
+    /// Open connections at most.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// Requests in flight per HTTP/2 connection.
+    pub const MAX_CONNECTION_STREAMS: u32 = 256;
+    /// How long shutdown waits for requests in flight.
+    pub const DRAIN_TIMEOUT_SECS: u32 = 30;
     /// Rotate the signing key monthly.
     pub const KEY_ROTATION_DAYS: u32 = 30;
     /// A rotated key is published 10 minutes before it signs: twice the JWKS
@@ -59,6 +66,18 @@ pub struct FileConfig {
     pub store_poll_ms: Option<u64>,
     /// `--store-staleness`.
     pub store_staleness: Option<u32>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--max-connection-streams`.
+    pub max_connection_streams: Option<u32>,
+    /// `--drain-timeout`.
+    pub drain_timeout: Option<u32>,
     /// `--log-format`.
     pub log_format: Option<String>,
     /// `--key-rotation-days`.
@@ -106,6 +125,18 @@ pub struct ServeOverrides {
     pub store_poll_ms: Option<u64>,
     /// `--store-staleness`.
     pub store_staleness: Option<u32>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--max-connection-streams`.
+    pub max_connection_streams: Option<u32>,
+    /// `--drain-timeout`.
+    pub drain_timeout: Option<u32>,
     /// `--log-format`.
     pub log_format: Option<String>,
     /// `--key-rotation-days`.
@@ -148,6 +179,14 @@ pub struct ServeConfig {
     pub store_poll: Duration,
     /// How long hot copies keep serving while the store is out of reach.
     pub store_staleness: Duration,
+    /// TLS on the listener.
+    pub tls: Option<TlsFiles>,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Requests in flight per HTTP/2 connection.
+    pub max_connection_streams: u32,
+    /// How long shutdown waits for requests in flight.
+    pub drain_timeout: Duration,
     /// Log format.
     pub log_format: LogFormat,
     /// Automatic rotation period; `None` when disabled (0 days).
@@ -230,6 +269,43 @@ impl ServeConfig {
         if !(1..=86_400).contains(&staleness) {
             return Err(format!("invalid --store-staleness {staleness}: use 1 to 86400 seconds"));
         }
+        let tls = match (
+            overrides.tls_cert.or(file.tls_cert),
+            overrides.tls_key.or(file.tls_key),
+            overrides.tls_client_ca.or(file.tls_client_ca),
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles { cert, key, client_ca }),
+            (None, None, None) => None,
+            (None, None, Some(_)) => {
+                return Err("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first".into());
+            }
+            _ => return Err("--tls-cert and --tls-key go together: give both, or neither for plain TCP".into()),
+        };
+        let max_connections = overrides
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults::MAX_CONNECTIONS);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(format!("invalid --max-connections {max_connections}: use 1 to 1000000"));
+        }
+        let max_connection_streams = overrides
+            .max_connection_streams
+            .or(file.max_connection_streams)
+            .unwrap_or(defaults::MAX_CONNECTION_STREAMS);
+        if !(1..=10_000).contains(&max_connection_streams) {
+            return Err(format!(
+                "invalid --max-connection-streams {max_connection_streams}: use 1 to 10000"
+            ));
+        }
+        let drain_timeout = overrides
+            .drain_timeout
+            .or(file.drain_timeout)
+            .unwrap_or(defaults::DRAIN_TIMEOUT_SECS);
+        if drain_timeout > 3600 {
+            return Err(format!(
+                "invalid --drain-timeout {drain_timeout}: use 0 to 3600 seconds"
+            ));
+        }
         let log_format = match overrides.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -277,6 +353,10 @@ impl ServeConfig {
             signing_alg,
             store_poll: Duration::from_millis(poll_ms),
             store_staleness: Duration::from_secs(u64::from(staleness)),
+            tls,
+            max_connections,
+            max_connection_streams,
+            drain_timeout: Duration::from_secs(u64::from(drain_timeout)),
             log_format,
         })
     }
@@ -298,12 +378,13 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
 }
 
 /// The issuer to use when none is configured: the bound address, with an
-/// unspecified IP (0.0.0.0, ::) shown as `localhost`.
-pub fn default_issuer(bound: SocketAddr) -> String {
+/// unspecified IP (0.0.0.0, ::) shown as `localhost`; `https` with TLS.
+pub fn default_issuer(bound: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
     if bound.ip().is_unspecified() {
-        format!("http://localhost:{}", bound.port())
+        format!("{scheme}://localhost:{}", bound.port())
     } else {
-        format!("http://{bound}")
+        format!("{scheme}://{bound}")
     }
 }
 
@@ -412,7 +493,17 @@ mod tests {
 
     #[test]
     fn default_issuer_names_localhost_for_unspecified_addresses() {
-        assert_eq!(default_issuer("0.0.0.0:8080".parse().unwrap()), "http://localhost:8080");
-        assert_eq!(default_issuer("127.0.0.1:9".parse().unwrap()), "http://127.0.0.1:9");
+        assert_eq!(
+            default_issuer("0.0.0.0:8080".parse().unwrap(), false),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            default_issuer("127.0.0.1:9".parse().unwrap(), false),
+            "http://127.0.0.1:9"
+        );
+        assert_eq!(
+            default_issuer("127.0.0.1:9".parse().unwrap(), true),
+            "https://127.0.0.1:9"
+        );
     }
 }

@@ -12,5 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod faces;
 pub mod keys;
+pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod tls;

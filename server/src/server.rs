@@ -1,65 +1,117 @@
-//! Serving: one listener for the gRPC service and the HTTP shim.
+//! Serving: one listener (plain or TLS) for the gRPC services and the HTTP shim.
+//!
+//! The accept loop is ours rather than `axum::serve`, for what a token
+//! service on every request path needs: TLS with reloadable certificates,
+//! a bound on connections, header and handshake timeouts, per-connection
+//! stream limits, and a graceful drain with a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt as _;
+use axum::extract::ConnectInfo;
+use axum::http::HeaderValue;
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tonic::server::NamedService;
+use tracing::{Instrument as _, debug, info, warn};
 
 use crate::authority::{Authority, StoreHealth};
 use crate::faces::{grpc, http};
+use crate::tls::{PeerCertificate, TlsReloader};
 
-/// Every route: the HTTP shim's endpoints, `tessera.v1.TokenService` and the
-/// gRPC health service (`grpc.health.v1.Health`). gRPC and HTTP/1.1 share
-/// the port; HTTP/2 without TLS is accepted with prior knowledge, which is
-/// what gRPC clients send.
-///
-/// Must be called within a Tokio runtime: it starts the task that keeps the
-/// gRPC health status in step with the store.
-pub fn app(authority: Arc<Authority>) -> Router {
-    let token_service = grpc::TokenService::new(authority.clone()).into_server();
-    let grpc_path = format!("/{}/{{*method}}", <grpc::TokenService as ServiceName>::NAME);
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    let health_path = format!(
-        "/{}/{{*method}}",
-        <tonic_health::pb::health_server::HealthServer<()> as NamedService>::NAME
-    );
-    tokio::spawn(report_health(Arc::downgrade(&authority), reporter));
-    http::router(authority)
-        .route_service(&grpc_path, token_service)
-        .route_service(&health_path, health_service)
-        .fallback(http::not_found)
+/// How the listener treats connections.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// TLS on the listener; `None` serves plain TCP (HTTP/1.1 and HTTP/2
+    /// with prior knowledge).
+    pub tls: Option<Arc<TlsReloader>>,
+    /// Open connections at most; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests in flight on one HTTP/2 connection; more are refused at
+    /// once (`REFUSED_STREAM`, which clients may retry), not queued.
+    pub max_connection_streams: u32,
+    /// Time for a TLS handshake, and for an HTTP/1.1 request's headers.
+    pub header_timeout: Duration,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub drain_timeout: Duration,
 }
 
-/// Keeps the gRPC health status in step with readiness: SERVING unless the
-/// store has been out of reach for longer than the staleness window (the
-/// same rule as the HTTP readiness probe). Reported for the server as a
-/// whole (`""`) and for `tessera.v1.TokenService`.
-async fn report_health(authority: std::sync::Weak<Authority>, reporter: tonic_health::server::HealthReporter) {
-    use tonic_health::ServingStatus;
-    let mut reported = None;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-    loop {
-        tick.tick().await;
-        let Some(authority) = authority.upgrade() else {
-            return;
-        };
-        let status = match authority.store_health() {
-            StoreHealth::Stale => ServingStatus::NotServing,
-            StoreHealth::Reachable | StoreHealth::Unreachable => ServingStatus::Serving,
-        };
-        drop(authority);
-        if reported != Some(status) {
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status(<grpc::TokenService as ServiceName>::NAME, status)
-                .await;
-            reported = Some(status);
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            max_connections: 10_000,
+            max_connection_streams: 256,
+            header_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// Every route: the HTTP shim's endpoints, `tessera.v1.TokenService`, the
+/// gRPC health service (`grpc.health.v1.Health`) and gRPC reflection.
+/// Every request gets an `x-request-id`, also carried by its log lines.
+///
+/// Must be called within a Tokio runtime: it starts the task that keeps the
+/// gRPC health status in step with readiness.
+pub fn app(authority: Arc<Authority>) -> Router {
+    let token_service = grpc::TokenService::new(authority.clone()).into_server();
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(report_health(Arc::downgrade(&authority), reporter));
+    let mut router = http::router(authority)
+        .route_service(&grpc_route(<grpc::TokenService as ServiceName>::NAME), token_service)
+        .route_service(
+            &grpc_route(<tonic_health::pb::health_server::HealthServer<()> as NamedService>::NAME),
+            health_service,
+        );
+    // Both reflection versions: grpcurl before 1.8.8 and many tools speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    match (reflection().build_v1(), reflection().build_v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => {
+            let v1_name = <tonic_reflection::server::v1::ServerReflectionServer<()> as NamedService>::NAME;
+            let v1alpha_name = <tonic_reflection::server::v1alpha::ServerReflectionServer<()> as NamedService>::NAME;
+            router = router
+                .route_service(&grpc_route(v1_name), v1)
+                .route_service(&grpc_route(v1alpha_name), v1alpha);
+        }
+        (Err(e), _) | (_, Err(e)) => warn!(error = %e, "gRPC reflection unavailable"),
+    }
+    router
+        .fallback(http::not_found)
+        .layer(axum::middleware::from_fn(with_request_id))
+}
+
+fn grpc_route(service: &str) -> String {
+    format!("/{service}/{{*method}}")
+}
+
+/// Names each request: a fresh id, in an `x-request-id` response header and
+/// in a tracing span around everything logged while answering it (audit
+/// lines included). A caller's own `x-request-id` is not trusted for this.
+async fn with_request_id(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut bytes = [0u8; 8];
+    let id = match aws_lc_rs::rand::fill(&mut bytes) {
+        Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        Err(_) => "unknown".to_owned(),
+    };
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// Name of the generated service, without naming the generated server type
@@ -73,25 +125,168 @@ impl ServiceName for grpc::TokenService {
         <tessera_proto::pb::token_service_server::TokenServiceServer<grpc::TokenService> as NamedService>::NAME;
 }
 
-/// Serves until `shutdown` completes, then stops accepting connections and
-/// lets requests in flight finish.
+/// Keeps the gRPC health status in step with readiness: SERVING unless the
+/// server is draining or the store has been out of reach for longer than
+/// the staleness window (the rule of the HTTP readiness probe). Reported
+/// for the server as a whole (`""`) and for `tessera.v1.TokenService`.
+async fn report_health(authority: std::sync::Weak<Authority>, reporter: tonic_health::server::HealthReporter) {
+    use tonic_health::ServingStatus;
+    let mut reported = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let Some(authority) = authority.upgrade() else {
+            return;
+        };
+        let status = if authority.is_draining() || authority.store_health() == StoreHealth::Stale {
+            ServingStatus::NotServing
+        } else {
+            ServingStatus::Serving
+        };
+        if reported != Some(status) {
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status(<grpc::TokenService as ServiceName>::NAME, status)
+                .await;
+            reported = Some(status);
+        }
+        let changed = authority.health_changed();
+        drop(authority);
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => {}
+        }
+    }
+}
+
+/// Serves until `shutdown` completes; then reports NOT_SERVING, stops
+/// accepting connections, and lets requests in flight (queued argon2 work
+/// included) finish within the drain deadline.
 ///
 /// # Errors
 /// When the listener fails.
 pub async fn run(
     authority: Arc<Authority>,
     listener: TcpListener,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app(authority).into_make_service_with_connect_info::<SocketAddr>();
-    // Small answers must leave at once: with Nagle's algorithm on, each one
-    // waits for the client's delayed ACK, about 40 ms (found by the benchmark).
-    let listener = listener.tap_io(|tcp| {
+    let app = app(authority.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(options.max_connection_streams)
+        .max_header_list_size(16 * 1024)
+        // Rapid-reset floods (CVE-2023-44487) end the connection (THREATS H-03).
+        .max_pending_accept_reset_streams(Some(20))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let shutdown = shutdown;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small answers must leave at once: with Nagle's algorithm on, each one
+        // waits for the client's delayed ACK, about 40 ms (found by the benchmark).
         if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            debug!(error = %e, "cannot set TCP_NODELAY");
         }
-    });
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+        let service = ConnectionService {
+            app: app.clone(),
+            peer,
+            certificate: None,
+        };
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = options.tls.as_ref().map(|tls| tls.acceptor());
+        let handshake_timeout = options.header_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(acceptor) = tls else {
+                let connection = builder.serve_connection(TokioIo::new(tcp), service.into_hyper());
+                let _ = watcher.watch(connection.into_owned()).await;
+                return;
+            };
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return debug!(%peer, "TLS handshake timed out"),
+            };
+            let certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
+            let service = ConnectionService { certificate, ..service };
+            let connection = builder.serve_connection(TokioIo::new(stream), service.into_hyper());
+            let _ = watcher.watch(connection.into_owned()).await;
+        });
+    }
+    authority.begin_draining();
+    drop(listener);
+    info!(
+        deadline_secs = options.drain_timeout.as_secs(),
+        "shutting down: not accepting connections, finishing requests in flight"
+    );
+    match tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await {
+        Ok(()) => info!("every request in flight finished"),
+        Err(_) => warn!("drain deadline passed; closing the remaining connections"),
+    }
+    Ok(())
+}
+
+/// What a connection knows about itself, handed to every request on it.
+#[derive(Clone)]
+struct ConnectionService {
+    app: Router,
+    peer: SocketAddr,
+    certificate: Option<PeerCertificate>,
+}
+
+impl ConnectionService {
+    fn into_hyper(
+        self,
+    ) -> impl hyper::service::Service<
+        ::http::Request<Incoming>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        hyper::service::service_fn(move |mut request: ::http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(self.peer));
+            if let Some(certificate) = &self.certificate {
+                request.extensions_mut().insert(certificate.clone());
+            }
+            tower::ServiceExt::oneshot(self.app.clone(), request)
+        })
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -57,6 +57,8 @@ pub fn tessera_bin() -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: String,
     pub dir: Arc<tempfile::TempDir>,
     pub store_url: String,
     stdout: Arc<Mutex<String>>,
@@ -88,9 +90,21 @@ impl Server {
         Self::start_on(dir, store_url, extra)
     }
 
+    /// A server on a fresh store, with extra `serve` flags and environment.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let store_url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+        Self::start_on_env(dir, store_url, extra, env)
+    }
+
     /// A server on an existing store (e.g. to test a restart, or a replica).
     /// It polls the store every 100 ms unless `extra` sets `--store-poll-ms`.
     pub fn start_on(dir: Arc<tempfile::TempDir>, store_url: String, extra: &[&str]) -> Self {
+        Self::start_on_env(dir, store_url, extra, &[])
+    }
+
+    /// [`Self::start_on`] with extra environment (e.g. `RUST_LOG`).
+    pub fn start_on_env(dir: Arc<tempfile::TempDir>, store_url: String, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let poll: &[&str] = if extra.contains(&"--store-poll-ms") {
             &[]
         } else {
@@ -101,6 +115,7 @@ impl Server {
             .args(poll)
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("TESSERA_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -118,16 +133,19 @@ impl Server {
             let mut sent = false;
             while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
                 stdout_copy.lock().unwrap().push_str(&line);
-                if !sent && let Some(rest) = line.strip_prefix("tessera listening on http://") {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
+                if !sent && let Some(rest) = line.strip_prefix("tessera listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(url);
                     sent = true;
                 }
                 line.clear();
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr.parse().expect("listening address"),
+        let (scheme, addr) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => {
+                let (scheme, addr) = url.split_once("://").expect("a URL in the listening line");
+                (scheme.to_owned(), addr.parse().expect("listening address"))
+            }
             Err(_) => {
                 let _ = child.kill();
                 panic!("tessera did not start; stderr:\n{}", stderr.lock().unwrap());
@@ -136,6 +154,7 @@ impl Server {
         Self {
             child,
             addr,
+            scheme,
             dir,
             store_url,
             stdout,
@@ -143,9 +162,29 @@ impl Server {
         }
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (at most `within`) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Everything the server wrote to stdout so far.
@@ -271,6 +310,57 @@ impl ClientKey {
         let mut header = jsonwebtoken::Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.private).unwrap()
+    }
+}
+
+/// A test PKI in a directory: a CA, a server certificate for `localhost`
+/// and `127.0.0.1`, and a client certificate, all issued by that CA.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestPki {
+    /// Writes `NAME-ca.pem`, `NAME-cert.pem`, `NAME-key.pem`, `NAME-client.pem`, `NAME-client-key.pem`.
+    pub fn write(dir: &Path, name: &str) -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("Tessera test CA {name}"));
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(names).unwrap();
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (cert, key) = leaf(
+            vec!["localhost".into(), "127.0.0.1".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_cert, client_key) = leaf(vec!["billing.internal".into()], ExtendedKeyUsagePurpose::ClientAuth);
+        let path = |suffix: &str| dir.join(format!("{name}-{suffix}.pem"));
+        let pki = Self {
+            ca: path("ca"),
+            cert: path("cert"),
+            key: path("key"),
+            client_cert: path("client"),
+            client_key: path("client-key"),
+        };
+        std::fs::write(&pki.ca, ca.pem()).unwrap();
+        std::fs::write(&pki.cert, cert).unwrap();
+        std::fs::write(&pki.key, key).unwrap();
+        std::fs::write(&pki.client_cert, client_cert).unwrap();
+        std::fs::write(&pki.client_key, client_key).unwrap();
+        pki
     }
 }
 

@@ -33,6 +33,7 @@ pub use throttle::ThrottleConfig;
 
 use crate::clock::{Clock, UnixTime};
 use crate::keys::{KeyAlgorithm, KeyRing, PublicJwk, SigningKey};
+use crate::metrics::{Metrics, Snapshot};
 use crate::store::{ClientRecord, Generations, Store, StoreError};
 use throttle::Throttle;
 
@@ -248,6 +249,9 @@ pub struct Authority {
     /// Whether the store answered the last look, and whether it has been out
     /// of reach for longer than the staleness window.
     store_state: StoreState,
+    metrics: Metrics,
+    /// [`STORE_ERRORS`] as last copied into `metrics`.
+    store_errors_seen: AtomicU64,
 }
 
 /// What the store watch last learned about the store, read on every request.
@@ -255,6 +259,10 @@ pub struct Authority {
 struct StoreState {
     unreachable: AtomicBool,
     stale: AtomicBool,
+    /// Set once shutdown begins: readiness and health turn negative.
+    draining: AtomicBool,
+    /// Woken when readiness may have changed.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 /// How current the hot copies are, for readiness probes.
@@ -278,7 +286,11 @@ impl fmt::Debug for Authority {
     }
 }
 
+/// Counted in every authority's metrics, wherever the store failed.
+static STORE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
 fn store_unavailable(e: StoreError) -> AuthError {
+    STORE_ERRORS.fetch_add(1, Ordering::Relaxed);
     warn!(error = %e, "store error");
     AuthError::TemporarilyUnavailable("the credential store is unavailable; retry shortly".into())
 }
@@ -332,6 +344,8 @@ impl Authority {
             revocation_cursor: AtomicU64::new(revocation_cursor),
             verified: DashMap::new(),
             store_state: StoreState::default(),
+            metrics: Metrics::new(),
+            store_errors_seen: AtomicU64::new(0),
         })
     }
 
@@ -461,6 +475,7 @@ impl Authority {
         if let Some(c) = client.as_ref().filter(|c| !c.disabled)
             && self.is_remembered(&c.client_id, &mac, now)
         {
+            self.metrics.remembered_hit();
             return Ok(c.clone());
         }
         if let Some(retry_after_secs) = self.throttle.retry_after(Some(&client_id), source, now) {
@@ -505,7 +520,7 @@ impl Authority {
     ) -> Result<Option<usize>, AuthError> {
         let cell = self.in_flight.entry(mac).or_default().clone();
         let outcome = cell
-            .get_or_try_init(|| self.gate.verify_any(candidates, secret))
+            .get_or_try_init(|| self.gate.verify_any(candidates, secret, &self.metrics))
             .await
             .copied();
         self.in_flight.remove_if(&mac, |_, current| Arc::ptr_eq(current, &cell));
@@ -671,6 +686,47 @@ impl Authority {
         Ok(())
     }
 
+    /// The metrics, recorded by the core and the faces.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text exposition of every metric, now.
+    pub fn render_metrics(&self) -> String {
+        let errors = STORE_ERRORS.load(Ordering::Relaxed);
+        let seen = self.store_errors_seen.swap(errors, Ordering::AcqRel);
+        for _ in seen..errors {
+            self.metrics.store_error();
+        }
+        let now = self.clock.now();
+        self.metrics.render(Snapshot {
+            signing_keys: self.key_ring().jwks(now).len(),
+            denylist: self.denied.len(),
+            hashing_busy: self.gate.busy(),
+            hashing_waiting: self.metrics.hashing_waiting(),
+            remembered: self.remembered_count(),
+            verified_tokens: self.verified.len(),
+            store_reachable: self.store_health() == StoreHealth::Reachable,
+        })
+    }
+
+    /// Marks the server as shutting down: readiness probes and the gRPC
+    /// health service report it at once, so load balancers stop sending.
+    pub fn begin_draining(&self) {
+        self.store_state.draining.store(true, Ordering::Release);
+        self.store_state.changed.notify_waiters();
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.store_state.draining.load(Ordering::Acquire)
+    }
+
+    /// Woken (`notify_waiters`) whenever readiness may have changed.
+    pub fn health_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.store_state.changed.clone()
+    }
+
     /// How current the hot copies are.
     pub fn store_health(&self) -> StoreHealth {
         if self.store_state.stale.load(Ordering::Acquire) {
@@ -734,16 +790,19 @@ impl Authority {
                         if down_since.take().is_some() {
                             state.unreachable.store(false, Ordering::Release);
                             state.stale.store(false, Ordering::Release);
+                            state.changed.notify_waiters();
                             info!("store reachable again");
                         }
                     }
                     Err(e) => {
+                        STORE_ERRORS.fetch_add(1, Ordering::Relaxed);
                         let since = *down_since.get_or_insert_with(|| {
                             state.unreachable.store(true, Ordering::Release);
                             warn!(error = %e, "cannot reach the store; serving from memory for up to {}s", staleness.as_secs());
                             tokio::time::Instant::now()
                         });
                         if since.elapsed() >= staleness && !state.stale.swap(true, Ordering::AcqRel) {
+                            state.changed.notify_waiters();
                             warn!(error = %e, "store out of reach for over {}s; answering temporarily_unavailable until it is back", staleness.as_secs());
                         }
                     }

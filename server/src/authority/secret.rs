@@ -11,6 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::sync::Semaphore;
 
+use crate::metrics::Metrics;
+
 use super::AuthError;
 
 /// Longest secret we will hash. Tessera's own secrets are 43 characters;
@@ -226,13 +228,21 @@ impl HashingGate {
     /// The index of the candidate `secret` matches, if any. With no
     /// candidates the secret is checked against a dummy hash, so the time
     /// taken does not say whether the client exists.
-    pub async fn verify_any(&self, candidates: Vec<String>, secret: ClientSecret) -> Result<Option<usize>, AuthError> {
+    /// The wait for a slot is recorded in `metrics`.
+    pub async fn verify_any(
+        &self,
+        candidates: Vec<String>,
+        secret: ClientSecret,
+        metrics: &Metrics,
+    ) -> Result<Option<usize>, AuthError> {
         let busy =
             || AuthError::TemporarilyUnavailable("the server is busy verifying credentials; retry shortly".into());
+        let waiting = metrics.hashing_wait();
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| busy())?
             .map_err(|_| AuthError::Internal("hashing gate closed".into()))?;
+        drop(waiting);
         self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (reply, answer) = tokio::sync::oneshot::channel();
         // The queue holds as many jobs as there are permits and every queued

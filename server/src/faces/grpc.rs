@@ -1,14 +1,16 @@
 //! The gRPC face: `tessera.v1.TokenService` over the core.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tessera_proto::pb;
 use tessera_proto::pb::issue_token_request::Credential;
 use tonic::{Request, Response, Status};
 
 use super::authorization;
-use super::respond::grpc_status;
+use super::respond::{grpc_status, outcome};
 use crate::authority::{AuthError, Authority, CLIENT_CREDENTIALS, ClientSecret, PresentedCredentials, TokenRequest};
+use crate::metrics::Face;
 
 /// Largest message the service decodes; a token request is a few hundred bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -31,36 +33,23 @@ impl TokenService {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
-}
 
-/// Introspection and revocation callers authenticate with `authorization`
-/// metadata: `Basic` client credentials or a `Bearer` token.
-fn caller_credentials<T>(request: &Request<T>) -> Result<PresentedCredentials, Status> {
-    let authorization = authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))
-        .map_err(|e| grpc_status(&e))?;
-    Ok(PresentedCredentials {
-        authorization,
-        ..Default::default()
-    })
-}
-
-fn required_token(token: String) -> Result<String, Status> {
-    non_empty(token).ok_or_else(|| grpc_status(&AuthError::invalid_request("the token field is required")))
-}
-
-fn non_empty(text: String) -> Option<String> {
-    (!text.is_empty()).then_some(text)
-}
-
-#[tonic::async_trait]
-impl pb::token_service_server::TokenService for TokenService {
-    async fn issue_token(
+    /// Records the answer in the metrics and turns a refusal into its status.
+    fn answer<T>(
         &self,
-        request: Request<pb::IssueTokenRequest>,
-    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        endpoint: &'static str,
+        started: Instant,
+        result: Result<T, AuthError>,
+    ) -> Result<Response<T>, Status> {
+        self.authority
+            .metrics()
+            .observe(Face::Grpc, endpoint, outcome(&result), started.elapsed());
+        result.map(Response::new).map_err(|e| grpc_status(&e))
+    }
+
+    async fn issue(&self, request: Request<pb::IssueTokenRequest>) -> Result<pb::IssueTokenResponse, AuthError> {
         let authorization =
-            authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))
-                .map_err(|e| grpc_status(&e))?;
+            authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))?;
         let source = request
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -89,32 +78,27 @@ impl pb::token_service_server::TokenService for TokenService {
             audiences: message.audiences,
             source,
         };
-        let issued = self.authority.issue(token_request).await.map_err(|e| grpc_status(&e))?;
-        Ok(Response::new(pb::IssueTokenResponse {
+        let issued = self.authority.issue(token_request).await?;
+        Ok(pb::IssueTokenResponse {
             access_token: issued.access_token.into_inner(),
             token_type: "Bearer".to_owned(),
             expires_in: i64::from(issued.expires_in),
             scopes: issued.scopes,
             audiences: issued.audiences,
-        }))
+        })
     }
 
-    async fn introspect_token(
+    async fn introspect(
         &self,
         request: Request<pb::IntrospectTokenRequest>,
-    ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
+    ) -> Result<pb::IntrospectTokenResponse, AuthError> {
         let caller = caller_credentials(&request)?;
         let token = required_token(request.into_inner().token)?;
-        let active = self
-            .authority
-            .introspect(caller, &token)
-            .await
-            .map_err(|e| grpc_status(&e))?;
-        let Some(token) = active else {
+        let Some(token) = self.authority.introspect(caller, &token).await? else {
             // RFC 7662 §2.2: nothing but `active: false` for an inactive token.
-            return Ok(Response::new(pb::IntrospectTokenResponse::default()));
+            return Ok(pb::IntrospectTokenResponse::default());
         };
-        Ok(Response::new(pb::IntrospectTokenResponse {
+        Ok(pb::IntrospectTokenResponse {
             active: true,
             scope: token.scopes.join(" "),
             client_id: token.client_id,
@@ -126,20 +110,62 @@ impl pb::token_service_server::TokenService for TokenService {
             nbf: token.nbf,
             jti: token.jti,
             token_type: "Bearer".to_owned(),
-        }))
+        })
+    }
+
+    async fn revoke(&self, request: Request<pb::RevokeTokenRequest>) -> Result<pb::RevokeTokenResponse, AuthError> {
+        let caller = caller_credentials(&request)?;
+        let token = required_token(request.into_inner().token)?;
+        self.authority.revoke(caller, &token).await?;
+        Ok(pb::RevokeTokenResponse {})
+    }
+}
+
+/// Introspection and revocation callers authenticate with `authorization`
+/// metadata: `Basic` client credentials or a `Bearer` token.
+fn caller_credentials<T>(request: &Request<T>) -> Result<PresentedCredentials, AuthError> {
+    let authorization = authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))?;
+    Ok(PresentedCredentials {
+        authorization,
+        ..Default::default()
+    })
+}
+
+fn required_token(token: String) -> Result<String, AuthError> {
+    non_empty(token).ok_or_else(|| AuthError::invalid_request("the token field is required"))
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+#[tonic::async_trait]
+impl pb::token_service_server::TokenService for TokenService {
+    async fn issue_token(
+        &self,
+        request: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let started = Instant::now();
+        let result = self.issue(request).await;
+        self.answer("issue_token", started, result)
+    }
+
+    async fn introspect_token(
+        &self,
+        request: Request<pb::IntrospectTokenRequest>,
+    ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
+        let started = Instant::now();
+        let result = self.introspect(request).await;
+        self.answer("introspect_token", started, result)
     }
 
     async fn revoke_token(
         &self,
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
-        let caller = caller_credentials(&request)?;
-        let token = required_token(request.into_inner().token)?;
-        self.authority
-            .revoke(caller, &token)
-            .await
-            .map_err(|e| grpc_status(&e))?;
-        Ok(Response::new(pb::RevokeTokenResponse {}))
+        let started = Instant::now();
+        let result = self.revoke(request).await;
+        self.answer("revoke_token", started, result)
     }
 
     async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {

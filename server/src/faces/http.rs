@@ -5,6 +5,7 @@
 //! rejection (wrong method, bad body) never leaks through as plain text.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,13 +17,17 @@ use serde_json::json;
 
 use super::authorization;
 use super::form::FormBody;
-use super::respond::{http_error, no_store};
+use super::respond::{http_error, no_store, outcome};
 use crate::authority::{
     ActiveToken, AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, StoreHealth, TokenRequest,
 };
+use crate::metrics::Face;
 
 /// Largest request body read; a larger one is refused unread (THREATS A-07).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// How long a request body may take to arrive once the headers have.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Paths of the shim's endpoints.
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -38,6 +43,8 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const LIVENESS_PATH: &str = "/health/live";
 /// Readiness probe.
 pub const READINESS_PATH: &str = "/health/ready";
+/// Prometheus metrics.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// The shim's routes. The gRPC service is mounted beside them by `server::app`.
 pub fn router(authority: Arc<Authority>) -> Router {
@@ -49,6 +56,7 @@ pub fn router(authority: Arc<Authority>) -> Router {
         .route(METADATA_PATH, get(metadata).fallback(method_not_allowed))
         .route(LIVENESS_PATH, get(liveness).fallback(method_not_allowed))
         .route(READINESS_PATH, get(readiness).fallback(method_not_allowed))
+        .route(METRICS_PATH, get(metrics).fallback(method_not_allowed))
         .with_state(authority)
 }
 
@@ -66,12 +74,16 @@ async fn method_not_allowed(method: Method) -> Response {
 
 /// `POST /oauth2/token` (RFC 6749 §4.4).
 async fn token(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let outcome = match token_request(&parts, body).await {
+    let result = match token_request(&parts, body).await {
         Ok(request) => authority.issue(request).await,
         Err(e) => Err(e),
     };
-    match outcome {
+    authority
+        .metrics()
+        .observe(Face::Http, "token", outcome(&result), started.elapsed());
+    match result {
         Ok(issued) => token_response(&issued),
         Err(e) => http_error(&e),
     }
@@ -145,8 +157,23 @@ async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    // Nothing is decompressed, so a compressed bomb cannot inflate here (THREATS H-02).
+    if let Some(coding) = parts.headers.get(header::CONTENT_ENCODING)
+        && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(AuthError::invalid_request(
+            "compressed request bodies are not accepted; send the form uncompressed, without Content-Encoding",
+        ));
+    }
+    // A slow sender cannot hold a request open (THREATS A-07).
+    let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
+        .map_err(|_| {
+            AuthError::invalid_request(format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|_| too_large())?;
     FormBody::parse(&bytes)
 }
@@ -201,12 +228,16 @@ async fn token_operation(parts: &Parts, body: Body) -> Result<(PresentedCredenti
 
 /// `POST /oauth2/introspect` (RFC 7662).
 async fn introspect(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let outcome = match token_operation(&parts, body).await {
+    let result = match token_operation(&parts, body).await {
         Ok((caller, token)) => authority.introspect(caller, &token).await,
         Err(e) => Err(e),
     };
-    match outcome {
+    authority
+        .metrics()
+        .observe(Face::Http, "introspect", outcome(&result), started.elapsed());
+    match result {
         Ok(active) => {
             let mut response = axum::Json(introspection_json(active.as_ref())).into_response();
             no_store(&mut response);
@@ -242,12 +273,16 @@ pub fn introspection_json(active: Option<&ActiveToken>) -> serde_json::Value {
 
 /// `POST /oauth2/revoke` (RFC 7009).
 async fn revoke(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let outcome = match token_operation(&parts, body).await {
+    let result = match token_operation(&parts, body).await {
         Ok((caller, token)) => authority.revoke(caller, &token).await,
         Err(e) => Err(e),
     };
-    match outcome {
+    authority
+        .metrics()
+        .observe(Face::Http, "revoke", outcome(&result), started.elapsed());
+    match result {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
             no_store(&mut response);
@@ -265,6 +300,16 @@ async fn jwks(State(authority): State<Arc<Authority>>) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
+
+/// `GET /metrics`: Prometheus text exposition (format 0.0.4).
+async fn metrics(State(authority): State<Arc<Authority>>) -> Response {
+    let mut response = authority.render_metrics().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     response
 }
 

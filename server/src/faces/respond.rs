@@ -11,6 +11,14 @@ use crate::authority::AuthError;
 /// Domain of the `google.rpc.ErrorInfo` attached to every gRPC error.
 pub const ERROR_DOMAIN: &str = "tessera";
 
+/// The outcome label of an answer in the metrics: `ok`, or the OAuth error code.
+pub fn outcome<T>(result: &Result<T, AuthError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.oauth_code(),
+    }
+}
+
 /// DESIGN.md §4, as code: the HTTP status and gRPC code of each core error.
 fn encodings(error: &AuthError) -> (StatusCode, Code) {
     match error {

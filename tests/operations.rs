@@ -1,0 +1,522 @@
+//! End to end: running Tessera in production. TLS and mutual TLS on the one
+//! listener, certificate reload, health, reflection, metrics, graceful
+//! shutdown, logs without secrets, and limits — against real `tessera`
+//! processes, with curl and tonic as the clients.
+
+// A test that panics is a failed test: unwrap is the assertion here.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::json;
+use support::{ClientKey, Server, TestPki, eventually, grpc_oauth_error, issue_request, register_key};
+use tessera_proto::pb;
+use tessera_proto::pb::token_service_client::TokenServiceClient;
+use tessera_server::keys::KeyAlgorithm;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl is installed (.ci/run installs it)")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn tls_server(pki: &TestPki, extra: &[&str]) -> Server {
+    let mut args = vec!["--tls-cert", path(&pki.cert), "--tls-key", path(&pki.key)];
+    args.extend_from_slice(extra);
+    Server::start_with(&args)
+}
+
+/// The README's token request, over HTTPS against the test CA.
+fn curl_token(server: &Server, ca: &Path, id: &str, secret: &str, extra: &[&str]) -> Output {
+    let url = format!("https://localhost:{}/oauth2/token", server.addr.port());
+    let body = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let resolve = format!("localhost:{}:127.0.0.1", server.addr.port());
+    let mut args = vec!["--resolve", &resolve, "--cacert", path(ca), "-X", "POST", &url];
+    args.extend_from_slice(&["-H", "Content-Type: application/x-www-form-urlencoded", "-d", &body]);
+    args.extend_from_slice(extra);
+    curl(&args)
+}
+
+async fn tls_channel(server: &Server, pki: &TestPki, identity: bool) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(&pki.ca).unwrap()))
+        .domain_name("localhost");
+    if identity {
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(&pki.client_cert).unwrap(),
+            std::fs::read(&pki.client_key).unwrap(),
+        ));
+    }
+    Channel::from_shared(format!("https://127.0.0.1:{}", server.addr.port()))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+#[tokio::test]
+async fn a_token_over_https_with_the_readme_curl_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::write(dir.path(), "https");
+    let server = tls_server(&pki, &[]);
+    assert_eq!(server.scheme, "https");
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let out = curl_token(&server, &pki.ca, "svc", &secret, &[]);
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(json["token_type"], "Bearer", "{body}");
+    // Plain HTTP on a TLS port gets no token.
+    let plain = curl(&[&format!(
+        "http://127.0.0.1:{}/.well-known/jwks.json",
+        server.addr.port()
+    )]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("keys"));
+}
+
+#[tokio::test]
+async fn a_token_over_grpc_with_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::write(dir.path(), "grpc");
+    let server = tls_server(&pki, &[]);
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let channel = tls_channel(&server, &pki, false).await.unwrap();
+    let issued = TokenServiceClient::new(channel)
+        .issue_token(issue_request("svc", &secret))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.token_type, "Bearer");
+    assert_eq!(issued.scopes, ["read"]);
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_a_client_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::write(dir.path(), "mtls");
+    let server = tls_server(&pki, &["--tls-client-ca", path(&pki.ca)]);
+    assert!(server.stdout().contains("client certificates required"));
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let refused = curl_token(&server, &pki.ca, "svc", &secret, &[]);
+    assert!(
+        !refused.status.success(),
+        "a client without a certificate got an answer: {}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let accepted = curl_token(
+        &server,
+        &pki.ca,
+        "svc",
+        &secret,
+        &["--cert", path(&pki.client_cert), "--key", path(&pki.client_key)],
+    );
+    assert!(
+        accepted.status.success() && String::from_utf8_lossy(&accepted.stdout).contains("access_token"),
+        "{}{}",
+        String::from_utf8_lossy(&accepted.stdout),
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    // The same over gRPC.
+    let without = match tls_channel(&server, &pki, false).await {
+        Ok(channel) => TokenServiceClient::new(channel)
+            .issue_token(issue_request("svc", &secret))
+            .await
+            .err(),
+        Err(_) => None,
+    };
+    if let Some(status) = &without {
+        assert_ne!(status.code(), tonic::Code::Ok);
+    }
+    let channel = tls_channel(&server, &pki, true).await.unwrap();
+    TokenServiceClient::new(channel)
+        .issue_token(issue_request("svc", &secret))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::write(dir.path(), "old");
+    let server = tls_server(&pki, &[]);
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let renewed = TestPki::write(dir.path(), "new");
+    assert!(
+        !curl_token(&server, &renewed.ca, "svc", &secret, &[]).status.success(),
+        "the new CA cannot verify the old certificate"
+    );
+    // Renewal as cert managers do it: new files over the old paths.
+    std::fs::copy(&renewed.key, &pki.key).unwrap();
+    std::fs::copy(&renewed.cert, &pki.cert).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || curl_token(
+            &server,
+            &renewed.ca,
+            "svc",
+            &secret,
+            &[]
+        )
+        .status
+        .success())
+        .await,
+        "the renewed certificate was not picked up; log:\n{}",
+        server.stderr()
+    );
+    assert!(server.stderr().contains("TLS certificate reloaded"));
+}
+
+#[tokio::test]
+async fn reflection_lists_the_token_service() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let server = Server::start();
+    let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures_util::stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"tessera.v1.TokenService"), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+}
+
+#[tokio::test]
+async fn metrics_count_an_issuance_and_a_failure_by_face_and_outcome() {
+    let server = Server::start_with(&["--failure-limit", "0"]);
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let ok = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", &secret)
+        .send()
+        .await;
+    assert_eq!(ok.status, 200, "{ok}");
+    server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", "wrong")
+        .send()
+        .await
+        .assert_error(401, "invalid_client");
+    let status = server
+        .grpc()
+        .await
+        .issue_token(issue_request("svc", "wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(grpc_oauth_error(&status), "invalid_client");
+    let metrics = server.http("GET", "/metrics").send().await;
+    assert_eq!(metrics.status, 200, "{metrics}");
+    assert!(metrics.header("content-type").unwrap().starts_with("text/plain"));
+    for line in [
+        r#"tessera_requests_total{face="http",endpoint="token",outcome="ok"} 1"#,
+        r#"tessera_requests_total{face="http",endpoint="token",outcome="invalid_client"} 1"#,
+        r#"tessera_requests_total{face="grpc",endpoint="issue_token",outcome="invalid_client"} 1"#,
+        "tessera_signing_keys_active 1",
+        "tessera_store_reachable 1",
+    ] {
+        assert!(metrics.body.contains(line), "no {line:?} in\n{}", metrics.body);
+    }
+    assert!(metrics.body.contains("tessera_hashing_wait_seconds_count"));
+    assert!(metrics.body.contains("tessera_request_duration_seconds_bucket"));
+    assert!(!metrics.body.contains("svc"), "client ids are not labels");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_that_its_log_lines_share() {
+    let server = Server::start();
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let ok = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", &secret)
+        .send()
+        .await;
+    let id = ok.header("x-request-id").expect("x-request-id").to_owned();
+    assert_eq!(id.len(), 16, "{ok}");
+    assert!(
+        eventually(Duration::from_secs(5), async || server
+            .stderr()
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("token_issued")))
+        .await,
+        "no audit line carries request id {id}:\n{}",
+        server.stderr()
+    );
+}
+
+#[tokio::test]
+async fn health_reports_serving_then_not_serving_during_shutdown_which_exits_0() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut server = Server::start_with(&["--drain-timeout", "2"]);
+    assert_eq!(server.http("GET", "/health/ready").send().await.status, 200);
+    let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    let checked = health
+        .check(HealthCheckRequest {
+            service: "tessera.v1.TokenService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(checked.status(), ServingStatus::Serving);
+    // A watch stays open across the shutdown and sees the change.
+    let mut watch = health
+        .watch(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    let _ = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("a status change within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    let status = server
+        .terminate(Duration::from_secs(10))
+        .expect("exits within the drain deadline");
+    assert!(status.success(), "exit status {status:?}; log:\n{}", server.stderr());
+    assert!(server.stderr().contains("shutting down"), "{}", server.stderr());
+}
+
+#[tokio::test]
+async fn sigterm_during_a_burst_fails_no_request_already_accepted() {
+    let mut server = Server::start_with(&["--drain-timeout", "20"]);
+    // Distinct clients: each request is a cold argon2 verification, so the
+    // burst is still in flight when the signal arrives.
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let id = format!("svc{i}");
+        let secret = server.create_client(&id, &["--scope", "read"]);
+        clients.push((id, secret));
+    }
+    let burst: Vec<_> = clients
+        .iter()
+        .map(|(id, secret)| {
+            let request = server.token_form("grant_type=client_credentials").basic(id, secret);
+            tokio::spawn(async move { request.try_send().await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let _ = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
+    let started = Instant::now();
+    for answer in burst {
+        let exchange = answer
+            .await
+            .unwrap()
+            .expect("an accepted request was cut off by SIGTERM");
+        assert_eq!(exchange.status, 200, "{exchange}");
+    }
+    let status = server.terminate(Duration::from_secs(20)).expect("exits after draining");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // And it is gone: new connections are refused.
+    assert!(server.http("GET", "/health/live").try_send().await.is_err());
+}
+
+#[tokio::test]
+async fn no_secret_credential_assertion_token_or_key_reaches_the_logs_at_trace() {
+    let server = Server::start_with_env(&[], &[("RUST_LOG", "trace")]);
+    let secret = server.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
+    let key: ClientKey = register_key(&server, "svc", "k1", KeyAlgorithm::Es256);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let assertion = key.sign(&json!({
+        "iss": "svc", "sub": "svc", "aud": server.url(), "iat": now, "exp": now + 60, "jti": "trace-1",
+    }));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("svc:{secret}"));
+    // Issuance: Basic, post, assertion; a failure; over both faces.
+    let token = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", &secret)
+        .send()
+        .await
+        .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .token_form(&format!(
+            "grant_type=client_credentials&client_id=svc&client_secret={secret}"
+        ))
+        .send()
+        .await;
+    server
+        .token_form(&format!(
+            "grant_type=client_credentials&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion={assertion}"
+        ))
+        .send()
+        .await;
+    server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", "wrong-secret-value")
+        .send()
+        .await;
+    let mut grpc = server.grpc().await;
+    let grpc_token = grpc
+        .issue_token(issue_request("svc", &secret))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    // Introspection and revocation, both faces.
+    server
+        .form("/oauth2/introspect")
+        .basic("svc", &secret)
+        .body(format!("token={token}").into_bytes())
+        .send()
+        .await;
+    let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
+        token: grpc_token.clone(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Basic {basic}").parse().unwrap());
+    grpc.introspect_token(request).await.unwrap();
+    server
+        .form("/oauth2/revoke")
+        .basic("svc", &secret)
+        .body(format!("token={token}").into_bytes())
+        .send()
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = format!("{}{}", server.stdout(), server.stderr());
+    assert!(logs.len() > 1000, "TRACE logging produced almost nothing:\n{logs}");
+    let signature = |jwt: &str| jwt.rsplit('.').next().unwrap().to_owned();
+    for (what, needle) in [
+        ("the client secret", secret.clone()),
+        ("the wrong secret", "wrong-secret-value".to_owned()),
+        ("the Basic credential", basic.clone()),
+        ("the assertion", assertion.clone()),
+        ("the assertion's signature", signature(&assertion)),
+        ("an HTTP token", token.clone()),
+        ("an HTTP token's signature", signature(&token)),
+        ("a gRPC token's signature", signature(&grpc_token)),
+    ] {
+        assert!(!logs.contains(&needle), "{what} appears in the logs");
+    }
+    // The server's private signing key: the store holds it as PKCS#8; no PEM
+    // or DER of a private key appears in the log.
+    assert!(!logs.contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn an_oversized_grpc_message_is_refused() {
+    let server = Server::start();
+    let mut request = issue_request("svc", "x");
+    request.scopes = vec!["s".repeat(100 * 1024)];
+    let status = server.grpc().await.issue_token(request).await.unwrap_err();
+    // tonic reports a message over the decoding limit as OUT_OF_RANGE.
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// 1 GiB of zeros, gzip-compressed: about 1 MiB on the wire.
+fn gzip_bomb() -> Vec<u8> {
+    let out = Command::new("sh")
+        .args(["-c", "head -c 1073741824 /dev/zero | gzip -1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[tokio::test]
+async fn a_compressed_bomb_is_refused_on_both_faces_and_memory_stays_bounded() {
+    let server = Server::start();
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let bomb = gzip_bomb();
+    let before = rss_kib(server.pid());
+    // HTTP: nothing is decompressed; a compressed body is refused as such.
+    let small = server
+        .token_form("")
+        .header("content-encoding", "gzip")
+        .body(bomb[..8 * 1024].to_vec())
+        .send()
+        .await;
+    small.assert_error(400, "invalid_request");
+    assert!(
+        small.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("compressed")
+    );
+    // gRPC: a gzip message the server never offered to accept.
+    let mut client = server
+        .grpc()
+        .await
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let mut request = issue_request("svc", &secret);
+    request.scopes = vec!["a".repeat(60 * 1024)];
+    let status = client.issue_token(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    let after = rss_kib(server.pid());
+    assert!(after < before + 64 * 1024, "RSS grew from {before} KiB to {after} KiB");
+    // Still serving.
+    let ok = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", &secret)
+        .send()
+        .await;
+    assert_eq!(ok.status, 200, "{ok}");
+}
+
+#[tokio::test]
+async fn a_slow_sender_is_cut_off_rather_than_held() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Headers promise a body that never comes.
+    stream
+        .write_all(
+            b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("did not arrive"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
