@@ -100,6 +100,10 @@ pub struct PresentedCredentials {
     pub client_assertion_type: Option<String>,
     /// `client_assertion` (RFC 7521 §4.2).
     pub client_assertion: Option<String>,
+    /// The leaf certificate the client presented in a mutual-TLS handshake:
+    /// here so that `tls_client_auth` (RFC 8705) can be judged with the other
+    /// methods. Not yet an authentication method of its own.
+    pub client_certificate: Option<crate::tls::PeerCertificate>,
 }
 
 /// A token request, face-agnostic.
@@ -870,6 +874,7 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
         client_secret,
         client_assertion_type,
         client_assertion,
+        client_certificate: _,
     } = presented;
     let uses_assertion = client_assertion_type.is_some() || client_assertion.is_some();
     let methods = [authorization.is_some(), client_secret.is_some(), uses_assertion]

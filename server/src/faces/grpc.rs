@@ -11,6 +11,7 @@ use super::authorization;
 use super::respond::{grpc_status, outcome};
 use crate::authority::{AuthError, Authority, CLIENT_CREDENTIALS, ClientSecret, PresentedCredentials, TokenRequest};
 use crate::metrics::Face;
+use crate::tls::PeerCertificate;
 
 /// Largest message the service decodes; a token request is a few hundred bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -54,10 +55,12 @@ impl TokenService {
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0.ip());
+        let client_certificate = request.extensions().get::<PeerCertificate>().cloned();
         let message = request.into_inner();
         let mut credentials = PresentedCredentials {
             authorization,
             client_id: non_empty(message.client_id),
+            client_certificate,
             ..Default::default()
         };
         match message.credential {
@@ -127,6 +130,7 @@ fn caller_credentials<T>(request: &Request<T>) -> Result<PresentedCredentials, A
     let authorization = authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))?;
     Ok(PresentedCredentials {
         authorization,
+        client_certificate: request.extensions().get::<PeerCertificate>().cloned(),
         ..Default::default()
     })
 }

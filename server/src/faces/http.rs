@@ -22,6 +22,7 @@ use crate::authority::{
     ActiveToken, AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, StoreHealth, TokenRequest,
 };
 use crate::metrics::Face;
+use crate::tls::PeerCertificate;
 
 /// Largest request body read; a larger one is refused unread (THREATS A-07).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -103,6 +104,7 @@ fn presented_credentials(parts: &Parts, form: &FormBody) -> Result<PresentedCred
         client_secret: form.single("client_secret")?.map(ClientSecret::new),
         client_assertion_type: form.single("client_assertion_type")?.map(str::to_owned),
         client_assertion: form.single("client_assertion")?.map(str::to_owned),
+        client_certificate: parts.extensions.get::<PeerCertificate>().cloned(),
     })
 }
 
