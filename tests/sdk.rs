@@ -303,3 +303,88 @@ async fn require_scopes_protects_an_axum_service_rfc6750_3_1() {
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "svc", "the handler got the claims");
 }
+
+#[tokio::test]
+async fn a_private_key_jwt_client_signs_a_fresh_assertion_for_every_token_rfc7523_2_2() {
+    use tessera_sdk::{AssertionAlgorithm, AssertionKey};
+    let server = Server::start();
+    server.create_client("signer", &["--scope", "read", "--scope", "tessera:introspect"]);
+    let key = support::register_key(&server, "signer", "k1", tessera_server::keys::KeyAlgorithm::Es256);
+    let assertion_key = AssertionKey::from_pem(AssertionAlgorithm::Es256, "k1", key.private_pem().as_bytes()).unwrap();
+    assert!(!format!("{assertion_key:?}").contains("PRIVATE"));
+    let client = TokenClient::builder(server.url())
+        .private_key_jwt("signer", assertion_key)
+        .build()
+        .unwrap();
+    // Two calls: a reused assertion would be refused as a replay.
+    let first = client.issue_token(&TokenRequest::new()).await.unwrap();
+    let second = client.issue_token(&TokenRequest::new()).await.unwrap();
+    assert_ne!(first.access_token().expose(), second.access_token().expose());
+    assert_eq!(first.scopes(), ["read", "tessera:introspect"]);
+    // Introspection authenticates with a token of its own.
+    assert!(client.introspect(first.access_token().expose()).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_wrong_assertion_audience_is_refused_as_invalid_client() {
+    use tessera_sdk::{AssertionAlgorithm, AssertionKey};
+    let server = Server::start();
+    server.create_client("signer", &["--scope", "read"]);
+    let key = support::register_key(&server, "signer", "k1", tessera_server::keys::KeyAlgorithm::Es256);
+    let client = TokenClient::builder(server.url())
+        .private_key_jwt(
+            "signer",
+            AssertionKey::from_pem(AssertionAlgorithm::Es256, "k1", key.private_pem().as_bytes()).unwrap(),
+        )
+        .assertion_audience("https://someone-else.example")
+        .build()
+        .unwrap();
+    let err = client.issue_token(&TokenRequest::new()).await.unwrap_err();
+    assert_eq!(err.oauth_error(), Some("invalid_client"), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_sdk_speaks_tls_and_mutual_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::TestPki::write(dir.path(), "sdk");
+    let server = Server::start_with(&[
+        "--tls-cert",
+        pki.cert.to_str().unwrap(),
+        "--tls-key",
+        pki.key.to_str().unwrap(),
+        "--tls-client-ca",
+        pki.ca.to_str().unwrap(),
+    ]);
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let ca = std::fs::read(&pki.ca).unwrap();
+    let with_certificate = TokenClient::builder(server.url())
+        .client_secret("svc", &secret)
+        .tls_ca_pem(ca.clone())
+        .tls_identity(
+            std::fs::read(&pki.client_cert).unwrap(),
+            std::fs::read(&pki.client_key).unwrap(),
+        )
+        .tls_domain("localhost")
+        .build()
+        .unwrap();
+    let token = with_certificate.issue_token(&TokenRequest::new()).await.unwrap();
+    assert_eq!(token.scopes(), ["read"]);
+    let without = TokenClient::builder(server.url())
+        .client_secret("svc", &secret)
+        .tls_ca_pem(ca)
+        .tls_domain("localhost")
+        .build()
+        .unwrap();
+    let err = without.issue_token(&TokenRequest::new()).await.unwrap_err();
+    assert!(err.oauth_error().is_none(), "refused at the TLS layer, not by OAuth: {err:?}");
+}
+
+#[test]
+fn tls_settings_on_a_plain_endpoint_are_refused_before_any_call() {
+    let err = TokenClient::builder("http://127.0.0.1:1")
+        .client_secret("a", "b")
+        .tls_ca_pem(b"-----BEGIN CERTIFICATE-----".to_vec())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("https://"), "{err}");
+}

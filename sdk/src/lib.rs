@@ -250,7 +250,115 @@ impl Error {
 }
 
 enum Credentials {
-    Secret { client_id: String, secret: ClientSecret },
+    Secret {
+        client_id: String,
+        secret: ClientSecret,
+    },
+    /// `private_key_jwt` (RFC 7523 §2.2): a fresh signed assertion per call.
+    Assertion {
+        client_id: String,
+        key: AssertionKey,
+        audience: String,
+    },
+}
+
+/// The signing algorithm of an [`AssertionKey`]; Tessera registers each
+/// client key for exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AssertionAlgorithm {
+    /// ECDSA P-256 with SHA-256: a `-----BEGIN PRIVATE KEY-----` or `EC PRIVATE KEY` PEM.
+    Es256,
+    /// Ed25519: a `-----BEGIN PRIVATE KEY-----` PEM.
+    EdDsa,
+    /// RSA PKCS#1 v1.5 with SHA-256, 2048 bits or more.
+    Rs256,
+}
+
+/// A client's private key for `private_key_jwt`, with the `kid` it was
+/// registered under (`tessera client add-key ID --pem PUBLIC.pem --kid KID`).
+/// `Debug` shows the `kid` and algorithm only.
+#[derive(Clone)]
+pub struct AssertionKey {
+    key: jsonwebtoken::EncodingKey,
+    algorithm: AssertionAlgorithm,
+    kid: String,
+}
+
+impl fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssertionKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AssertionKey {
+    /// Reads a PEM private key.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the PEM is not a private key of that algorithm.
+    pub fn from_pem(algorithm: AssertionAlgorithm, kid: impl Into<String>, pem: &[u8]) -> Result<Self, Error> {
+        let key = match algorithm {
+            AssertionAlgorithm::Es256 => jsonwebtoken::EncodingKey::from_ec_pem(pem),
+            AssertionAlgorithm::EdDsa => jsonwebtoken::EncodingKey::from_ed_pem(pem),
+            AssertionAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_pem(pem),
+        }
+        .map_err(|_| Error::Config("the assertion key is not a PEM private key of the given algorithm"))?;
+        Ok(Self {
+            key,
+            algorithm,
+            kid: kid.into(),
+        })
+    }
+
+    fn jwt_algorithm(&self) -> jsonwebtoken::Algorithm {
+        match self.algorithm {
+            AssertionAlgorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+            AssertionAlgorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+            AssertionAlgorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+
+    /// A single-use assertion for `client_id`, addressed to `audience`,
+    /// valid for one minute.
+    fn sign(&self, client_id: &str, audience: &str) -> Result<String, Error> {
+        #[derive(serde::Serialize)]
+        struct Claims<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            aud: &'a str,
+            iat: u64,
+            exp: u64,
+            jti: String,
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| Error::Config("the system clock is before 1970"))?
+            .as_secs();
+        let mut nonce = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| Error::Config("no randomness for the assertion id"))?;
+        let claims = Claims {
+            iss: client_id,
+            sub: client_id,
+            aud: audience,
+            iat: now,
+            exp: now + 60,
+            jti: nonce.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let mut header = jsonwebtoken::Header::new(self.jwt_algorithm());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|_| Error::Config("signing the assertion failed"))
+    }
+}
+
+/// TLS settings for a `https://` endpoint.
+#[derive(Default)]
+struct TlsSettings {
+    ca_pem: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    domain: Option<String>,
 }
 
 /// Builds a [`TokenClient`].
@@ -260,6 +368,8 @@ pub struct TokenClientBuilder {
     credentials: Option<Credentials>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    tls: TlsSettings,
+    assertion_audience: Option<String>,
 }
 
 impl fmt::Debug for TokenClientBuilder {
@@ -277,6 +387,60 @@ impl TokenClientBuilder {
             client_id: client_id.into(),
             secret: ClientSecret::new(secret),
         });
+        self
+    }
+
+    /// Authenticates with a signed assertion (`private_key_jwt`, RFC 7523):
+    /// the secret never leaves the client, and each call signs a fresh,
+    /// single-use assertion. Its `aud` is the endpoint URL unless
+    /// [`Self::assertion_audience`] says otherwise (it must be Tessera's
+    /// issuer or its token endpoint).
+    ///
+    /// ```no_run
+    /// use tessera_sdk::{AssertionAlgorithm, AssertionKey, TokenClient};
+    /// # fn example() -> Result<(), tessera_sdk::Error> {
+    /// let pem = std::fs::read("billing-key.pem").expect("key file");
+    /// let key = AssertionKey::from_pem(AssertionAlgorithm::Es256, "k1", &pem)?;
+    /// let client = TokenClient::builder("https://tessera.internal")
+    ///     .private_key_jwt("billing", key)
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn private_key_jwt(mut self, client_id: impl Into<String>, key: AssertionKey) -> Self {
+        self.credentials = Some(Credentials::Assertion {
+            client_id: client_id.into(),
+            key,
+            audience: String::new(),
+        });
+        self
+    }
+
+    /// The `aud` of `private_key_jwt` assertions: Tessera's issuer, when the
+    /// endpoint URL differs from it (behind a load balancer, for example).
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion_audience = Some(audience.into());
+        self
+    }
+
+    /// Trusts this CA (PEM) for a `https://` endpoint, instead of the
+    /// system's roots.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM) to a Tessera that
+    /// requires mutual TLS.
+    pub fn tls_identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The name to verify the server certificate against, when it is not the
+    /// endpoint's host (e.g. connecting by IP address).
+    pub fn tls_domain(mut self, domain: impl Into<String>) -> Self {
+        self.tls.domain = Some(domain.into());
         self
     }
 
@@ -303,13 +467,37 @@ impl TokenClientBuilder {
             endpoint: self.endpoint.clone(),
             reason,
         };
-        let endpoint = Endpoint::from_shared(self.endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| invalid(e.to_string()))?
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout);
-        let credentials = self
-            .credentials
-            .ok_or(Error::Config("no client credentials; call client_secret()"))?;
+        let https = self.endpoint.starts_with("https://");
+        let wants_tls = self.tls.ca_pem.is_some() || self.tls.identity.is_some() || self.tls.domain.is_some();
+        if wants_tls && !https {
+            return Err(invalid("TLS settings need an https:// endpoint".into()));
+        }
+        if https {
+            let mut tls = tonic::transport::ClientTlsConfig::new();
+            tls = match self.tls.ca_pem {
+                Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                None => tls.with_native_roots(),
+            };
+            if let Some((cert, key)) = self.tls.identity {
+                tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            if let Some(domain) = self.tls.domain {
+                tls = tls.domain_name(domain);
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| invalid(e.to_string()))?;
+        }
+        let mut credentials = self.credentials.ok_or(Error::Config(
+            "no client credentials; call client_secret() or private_key_jwt()",
+        ))?;
+        if let Credentials::Assertion { audience, .. } = &mut credentials {
+            *audience = self
+                .assertion_audience
+                .unwrap_or_else(|| self.endpoint.trim_end_matches('/').to_owned());
+        }
         let channel: Channel = endpoint.connect_lazy();
         Ok(TokenClient {
             inner: Arc::new(Inner {
@@ -346,7 +534,30 @@ impl TokenClient {
             credentials: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            tls: TlsSettings::default(),
+            assertion_audience: None,
         }
+    }
+
+    /// The id and credential of an IssueToken call.
+    fn credential(&self) -> Result<(String, pb::issue_token_request::Credential), Error> {
+        use pb::issue_token_request::Credential;
+        Ok(match &self.inner.credentials {
+            Credentials::Secret { client_id, secret } => {
+                (client_id.clone(), Credential::ClientSecret(secret.expose().to_owned()))
+            }
+            Credentials::Assertion {
+                client_id,
+                key,
+                audience,
+            } => (
+                client_id.clone(),
+                Credential::ClientAssertion(pb::ClientAssertion {
+                    assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                    assertion: key.sign(client_id, audience)?,
+                }),
+            ),
+        })
     }
 
     /// Asks for a new access token.
@@ -355,13 +566,11 @@ impl TokenClient {
     /// [`Error::Rejected`] with the OAuth code when Tessera refuses,
     /// [`Error::Transport`] when it cannot be reached.
     pub async fn issue_token(&self, request: &TokenRequest) -> Result<Token, Error> {
-        let Credentials::Secret { client_id, secret } = &self.inner.credentials;
+        let (client_id, credential) = self.credential()?;
         let message = pb::IssueTokenRequest {
             grant_type: String::new(),
-            client_id: client_id.clone(),
-            credential: Some(pb::issue_token_request::Credential::ClientSecret(
-                secret.expose().to_owned(),
-            )),
+            client_id,
+            credential: Some(credential),
             scopes: request.scopes.clone(),
             audiences: request.audiences.clone(),
         };
@@ -394,17 +603,28 @@ impl TokenClient {
 
     /// Asks Tessera whether `token` is active (RFC 7662), authenticating with
     /// this client's credentials; the client needs the scope `tessera:introspect`.
+    /// A `private_key_jwt` client authenticates with a token of its own
+    /// (`authorization: Bearer`), issued for the purpose.
     ///
     /// # Errors
     /// As for [`TokenClient::issue_token`].
     pub async fn introspect(&self, token: &str) -> Result<bool, Error> {
-        let Credentials::Secret { client_id, secret } = &self.inner.credentials;
         let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
             token: token.to_owned(),
             token_type_hint: String::new(),
         });
-        let basic = base64_encode(format!("{}:{}", form_encode(client_id), form_encode(secret.expose())).as_bytes());
-        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = format!("Basic {basic}")
+        let authorization = match &self.inner.credentials {
+            Credentials::Secret { client_id, secret } => {
+                let basic =
+                    base64_encode(format!("{}:{}", form_encode(client_id), form_encode(secret.expose())).as_bytes());
+                format!("Basic {basic}")
+            }
+            Credentials::Assertion { .. } => {
+                let own = self.issue_token(&TokenRequest::new()).await?;
+                format!("Bearer {}", own.access_token().expose())
+            }
+        };
+        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = authorization
             .parse()
             .map_err(|_| Error::Config("credentials cannot be sent as metadata"))?;
         value.set_sensitive(true);

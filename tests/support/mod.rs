@@ -264,6 +264,7 @@ pub struct ClientKey {
     alg: jsonwebtoken::Algorithm,
     private: jsonwebtoken::EncodingKey,
     public_jwk: String,
+    private_pkcs8: Vec<u8>,
 }
 
 pub fn register_key(server: &Server, client_id: &str, kid: &str, alg: KeyAlgorithm) -> ClientKey {
@@ -302,7 +303,19 @@ impl ClientKey {
             alg: alg.jwt_algorithm(),
             private,
             public_jwk,
+            private_pkcs8: record.private_pkcs8.clone(),
         }
+    }
+
+    /// The private key as a PKCS#8 PEM, as a client would keep it.
+    pub fn private_pem(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.private_pkcs8);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
     }
 
     /// A `private_key_jwt` assertion with these claims, `kid` in the header.
