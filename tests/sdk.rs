@@ -376,7 +376,10 @@ async fn the_sdk_speaks_tls_and_mutual_tls_with_a_private_ca() {
         .build()
         .unwrap();
     let err = without.issue_token(&TokenRequest::new()).await.unwrap_err();
-    assert!(err.oauth_error().is_none(), "refused at the TLS layer, not by OAuth: {err:?}");
+    assert!(
+        err.oauth_error().is_none(),
+        "refused at the TLS layer, not by OAuth: {err:?}"
+    );
 }
 
 #[test]
@@ -387,4 +390,70 @@ fn tls_settings_on_a_plain_endpoint_are_refused_before_any_call() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("https://"), "{err}");
+}
+
+/// The README's two-service walkthrough, run as written: the example
+/// binaries, a real Tessera between them.
+#[tokio::test]
+async fn the_example_caller_and_resource_services_talk_through_tessera() {
+    use std::process::{Command, Stdio};
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "tessera-sdk",
+            "--example",
+            "resource_service",
+            "--example",
+            "caller_service",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the examples failed");
+    let examples = support::tessera_bin().parent().unwrap().join("examples");
+    let server = Server::start();
+    let resource_secret = server.create_client("invoices", &["--scope", "tessera:introspect"]);
+    let caller_secret = server.create_client(
+        "billing",
+        &["--scope", "invoices:read", "--audience", "https://invoices.internal"],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut resource = Command::new(examples.join("resource_service"))
+        .env("TESSERA", server.url())
+        .env("CLIENT_ID", "invoices")
+        .env("CLIENT_SECRET", &resource_secret)
+        .env("LISTEN", &listen)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let caller = |secret: &str| {
+        Command::new(examples.join("caller_service"))
+            .env("TESSERA", server.url())
+            .env("CLIENT_ID", "billing")
+            .env("CLIENT_SECRET", secret)
+            .env("INVOICES", format!("http://{listen}"))
+            .output()
+            .unwrap()
+    };
+    let mut out = caller(&caller_secret);
+    for _ in 0..50 {
+        if out.status.success() {
+            break;
+        }
+        // The resource service may still be starting.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        out = caller(&caller_secret);
+    }
+    let _ = resource.kill();
+    let _ = resource.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("(served to billing)").count(), 3, "{stdout}");
 }

@@ -315,7 +315,10 @@ impl ClientKey {
             .chunks(64)
             .map(|c| std::str::from_utf8(c).unwrap())
             .collect();
-        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
     }
 
     /// A `private_key_jwt` assertion with these claims, `kid` in the header.
