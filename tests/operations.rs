@@ -520,3 +520,36 @@ async fn a_slow_sender_is_cut_off_rather_than_held() {
     assert!(answer.contains("did not arrive"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_as_kept_in_the_repository_and_names_every_endpoint() {
+    let server = Server::start();
+    let served = server.http("GET", "/openapi.json").send().await;
+    assert_eq!(served.status, 200, "{served}");
+    assert_eq!(served.header("content-type"), Some("application/json"));
+    let document = served.json();
+    let kept: serde_json::Value = serde_json::from_str(include_str!("../server/api/openapi.json")).unwrap();
+    assert_eq!(document, kept);
+    assert_eq!(document["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/oauth2/token", "post"),
+        ("/oauth2/introspect", "post"),
+        ("/oauth2/revoke", "post"),
+        ("/.well-known/jwks.json", "get"),
+        ("/.well-known/oauth-authorization-server", "get"),
+        ("/health/live", "get"),
+        ("/health/ready", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is not described"
+        );
+        let answer = server.http(&method.to_uppercase(), path).send().await;
+        assert_ne!(
+            answer.status, 404,
+            "{method} {path} is described but not served: {answer}"
+        );
+    }
+}

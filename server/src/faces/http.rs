@@ -46,6 +46,11 @@ pub const LIVENESS_PATH: &str = "/health/live";
 pub const READINESS_PATH: &str = "/health/ready";
 /// Prometheus metrics.
 pub const METRICS_PATH: &str = "/metrics";
+/// The OpenAPI 3.1 description of these endpoints.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The OpenAPI document, as kept in the repository (`server/api/openapi.json`).
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../api/openapi.json");
 
 /// The shim's routes. The gRPC service is mounted beside them by `server::app`.
 pub fn router(authority: Arc<Authority>) -> Router {
@@ -58,6 +63,7 @@ pub fn router(authority: Arc<Authority>) -> Router {
         .route(LIVENESS_PATH, get(liveness).fallback(method_not_allowed))
         .route(READINESS_PATH, get(readiness).fallback(method_not_allowed))
         .route(METRICS_PATH, get(metrics).fallback(method_not_allowed))
+        .route(OPENAPI_PATH, get(openapi).fallback(method_not_allowed))
         .with_state(authority)
 }
 
@@ -305,6 +311,15 @@ async fn jwks(State(authority): State<Arc<Authority>>) -> Response {
     response
 }
 
+/// `GET /openapi.json`.
+async fn openapi() -> Response {
+    let mut response = OPENAPI_DOCUMENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 /// `GET /metrics`: Prometheus text exposition (format 0.0.4).
 async fn metrics(State(authority): State<Arc<Authority>>) -> Response {
     let mut response = authority.render_metrics().into_response();
@@ -332,6 +347,11 @@ async fn readiness(State(authority): State<Arc<Authority>>) -> Response {
         StoreHealth::Reachable => (StatusCode::OK, "ready", "reachable"),
         StoreHealth::Unreachable => (StatusCode::OK, "ready", "unreachable"),
         StoreHealth::Stale => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", "stale"),
+    };
+    let (status, ready) = if authority.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (status, ready)
     };
     (status, axum::Json(json!({ "status": ready, "store": store }))).into_response()
 }
