@@ -67,7 +67,10 @@ pub fn app(authority: Arc<Authority>) -> Router {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     tokio::spawn(report_health(Arc::downgrade(&authority), reporter));
     let mut router = http::router(authority)
-        .route_service(&grpc_route(<grpc::TokenService as ServiceName>::NAME), token_service)
+        .route_service(
+            &grpc_route(<grpc::TokenService as ServiceName>::NAME),
+            GrpcDeadline(token_service),
+        )
         .route_service(
             &grpc_route(<tonic_health::pb::health_server::HealthServer<()> as NamedService>::NAME),
             health_service,
@@ -112,6 +115,69 @@ async fn with_request_id(request: axum::extract::Request, next: axum::middleware
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// Honours the caller's `grpc-timeout`: past it the caller gets
+/// DEADLINE_EXCEEDED at once, as gRPC specifies, instead of an answer it no
+/// longer waits for. Work already handed to a hashing thread still finishes
+/// and keeps its slot until then (THREATS B-07, H-04).
+#[derive(Clone)]
+struct GrpcDeadline<S>(S);
+
+/// `grpc-timeout`: at most 8 digits and a unit (gRPC over HTTP/2 spec).
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b"H" => Duration::from_secs(amount.checked_mul(3600)?),
+        b"M" => Duration::from_secs(amount.checked_mul(60)?),
+        b"S" => Duration::from_secs(amount),
+        b"m" => Duration::from_millis(amount),
+        b"u" => Duration::from_micros(amount),
+        b"n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+impl<S, B> tower::Service<::http::Request<B>> for GrpcDeadline<S>
+where
+    S: tower::Service<
+            ::http::Request<B>,
+            Response = ::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + Send,
+    S::Future: Send + 'static,
+{
+    type Response = ::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: ::http::Request<B>) -> Self::Future {
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| parse_grpc_timeout(v.as_bytes()));
+        let answer = self.0.call(request);
+        Box::pin(async move {
+            let Some(deadline) = deadline else {
+                return answer.await;
+            };
+            match tokio::time::timeout(deadline, answer).await {
+                Ok(answered) => answered,
+                Err(_) => Ok(tonic::Status::deadline_exceeded(
+                    "the call's deadline passed before Tessera could answer",
+                )
+                .into_http()),
+            }
+        })
+    }
 }
 
 /// Name of the generated service, without naming the generated server type
@@ -261,6 +327,39 @@ pub async fn run(
 }
 
 /// What a connection knows about itself, handed to every request on it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_spec() {
+        assert_eq!(parse_grpc_timeout(b"50m"), Some(Duration::from_millis(50)));
+        assert_eq!(parse_grpc_timeout(b"2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout(b"99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in [&b""[..], b"m", b"123456789m", b"5x", b"-5m", b"5 m"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_past_its_grpc_timeout_is_answered_deadline_exceeded() {
+        let slow = tower::service_fn(|_request: ::http::Request<()>| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, std::convert::Infallible>(::http::Response::new(tonic::body::Body::empty()))
+        });
+        let request = ::http::Request::builder()
+            .header("grpc-timeout", "20m")
+            .body(())
+            .unwrap();
+        let started = std::time::Instant::now();
+        let response = tower::ServiceExt::oneshot(GrpcDeadline(slow), request).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // DEADLINE_EXCEEDED is code 4.
+        assert_eq!(response.headers().get("grpc-status").unwrap(), "4");
+    }
+}
+
 #[derive(Clone)]
 struct ConnectionService {
     app: Router,

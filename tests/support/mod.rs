@@ -307,6 +307,11 @@ impl ClientKey {
         }
     }
 
+    /// The public key as a JWK (JSON), as registered.
+    pub fn public_jwk(&self) -> &str {
+        &self.public_jwk
+    }
+
     /// The private key as a PKCS#8 PEM, as a client would keep it.
     pub fn private_pem(&self) -> String {
         let b64 = base64::engine::general_purpose::STANDARD.encode(&self.private_pkcs8);

@@ -211,9 +211,14 @@ enum Credential {
 #[derive(Clone)]
 struct Remembered {
     mac: [u8; 32],
-    /// The secret's own expiry still applies to its remembered form.
-    expires_at: Option<UnixTime>,
+    /// Which of the client's secrets it matched: the memory counts only while
+    /// the client's current record still holds that secret, live.
+    secret_id: String,
 }
+
+/// Remembered verifications kept at most, over all clients; past it the
+/// memory starts afresh (clients that churn cannot grow it without bound).
+const MAX_REMEMBERED_CLIENTS: usize = 100_000;
 
 /// The token authority. Shared as `Arc<Authority>` by every face.
 pub struct Authority {
@@ -231,8 +236,10 @@ pub struct Authority {
     /// The store generations the hot copies reflect.
     seen: Mutex<Generations>,
     gate: HashingGate,
-    /// Remembered successful verifications, per client id. Cleared with the
-    /// client cache, so rotation, disable and delete forget them.
+    /// Remembered successful verifications, per client id. Each is checked
+    /// against the client's current record, so a rotation, disable or delete
+    /// ends it, while a change to another client leaves it be: a busy
+    /// registry does not send every warm client back to argon2.
     remembered: DashMap<String, Vec<Remembered>>,
     /// Per-process random key of the remembered MACs: a memory dump does not
     /// give an offline oracle for secrets across restarts.
@@ -472,12 +479,11 @@ impl Authority {
             }
             Credential::Bearer(_) => return Err(AuthError::InvalidClient { basic: false }),
         };
-        let epoch = self.client_epoch.load(Ordering::Acquire);
         let client = self.client(&client_id).await?;
         let now = self.clock.now();
         let mac = self.secret_mac(&client_id, &secret);
         if let Some(c) = client.as_ref().filter(|c| !c.disabled)
-            && self.is_remembered(&c.client_id, &mac, now)
+            && self.is_remembered(c, &mac, now)
         {
             self.metrics.remembered_hit();
             return Ok(c.clone());
@@ -485,22 +491,22 @@ impl Authority {
         if let Some(retry_after_secs) = self.throttle.retry_after(Some(&client_id), source, now) {
             return Err(AuthError::TooManyRequests { retry_after_secs });
         }
-        let (candidates, expiries): (Vec<String>, Vec<Option<UnixTime>>) = match &client {
+        let (candidates, secret_ids): (Vec<String>, Vec<String>) = match &client {
             Some(c) if !c.disabled => c
                 .secrets
                 .iter()
                 .filter(|s| s.is_live(now))
-                .map(|s| (s.phc.clone(), s.expires_at))
+                .map(|s| (s.phc.clone(), s.secret_id.clone()))
                 .unzip(),
             _ => Default::default(),
         };
         let matched = self.verify_once(mac, candidates, secret).await?;
         match (client, matched) {
             (Some(c), Some(index)) => {
-                // Not if the client changed while argon2 ran: the secret may
-                // have been rotated away or the client disabled meanwhile.
-                if self.client_epoch.load(Ordering::Acquire) == epoch {
-                    self.remember(&c.client_id, mac, expiries[index]);
+                // Safe even if the client changed while argon2 ran: the memory
+                // is checked against the client's record at each use.
+                if let Some(secret_id) = secret_ids.get(index) {
+                    self.remember(&c.client_id, mac, secret_id);
                 }
                 Ok(c)
             }
@@ -542,20 +548,27 @@ impl Authority {
         mac
     }
 
-    /// True when `mac` matches a remembered, unexpired verification of this
-    /// client. Every entry is compared, in constant time.
-    fn is_remembered(&self, client_id: &str, mac: &[u8; 32], now: UnixTime) -> bool {
+    /// True when `mac` matches a remembered verification of one of the
+    /// client's secrets that is still in its current record, live. Every
+    /// entry is compared, in constant time.
+    fn is_remembered(&self, client: &ClientRecord, mac: &[u8; 32], now: UnixTime) -> bool {
         use subtle::ConstantTimeEq as _;
-        let Some(entries) = self.remembered.get(client_id) else {
+        let Some(entries) = self.remembered.get(&client.client_id) else {
             return false;
         };
         entries.iter().fold(false, |found, entry| {
-            let live = entry.expires_at.is_none_or(|at| now < at);
+            let live = client
+                .secrets
+                .iter()
+                .any(|s| s.secret_id == entry.secret_id && s.is_live(now));
             found | (bool::from(entry.mac.ct_eq(mac)) & live)
         })
     }
 
-    fn remember(&self, client_id: &str, mac: [u8; 32], expires_at: Option<UnixTime>) {
+    fn remember(&self, client_id: &str, mac: [u8; 32], secret_id: &str) {
+        if self.remembered.len() >= MAX_REMEMBERED_CLIENTS {
+            self.remembered.clear();
+        }
         /// A client holds a handful of live secrets; more entries are stale.
         const MAX_PER_CLIENT: usize = 8;
         let mut entries = self.remembered.entry(client_id.to_owned()).or_default();
@@ -563,7 +576,10 @@ impl Authority {
             if entries.len() == MAX_PER_CLIENT {
                 entries.remove(0);
             }
-            entries.push(Remembered { mac, expires_at });
+            entries.push(Remembered {
+                mac,
+                secret_id: secret_id.to_owned(),
+            });
         }
     }
 
@@ -659,7 +675,6 @@ impl Authority {
         if now.clients != seen.clients {
             self.client_epoch.fetch_add(1, Ordering::AcqRel);
             self.clients.clear();
-            self.remembered.clear();
         }
         *self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
         Ok(true)

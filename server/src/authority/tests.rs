@@ -1237,6 +1237,26 @@ mod client_auth {
     }
 
     #[tokio::test]
+    async fn a_change_to_another_client_leaves_a_warm_client_warm_threats_b_06() {
+        let f = fixture().await;
+        let secret = f.client("warm", &["read"], &[], None).await;
+        f.authority.sync_with_store().await.unwrap();
+        f.issue(post("warm", &secret)).await.unwrap();
+        let runs = f.authority.hashing_runs();
+        f.client("newcomer", &["read"], &[], None).await;
+        admin::rotate_secret(f.store.as_ref(), "newcomer", 0, NOW)
+            .await
+            .unwrap();
+        assert!(f.authority.sync_with_store().await.unwrap(), "the registry changed");
+        f.issue(post("warm", &secret)).await.unwrap();
+        assert_eq!(
+            f.authority.hashing_runs(),
+            runs,
+            "another client's changes sent a warm client back to argon2"
+        );
+    }
+
+    #[tokio::test]
     async fn a_client_holds_a_bounded_number_of_live_secrets() {
         let f = fixture().await;
         f.client("svc", &["read"], &[], None).await;
