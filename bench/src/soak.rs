@@ -237,8 +237,27 @@ pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<
         .map(|(t, r)| format!("{t:.0}s:{:.0}M", r / 1024.0))
         .collect();
     println!("RSS samples: {}", shape.join(" "));
+    // Growth check, robust to the allocator's 1 MB steps: the peak of the
+    // last third against the peak of the middle third.
+    let third = samples.len() / 3;
+    let peak = |part: &[(f64, f64)]| part.iter().map(|s| s.1).fold(0.0, f64::max);
+    let middle = peak(&samples[third..2 * third]);
+    let last = peak(&samples[2 * third..]);
+    let growth = if middle > 0.0 {
+        (last - middle) / middle * 100.0
+    } else {
+        0.0
+    };
+    println!(
+        "RSS peak: {middle:.0} KiB in the middle third, {last:.0} KiB in the last ({growth:+.1} %; the soak fails above +5 %)."
+    );
     if get(UNEXPECTED) > 0 || still_active > 0 {
         return Err("the soak found unexpected answers or lost revocations".into());
+    }
+    if growth > 5.0 {
+        return Err(format!(
+            "resident memory kept growing: {growth:+.1} % from the middle to the last third"
+        ));
     }
     Ok(())
 }
