@@ -21,10 +21,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tonic::server::NamedService;
-use tracing::{Instrument as _, debug, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::authority::{Authority, StoreHealth};
 use crate::faces::{grpc, http};
+use crate::request_id::RequestId;
 use crate::tls::{PeerCertificate, TlsReloader};
 
 /// How the listener treats connections.
@@ -91,30 +92,11 @@ pub fn app(authority: Arc<Authority>) -> Router {
         }
         (Err(e), _) | (_, Err(e)) => warn!(error = %e, "gRPC reflection unavailable"),
     }
-    router
-        .fallback(http::not_found)
-        .layer(axum::middleware::from_fn(with_request_id))
+    router.fallback(http::not_found)
 }
 
 fn grpc_route(service: &str) -> String {
     format!("/{service}/{{*method}}")
-}
-
-/// Names each request: a fresh id, in an `x-request-id` response header and
-/// in a tracing span around everything logged while answering it (audit
-/// lines included). A caller's own `x-request-id` is not trusted for this.
-async fn with_request_id(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let mut bytes = [0u8; 8];
-    let id = match aws_lc_rs::rand::fill(&mut bytes) {
-        Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        Err(_) => "unknown".to_owned(),
-    };
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut response = next.run(request).instrument(span).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    response
 }
 
 /// Honours the caller's `grpc-timeout`: past it the caller gets
@@ -383,7 +365,19 @@ impl ConnectionService {
             if let Some(certificate) = &self.certificate {
                 request.extensions_mut().insert(certificate.clone());
             }
-            tower::ServiceExt::oneshot(self.app.clone(), request)
+            // Each request is named here, once, rather than by a router
+            // middleware (which boxes and clones per request): the id goes in
+            // an `x-request-id` header and in every audit line written while
+            // answering (see [`RequestId`]). A caller's own id is not trusted.
+            let id = RequestId::next();
+            let answer = id.scope(tower::ServiceExt::oneshot(self.app.clone(), request));
+            async move {
+                let mut response = answer.await?;
+                if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+                    response.headers_mut().insert("x-request-id", value);
+                }
+                Ok(response)
+            }
         })
     }
 }

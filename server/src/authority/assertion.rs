@@ -12,6 +12,7 @@
 //! the store, so they are caught across restarts and replicas; when the store
 //! cannot say, the assertion is refused (fail closed).
 
+use crate::request_id::RequestId;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
@@ -52,7 +53,7 @@ struct AssertionClaims {
 /// Why an assertion failed, for the audit log only: the caller always gets
 /// the same `invalid_client`.
 fn refuse(reason: &'static str) -> AuthError {
-    tracing::warn!(target: "tessera::audit", event = "client_assertion_refused", reason);
+    tracing::warn!(target: "tessera::audit", event = "client_assertion_refused", request_id = %RequestId::current(), reason);
     AuthError::InvalidClient { basic: false }
 }
 

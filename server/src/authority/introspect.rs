@@ -9,6 +9,7 @@
 //! Anything else is inactive, except a failure inside Tessera, which is an
 //! error (`temporarily_unavailable`), never a false "inactive".
 
+use crate::request_id::RequestId;
 use jsonwebtoken::{Validation, decode, decode_header};
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -99,7 +100,7 @@ impl Authority {
     ) -> Result<Option<ActiveToken>, AuthError> {
         let caller = self.authenticate_caller(caller).await?;
         if !caller.scopes.iter().any(|s| s == INTROSPECT_SCOPE) {
-            warn!(target: "tessera::audit", event = "introspection_refused", client_id = %caller.client_id);
+            warn!(target: "tessera::audit", event = "introspection_refused", request_id = %RequestId::current(), client_id = %caller.client_id);
             return Err(AuthError::UnauthorizedClient(
                 format!("this client may not introspect tokens; register it with --scope {INTROSPECT_SCOPE}").into(),
             ));
@@ -121,7 +122,7 @@ impl Authority {
             return Ok(());
         };
         if active.client_id != caller.client_id && !caller.scopes.iter().any(|s| s == REVOKE_SCOPE) {
-            warn!(target: "tessera::audit", event = "revocation_refused", client_id = %caller.client_id, jti = %active.jti);
+            warn!(target: "tessera::audit", event = "revocation_refused", request_id = %RequestId::current(), client_id = %caller.client_id, jti = %active.jti);
             return Err(AuthError::UnauthorizedClient(
                 "a client may revoke only its own tokens".into(),
             ));
@@ -135,7 +136,7 @@ impl Authority {
         // Durable first: the answer acknowledges the revocation only after this.
         self.store.revoke_token(revoked).await.map_err(store_unavailable)?;
         self.denied.insert(active.jti.clone(), active.exp);
-        info!(target: "tessera::audit", event = "token_revoked", client_id = %caller.client_id, jti = %active.jti, owner = %active.client_id);
+        info!(target: "tessera::audit", event = "token_revoked", request_id = %RequestId::current(), client_id = %caller.client_id, jti = %active.jti, owner = %active.client_id);
         Ok(())
     }
 

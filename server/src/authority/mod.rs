@@ -34,6 +34,7 @@ pub use throttle::ThrottleConfig;
 use crate::clock::{Clock, UnixTime};
 use crate::keys::{KeyAlgorithm, KeyRing, PublicJwk, SigningKey};
 use crate::metrics::{Metrics, Snapshot};
+use crate::request_id::RequestId;
 use crate::store::{ClientRecord, Generations, Store, StoreError};
 use throttle::Throttle;
 
@@ -393,6 +394,7 @@ impl Authority {
             Ok(token) => info!(
                 target: "tessera::audit",
                 event = "token_issued",
+                request_id = %RequestId::current(),
                 client_id = %token.client_id,
                 jti = %token.jti,
                 scope = %token.scopes.join(" "),
@@ -400,7 +402,7 @@ impl Authority {
                 expires_in = token.expires_in,
             ),
             Err(e) => {
-                warn!(target: "tessera::audit", event = "token_refused", reason = e.oauth_code())
+                warn!(target: "tessera::audit", event = "token_refused", request_id = %RequestId::current(), reason = e.oauth_code())
             }
         }
         outcome
@@ -512,7 +514,7 @@ impl Authority {
             }
             _ => {
                 self.throttle.record_failure(Some(&client_id), source, now);
-                warn!(target: "tessera::audit", event = "client_authentication_failed", client_id = %truncate(&client_id));
+                warn!(target: "tessera::audit", event = "client_authentication_failed", request_id = %RequestId::current(), client_id = %truncate(&client_id));
                 Err(AuthError::InvalidClient { basic })
             }
         }
