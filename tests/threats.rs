@@ -120,6 +120,19 @@ fn forge(header: &Value, claims: &Value, signature: &str) -> String {
     )
 }
 
+/// True once no argon2 verification runs (per `/metrics`), within 10 s.
+async fn hashing_settles(server: &Server) -> bool {
+    eventually(Duration::from_secs(10), async || {
+        server
+            .http("GET", "/metrics")
+            .send()
+            .await
+            .body
+            .contains("tessera_hashing_busy 0")
+    })
+    .await
+}
+
 fn server_with_signer() -> (Server, ClientKey) {
     let server = Server::start_with(&["--failure-limit", "0", "--source-failure-limit", "0"]);
     server.create_client("svc", &["--scope", "read"]);
@@ -260,13 +273,7 @@ async fn b_06_a_flood_of_random_credentials_is_bounded_and_answered_quickly_whil
     }
     eprintln!("{busy} of 40 flood requests were shed with 503");
     assert!(
-        eventually(Duration::from_secs(5), async || server
-            .http("GET", "/metrics")
-            .send()
-            .await
-            .body
-            .contains("tessera_hashing_busy 0"))
-        .await,
+        hashing_settles(&server).await,
         "a hashing slot stayed taken after the flood"
     );
 }
@@ -293,16 +300,7 @@ async fn b_07_callers_that_give_up_do_not_free_their_hashing_slot_early() {
         .unwrap();
     let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     assert!(busy <= permits, "{busy} verifications at once with {permits} slots");
-    assert!(
-        eventually(Duration::from_secs(10), async || server
-            .http("GET", "/metrics")
-            .send()
-            .await
-            .body
-            .contains("tessera_hashing_busy 0"))
-        .await,
-        "a slot stayed taken"
-    );
+    assert!(hashing_settles(&server).await, "a slot stayed taken");
 }
 
 #[tokio::test]
@@ -713,17 +711,11 @@ async fn h_04_a_short_deadline_while_argon2_is_queued_is_deadline_exceeded_and_l
         "{status:?}"
     );
     for answer in load {
-        assert!(answer.await.unwrap() < 500);
+        // Wrong secrets: 401 after argon2, or 503 when the hashing queue sheds them.
+        let status = answer.await.unwrap();
+        assert!(status == 401 || status == 503, "{status}");
     }
-    assert!(
-        eventually(Duration::from_secs(10), async || server
-            .http("GET", "/metrics")
-            .send()
-            .await
-            .body
-            .contains("tessera_hashing_busy 0"))
-        .await
-    );
+    assert!(hashing_settles(&server).await, "a slot stayed taken");
     // The same caller without a deadline is served.
     server
         .grpc()

@@ -44,6 +44,16 @@ impl fmt::Debug for CachedToken {
 }
 
 /// When to refresh and how to back off. Every default is documented on its setter.
+///
+/// ```
+/// use std::time::Duration;
+/// use tessera_sdk::CachePolicy;
+/// // Refresh when a third of the lifetime is left, never later than 30 s before expiry.
+/// let policy = CachePolicy::default()
+///     .refresh_share(0.33)
+///     .min_refresh_ahead(Duration::from_secs(30));
+/// # let _ = policy;
+/// ```
 #[derive(Debug, Clone)]
 pub struct CachePolicy {
     refresh_share: f64,
@@ -183,6 +193,21 @@ struct Shared<F> {
 
 /// A cached token for one request, refreshed ahead of expiry. Cloning is
 /// shallow: clones share the cache and its single refresh.
+///
+/// ```no_run
+/// use tessera_sdk::{CachePolicy, TokenClient, TokenRequest};
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = TokenClient::builder("http://tessera:8080").client_secret("billing", "…").build()?;
+/// let ledger = client.token_source(
+///     TokenRequest::new().scope("ledger:write").audience("https://ledger.internal"),
+///     CachePolicy::default(),
+/// );
+/// let token = ledger.token().await?; // cached after the first call
+/// // … send it; if the resource server answers 401 to it:
+/// ledger.invalidate(&token);
+/// # Ok(())
+/// # }
+/// ```
 pub struct TokenSource<F: FetchToken = TokenClient> {
     shared: Arc<Shared<F>>,
 }

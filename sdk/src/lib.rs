@@ -119,6 +119,12 @@ impl fmt::Debug for AccessToken {
 }
 
 /// What to ask for. Empty scopes or audiences ask for the client's defaults.
+///
+/// ```
+/// use tessera_sdk::TokenRequest;
+/// let request = TokenRequest::new().scope("invoices:read").audience("https://invoices.internal");
+/// # let _ = request;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TokenRequest {
     scopes: Vec<String>,
@@ -195,6 +201,19 @@ impl Token {
 }
 
 /// Why a call to Tessera failed.
+///
+/// ```no_run
+/// # async fn example(client: tessera_sdk::TokenClient) {
+/// use tessera_sdk::{Error, TokenRequest};
+/// match client.issue_token(&TokenRequest::new().scope("invoices:write")).await {
+///     Ok(token) => println!("granted {:?}", token.scopes()),
+///     // Tessera answered: not worth retrying as is.
+///     Err(Error::Rejected { oauth_error, description, .. }) => eprintln!("{oauth_error}: {description}"),
+///     // No answer: retrying later may work.
+///     Err(e) => eprintln!("Tessera unreachable: {e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -219,6 +219,24 @@ struct Inner {
 }
 
 /// Validates Tessera's tokens locally. Cloning is shallow: clones share keys.
+///
+/// ```no_run
+/// use tessera_sdk::{TokenClient, Verifier, VerifyError};
+/// # async fn example(bearer: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// let client = TokenClient::builder("http://tessera:8080").client_secret("invoices", "…").build()?;
+/// let jwks = client.jwks().await?;
+/// let verifier = Verifier::builder(client, "http://tessera:8080", "https://invoices.internal")
+///     .keys(&jwks)
+///     .build();
+/// match verifier.verify(bearer).await {
+///     Ok(claims) if claims.has_scopes(&["invoices:read"]) => println!("hello {}", claims.client_id),
+///     Ok(_) => println!("403 insufficient_scope"),
+///     Err(VerifyError::Unavailable(_)) => println!("503: cannot check now"),
+///     Err(_) => println!("401 invalid_token"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
