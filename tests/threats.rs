@@ -690,8 +690,8 @@ async fn g_03_audit_lines_cover_issuance_failure_revocation_and_administration_w
 async fn h_04_a_short_deadline_while_argon2_is_queued_is_deadline_exceeded_and_leaks_no_slot() {
     let server = Server::start_with(&["--failure-limit", "0", "--source-failure-limit", "0"]);
     let secret = server.create_client("svc", &["--scope", "read"]);
-    // Keep the hashing slots busy with cold requests.
-    let load: Vec<_> = (0..6)
+    // Keep the hashing slots busy with cold requests, and callers queued behind them.
+    let load: Vec<_> = (0..16)
         .map(|i| {
             let request = server
                 .token_form("grant_type=client_credentials")
@@ -699,6 +699,18 @@ async fn h_04_a_short_deadline_while_argon2_is_queued_is_deadline_exceeded_and_l
             tokio::spawn(async move { request.send().await.status })
         })
         .collect();
+    let queued = async || {
+        let metrics = server.http("GET", "/metrics").send().await.body;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_hashing_queue_depth "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), queued).await,
+        "the load never queued for argon2"
+    );
     let mut request = tonic::Request::new(issue_request("svc", &secret));
     request.set_timeout(Duration::from_millis(50));
     let status = server.grpc().await.issue_token(request).await.unwrap_err();
