@@ -325,7 +325,30 @@ async fn sigterm_during_a_burst_fails_no_request_already_accepted() {
             tokio::spawn(async move { request.try_send().await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Signal only once the server holds every request of the burst: each is
+    // answered already, verifying, or queued for a verification.
+    let metric = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let accepted = async || {
+        let text = server.http("GET", "/metrics").send().await.body;
+        metric(
+            &text,
+            r#"tessera_requests_total{face="http",endpoint="token",outcome="ok"} "#,
+        ) + metric(&text, "tessera_hashing_busy ")
+            + metric(&text, "tessera_hashing_queue_depth ")
+    };
+    // Twice in a row: a finished verification's slot is freed just after its
+    // answer, so one reading can count a request twice for a moment.
+    assert!(
+        eventually(Duration::from_secs(10), async || accepted().await >= 6
+            && accepted().await >= 6)
+        .await,
+        "the burst never reached the server"
+    );
     let _ = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
     let started = Instant::now();
     for answer in burst {
