@@ -135,7 +135,12 @@ where
 {
     type Response = ::http::Response<tonic::body::Body>;
     type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    /// The inner future as is when the caller set no deadline: the common
+    /// case pays no allocation.
+    type Future = futures_util::future::Either<
+        S::Future,
+        std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
@@ -147,10 +152,10 @@ where
             .get("grpc-timeout")
             .and_then(|v| parse_grpc_timeout(v.as_bytes()));
         let answer = self.0.call(request);
-        Box::pin(async move {
-            let Some(deadline) = deadline else {
-                return answer.await;
-            };
+        let Some(deadline) = deadline else {
+            return futures_util::future::Either::Left(answer);
+        };
+        futures_util::future::Either::Right(Box::pin(async move {
             match tokio::time::timeout(deadline, answer).await {
                 Ok(answered) => answered,
                 Err(_) => Ok(tonic::Status::deadline_exceeded(
@@ -158,7 +163,7 @@ where
                 )
                 .into_http()),
             }
-        })
+        }))
     }
 }
 

@@ -236,6 +236,19 @@ impl PostgresStore {
     async fn client_conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(unavailable)
     }
+
+    /// One statement on its own, with the call timeout: the rows it changed.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            conn.execute(sql, params).await.map_err(db_error)
+        })
+        .await
+    }
 }
 
 /// Runs one store call with the call timeout.
@@ -512,30 +525,20 @@ impl Store for PostgresStore {
     }
 
     async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool, StoreError> {
-        timed(async {
-            let conn = self.client_conn().await?;
-            let changed = conn
-                .execute(
-                    "UPDATE clients SET disabled = $2 WHERE client_id = $1",
-                    &[&client_id, &disabled],
-                )
-                .await
-                .map_err(db_error)?;
-            Ok(changed > 0)
-        })
-        .await
+        let changed = self
+            .execute(
+                "UPDATE clients SET disabled = $2 WHERE client_id = $1",
+                &[&client_id, &disabled],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        timed(async {
-            let conn = self.client_conn().await?;
-            let deleted = conn
-                .execute("DELETE FROM clients WHERE client_id = $1", &[&client_id])
-                .await
-                .map_err(db_error)?;
-            Ok(deleted > 0)
-        })
-        .await
+        let deleted = self
+            .execute("DELETE FROM clients WHERE client_id = $1", &[&client_id])
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn add_secret(
@@ -594,20 +597,15 @@ impl Store for PostgresStore {
     }
 
     async fn remember_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> Result<bool, StoreError> {
-        timed(async {
-            let conn = self.client_conn().await?;
-            // The primary key settles concurrent replicas: one insert wins.
-            let inserted = conn
-                .execute(
-                    "INSERT INTO seen_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (client_id, jti) DO NOTHING",
-                    &[&client_id, &jti, &expires_at],
-                )
-                .await
-                .map_err(db_error)?;
-            Ok(inserted == 1)
-        })
-        .await
+        // The primary key settles concurrent replicas: one insert wins.
+        let inserted = self
+            .execute(
+                "INSERT INTO seen_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+                &[&client_id, &jti, &expires_at],
+            )
+            .await?;
+        Ok(inserted == 1)
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
@@ -670,18 +668,13 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_signing_key(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError> {
-        timed(async {
-            let conn = self.client_conn().await?;
-            let changed = conn
-                .execute(
-                    "UPDATE signing_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL",
-                    &[&kid, &at],
-                )
-                .await
-                .map_err(db_error)?;
-            Ok(changed > 0)
-        })
-        .await
+        let changed = self
+            .execute(
+                "UPDATE signing_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL",
+                &[&kid, &at],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn revoke_token(&self, revoked: RevokedToken) -> Result<(), StoreError> {
