@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, NewClient};
 use crate::authority::{Authority, AuthorityConfig, ThrottleConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat, ServeConfig, ServeOverrides, defaults};
+use crate::logging;
 use crate::store::{self, ClientRecord, Store};
 use crate::tls::TlsReloader;
 
@@ -273,38 +273,6 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Installs the log subscriber on stderr. With `background`, lines are
-/// formatted on the request path but written by a background thread (the
-/// write is a syscall per line, a sixth of a warm issuance's cost); nothing is
-/// dropped when its queue is full, and the returned guard flushes it on exit.
-fn init_logging(format: LogFormat, background: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    fn install<W>(format: LogFormat, writer: W)
-    where
-        W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
-    {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .with_ansi(ansi);
-        let _ = match format {
-            LogFormat::Text => builder.try_init(),
-            LogFormat::Json => builder.json().try_init(),
-        };
-    }
-    if background {
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(false)
-            .finish(std::io::stderr());
-        install(format, writer);
-        Some(guard)
-    } else {
-        install(format, std::io::stderr);
-        None
-    }
-}
-
 async fn serve(args: ServeArgs) -> ExitCode {
     let config = match ServeConfig::resolve(ServeOverrides {
         config: args.config,
@@ -333,7 +301,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     // Held until serve returns: dropping it flushes the log queue.
-    let _log_guard = init_logging(config.log_format, !args.log_blocking);
+    let _log_guard = logging::init(config.log_format, !args.log_blocking);
     let tls = match config.tls.clone().map(TlsReloader::new).transpose() {
         Ok(tls) => tls.map(Arc::new),
         Err(e) => return fail(e),
@@ -457,7 +425,7 @@ async fn client(command: ClientCommand) -> ExitCode {
 
 async fn client_command(command: ClientCommand) -> Result<ExitCode, ExitCode> {
     // Administration leaves audit lines on stderr, like the server's.
-    let _log_guard = init_logging(LogFormat::Text, false);
+    let _log_guard = logging::init(LogFormat::Text, false);
     let now = SystemClock.now();
     Ok(match command {
         ClientCommand::Create {
@@ -667,7 +635,7 @@ async fn keys(command: KeysCommand) -> ExitCode {
 }
 
 async fn keys_command(command: KeysCommand) -> Result<ExitCode, ExitCode> {
-    let _log_guard = init_logging(LogFormat::Text, false);
+    let _log_guard = logging::init(LogFormat::Text, false);
     let now = SystemClock.now();
     Ok(match command {
         KeysCommand::List { json, store } => {

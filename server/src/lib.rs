@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod faces;
 pub mod keys;
+pub mod logging;
 pub mod metrics;
 pub mod request_id;
 pub mod server;
