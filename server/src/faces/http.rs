@@ -207,16 +207,26 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// The RFC 6749 §5.1 success body. A struct rather than a `json!` value,
+/// which would build a map of owned strings on every issuance; the fields
+/// are in the order the map wrote them.
+#[derive(serde::Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    expires_in: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    token_type: &'static str,
+}
+
 /// RFC 6749 §5.1.
 fn token_response(issued: &IssuedToken) -> Response {
-    let mut body = json!({
-        "access_token": issued.access_token.expose(),
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-    });
-    if !issued.scopes.is_empty() {
-        body["scope"] = json!(issued.scopes.join(" "));
-    }
+    let body = TokenBody {
+        access_token: issued.access_token.expose(),
+        expires_in: issued.expires_in,
+        scope: (!issued.scopes.is_empty()).then(|| issued.scopes.join(" ")),
+        token_type: "Bearer",
+    };
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
     no_store(&mut response);
     response
