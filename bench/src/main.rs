@@ -11,6 +11,7 @@
 
 mod ceiling;
 mod http;
+mod idle;
 mod load;
 mod procs;
 mod soak;
@@ -30,6 +31,11 @@ use procs::Spawned;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Let idle cores poll this many ns before halting (KVM guests with
+    /// cpuidle-haltpoll; needs root; restored at exit), so waking the load
+    /// generator costs the server's core no interrupt. See `idle.rs`.
+    #[arg(long, global = true)]
+    halt_poll_ns: Option<u64>,
 }
 
 #[derive(Debug, clap::Args, Clone)]
@@ -105,6 +111,15 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         token_ttl: u32,
     },
+    /// Hold warm IssueToken load on one server for `--duration` seconds, after
+    /// printing its PID, so a profiler can attach (`perf record -p PID`).
+    Hold {
+        #[command(flatten)]
+        common: Common,
+        /// Which server: Tessera, or the signing or bare ceiling
+        #[arg(long, value_enum, default_value_t = HoldTarget::Tessera)]
+        target: HoldTarget,
+    },
     /// Serve a ceiling (used by `run`).
     Ceiling {
         #[arg(long, value_enum)]
@@ -123,10 +138,24 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let halt_poll = match cli.halt_poll_ns.map(idle::HaltPoll::set).transpose() {
+        Ok(guard) => guard.flatten(),
+        Err(e) => {
+            eprintln!("tessera-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if !matches!(cli.command, Command::Ceiling { .. }) {
+        eprintln!(
+            "guest_halt_poll_ns during this run: {}",
+            idle::HaltPoll::current().unwrap_or_else(|| "(no such knob)".into())
+        );
+    }
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Run { common, rounds } => run(common, rounds).await,
             Command::Http { common, rounds } => http::run(common, rounds).await,
+            Command::Hold { common, target } => hold(common, target).await,
             Command::Memory { common, clients, warm } => soak::memory(common, clients, warm).await,
             Command::Soak {
                 common,
@@ -138,6 +167,7 @@ fn main() -> std::process::ExitCode {
             Command::Ceiling { mode, listen } => ceiling::serve(mode, listen).await,
         }
     });
+    drop(halt_poll);
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -151,6 +181,50 @@ fn main() -> std::process::ExitCode {
 struct Measured {
     stats: Stats,
     cpu_us_per_call: f64,
+}
+
+/// The server `hold` loads.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum HoldTarget {
+    Tessera,
+    Signing,
+    Bare,
+}
+
+async fn hold(common: Common, target: HoldTarget) -> Result<(), String> {
+    let setup;
+    let (server, call) = match target {
+        HoldTarget::Tessera => {
+            setup = procs::TesseraSetup::prepare(&common, 0).await?;
+            let call = Call::Issue {
+                client_id: "bench".into(),
+                secret: setup.secret.clone(),
+            };
+            (setup.start(&common, &[]).await?, call)
+        }
+        HoldTarget::Signing | HoldTarget::Bare => {
+            let mode = match target {
+                HoldTarget::Signing => ceiling::Mode::Crypto,
+                _ => ceiling::Mode::Bare,
+            };
+            let call = Call::Issue {
+                client_id: "x".into(),
+                secret: "x".into(),
+            };
+            (Spawned::ceiling(&common, mode).await?, call)
+        }
+    };
+    println!("server pid {}", server.pid());
+    let measured = measure(&server, &common, call, u64::MAX).await?;
+    println!(
+        "{:.0} calls/s, server CPU {:.1} µs/call, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        measured.stats.rps(),
+        measured.cpu_us_per_call,
+        measured.stats.quantile_ms(0.5),
+        measured.stats.quantile_ms(0.99),
+        measured.stats.errors
+    );
+    Ok(())
 }
 
 async fn measure(server: &Spawned, common: &Common, call: Call, max_calls: u64) -> Result<Measured, String> {
