@@ -864,7 +864,12 @@ impl Authority {
                 }
             }
         }
-        const PRUNE_EVERY_SECS: i64 = 3600;
+        // Every minute: a revoked token's row is useless once the token
+        // expires, and hourly pruning let the table (and the store's page
+        // cache with it) grow for an hour under steady revocations, which the
+        // soak saw as resident memory creeping up (BENCHMARKS.md). The delete
+        // uses the expiry index and touches only rows that expired.
+        const PRUNE_EVERY_SECS: i64 = 60;
         let last = self.last_prune.load(Ordering::Acquire);
         let due = now - last >= PRUNE_EVERY_SECS;
         if due
