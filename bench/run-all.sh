@@ -1,25 +1,44 @@
 #!/usr/bin/env bash
 # Reproduces every figure in BENCHMARKS.md. Loopback only; every phase stops by itself.
 # Servers are pinned to core 0 and the load generator to core 1 (taskset, util-linux).
-# Usage: bench/run-all.sh [OUTPUT_DIR]   (about 9 minutes on 2 cores; needs wrk: apt-get install wrk)
+# Usage: bench/run-all.sh [OUTPUT_DIR]   (about 25 minutes on 2 cores; needs wrk: apt-get install wrk)
 # The soak is separate and longer: bench/soak.sh [SECONDS]
+#
+# The throughput comparisons run twice: on the machine as it is, and with idle
+# cores polling before they halt (--halt-poll-ns, KVM guests only, needs root,
+# restored afterwards), which takes the cost of waking the load generator out
+# of the server's CPU time. bench/src/idle.rs and BENCHMARKS.md say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/bench-results}
 mkdir -p "$out"
 cargo build --release -q -p tessera-server -p tessera-bench
 bench=target/release/tessera-bench
+knob=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+polling=()
+if [ -w "$knob" ]; then polling=(--halt-poll-ns 200000); fi
 echo "== machine" | tee "$out/machine.txt"
-{ nproc; grep -m1 'model name' /proc/cpuinfo || true; uname -r; date -u; } | tee -a "$out/machine.txt"
+{ nproc; grep -m1 'model name' /proc/cpuinfo || true; uname -r; date -u; cat "$knob" 2>/dev/null || true; } | tee -a "$out/machine.txt"
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 echo "== run: Tessera vs same-run ceilings, 3 rounds A B A B" | tee "$out/run.txt"
 taskset -c 1 "$bench" run --rounds 3 --duration 8 2>&1 | tee -a "$out/run.txt"
+echo "== http: the HTTP shim under wrk vs the ceilings' HTTP endpoints, 3 rounds A B A B" | tee "$out/http.txt"
+"$bench" http --rounds 3 --duration 8 2>&1 | tee -a "$out/http.txt"
+if [ ${#polling[@]} -gt 0 ]; then
+  echo "== run, idle cores polling" | tee "$out/run-polling.txt"
+  taskset -c 1 "$bench" run --rounds 3 --duration 8 "${polling[@]}" 2>&1 | tee -a "$out/run-polling.txt"
+  echo "== http, idle cores polling" | tee "$out/http-polling.txt"
+  "$bench" http --rounds 3 --duration 8 "${polling[@]}" 2>&1 | tee -a "$out/http-polling.txt"
+fi
 echo "== timing: unknown vs wrong vs disabled client, 500 interleaved each" | tee "$out/timing.txt"
 taskset -c 1 "$bench" timing --samples 500 2>&1 | tee -a "$out/timing.txt"
 echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$out/flood.txt"
 taskset -c 1 "$bench" flood --duration 8 2>&1 | tee -a "$out/flood.txt"
-echo "== http: the HTTP shim under wrk vs the ceilings' HTTP endpoints, 3 rounds A B A B" | tee "$out/http.txt"
-command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
-"$bench" http --rounds 3 --duration 8 2>&1 | tee -a "$out/http.txt"
+echo "== writes: revocations on SQLite, then on a throwaway PostgreSQL cluster" | tee "$out/writes.txt"
+taskset -c 1 "$bench" writes --duration 8 2>&1 | tee -a "$out/writes.txt"
+taskset -c 1 "$bench" writes --duration 8 --postgres 2>&1 | tee -a "$out/writes.txt"
+echo "== run on PostgreSQL: the read paths do not touch the store" | tee "$out/run-postgres.txt"
+taskset -c 1 "$bench" run --rounds 1 --duration 8 --postgres 2>&1 | tee -a "$out/run-postgres.txt"
 echo "== memory: 10,000 registered clients, 1,000 of them authenticated" | tee "$out/memory.txt"
 taskset -c 1 "$bench" memory --clients 10000 --warm 1000 2>&1 | tee -a "$out/memory.txt"
 echo "== criterion micro-benchmarks (core 0)" | tee "$out/criterion.txt"

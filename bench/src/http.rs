@@ -25,6 +25,39 @@ fn lua(method_body: &str, authorization: &str) -> String {
     )
 }
 
+/// Seconds of the never-seen introspection phase, and the tokens it has:
+/// at the verify bound (about 12,000/s here) the pool lasts over 5 s.
+const UNSEEN_SECONDS: u64 = 4;
+const UNSEEN_POOL: usize = 64_000;
+
+/// A wrk script introspecting each token of the file `tokens` once, in
+/// order; it prints `WRAPPED` at the end if the pool ran out.
+fn unseen_lua(tokens: &Path, authorization: &str) -> String {
+    format!(
+        r#"wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "{authorization}"
+local tokens = {{}}
+for line in io.lines("{path}") do tokens[#tokens + 1] = line end
+local next_token = 0
+wrapped = 0
+request = function()
+  next_token = next_token + 1
+  if next_token > #tokens then next_token = 1; wrapped = wrapped + 1 end
+  return wrk.format(nil, nil, nil, "token=" .. tokens[next_token])
+end
+local threads = {{}}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    if thread:get("wrapped") > 0 then print("WRAPPED") end
+  end
+end
+"#,
+        path = tokens.display()
+    )
+}
+
 fn parse_ms(value: &str) -> f64 {
     let (number, factor) = if let Some(v) = value.strip_suffix("us") {
         (v, 0.001)
@@ -58,6 +91,12 @@ fn wrk(server: &Spawned, common: &Common, url: &str, script: &Path) -> Result<Wr
         .map_err(|e| format!("running wrk (apt-get install wrk): {e}"))?;
     let used = procs::cpu_time(server.pid())?.saturating_sub(before);
     let text = String::from_utf8_lossy(&output.stdout);
+    if text.lines().any(|l| l.trim() == "WRAPPED") {
+        return Err(format!(
+            "{}: the token pool ran out, so some tokens were introspected twice",
+            script.display()
+        ));
+    }
     let field = |prefix: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
@@ -124,7 +163,25 @@ pub async fn run(common: Common, rounds: usize) -> Result<(), String> {
             vec![],
             vec![],
         ),
+        (
+            "POST /oauth2/introspect, never-seen tokens vs verify ceiling",
+            vec![],
+            vec![],
+            vec![],
+        ),
     ];
+    let auth = basic("introspector", &setup.introspector_secret);
+    // Each token is introspected once: the phase is short enough that the
+    // pool outlasts it at the verify bound, and the script fails the run if
+    // it ever wraps around (a repeat would hit the verified-token cache).
+    let unseen = Common {
+        duration: UNSEEN_SECONDS,
+        ..common.clone()
+    };
+    let unseen_script = |name: &str, pool: &[String]| -> Result<std::path::PathBuf, String> {
+        let tokens = write(&format!("{name}.tokens"), pool.join("\n"))?;
+        write(&format!("{name}.lua"), unseen_lua(&tokens, &auth))
+    };
     for round in 1..=rounds {
         eprintln!("http round {round}/{rounds}");
         let tessera = setup.start(&common, &[]).await?;
@@ -135,13 +192,19 @@ pub async fn run(common: Common, rounds: usize) -> Result<(), String> {
             &token_script,
         )?;
         let live = procs::token_pool(&tessera, "bench", &setup.secret, 16).await?.remove(0);
-        let auth = basic("introspector", &setup.introspector_secret);
         let introspect_script = write("introspect.lua", lua(&format!("token={live}"), &auth))?;
         let introspect = wrk(
             &tessera,
             &common,
             &format!("{}/oauth2/introspect", tessera.url()),
             &introspect_script,
+        )?;
+        let pool = procs::token_pool(&tessera, "bench", &setup.secret, UNSEEN_POOL).await?;
+        let introspect_unseen = wrk(
+            &tessera,
+            &unseen,
+            &format!("{}/oauth2/introspect", tessera.url()),
+            &unseen_script("tessera-unseen", &pool)?,
         )?;
         drop(tessera);
         let crypto = Spawned::ceiling(&common, crate::ceiling::Mode::Crypto).await?;
@@ -150,6 +213,13 @@ pub async fn run(common: Common, rounds: usize) -> Result<(), String> {
             &common,
             &format!("{}/oauth2/token", crypto.url()),
             &token_script,
+        )?;
+        let pool = procs::token_pool(&crypto, "x", "x", UNSEEN_POOL).await?;
+        let verify = wrk(
+            &crypto,
+            &unseen,
+            &format!("{}/oauth2/introspect", crypto.url()),
+            &unseen_script("ceiling-unseen", &pool)?,
         )?;
         drop(crypto);
         let bare = Spawned::ceiling(&common, crate::ceiling::Mode::Bare).await?;
@@ -165,6 +235,7 @@ pub async fn run(common: Common, rounds: usize) -> Result<(), String> {
             (issue.clone(), sign),
             (introspect, bare_introspect),
             (issue, bare_token),
+            (introspect_unseen, verify),
         ];
         for (row, (ours, limit)) in rows.iter_mut().zip(pairs) {
             row.1.push(ours.rps / limit.rps);

@@ -36,6 +36,13 @@ pub enum Call {
         next: Arc<AtomicUsize>,
         once: bool,
     },
+    /// RevokeToken over a pool of tokens, each once (an acknowledged,
+    /// durable write per call), with the owner's credentials.
+    Revoke {
+        pool: Arc<Vec<String>>,
+        authorization: MetadataValue<tonic::metadata::Ascii>,
+        next: Arc<AtomicUsize>,
+    },
 }
 
 fn secret_request(client_id: &str, secret: &str) -> pb::IssueTokenRequest {
@@ -89,6 +96,21 @@ impl Call {
                 } else {
                     Err(tonic::Status::internal("token inactive"))
                 }
+            }
+            Call::Revoke {
+                pool,
+                authorization,
+                next,
+            } => {
+                let token = pool
+                    .get(next.fetch_add(1, Ordering::Relaxed))
+                    .ok_or_else(|| tonic::Status::resource_exhausted(POOL_USED_UP))?;
+                let mut request = tonic::Request::new(pb::RevokeTokenRequest {
+                    token: token.clone(),
+                    token_type_hint: String::new(),
+                });
+                request.metadata_mut().insert("authorization", authorization.clone());
+                client.revoke_token(request).await.map(drop)
             }
         }
     }

@@ -13,6 +13,8 @@ mod ceiling;
 mod http;
 mod idle;
 mod load;
+#[path = "../../server/src/store/pg_cluster.rs"]
+mod pg_cluster;
 mod procs;
 mod soak;
 
@@ -55,6 +57,10 @@ struct Common {
     /// HTTP/2 connections the callers share
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Run Tessera on a throwaway PostgreSQL cluster (initdb in a temp dir,
+    /// fsync on) instead of a SQLite file
+    #[arg(long)]
+    postgres: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +126,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = HoldTarget::Tessera)]
         target: HoldTarget,
     },
+    /// Revocations: each call an acknowledged, durable write, on the chosen store.
+    Writes {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Serve a ceiling (used by `run`).
     Ceiling {
         #[arg(long, value_enum)]
@@ -156,6 +167,7 @@ fn main() -> std::process::ExitCode {
             Command::Run { common, rounds } => run(common, rounds).await,
             Command::Http { common, rounds } => http::run(common, rounds).await,
             Command::Hold { common, target } => hold(common, target).await,
+            Command::Writes { common } => writes(common).await,
             Command::Memory { common, clients, warm } => soak::memory(common, clients, warm).await,
             Command::Soak {
                 common,
@@ -181,6 +193,64 @@ fn main() -> std::process::ExitCode {
 struct Measured {
     stats: Stats,
     cpu_us_per_call: f64,
+}
+
+/// Tokens for the revocation scenario: more than its measured phase uses.
+const REVOKE_POOL: usize = 40_000;
+
+async fn writes(common: Common) -> Result<(), String> {
+    let setup = procs::TesseraSetup::prepare(&common, 0).await?;
+    let tessera = setup.start(&common, &[]).await?;
+    let pool = Arc::new(procs::token_pool(&tessera, "bench", &setup.secret, REVOKE_POOL).await?);
+    let call = Call::Revoke {
+        pool: pool.clone(),
+        authorization: setup.bench_authorization()?,
+        next: Arc::new(AtomicUsize::new(0)),
+    };
+    let measured = measure(&tessera, &common, call, REVOKE_POOL as u64).await?;
+    // Every revocation acknowledged must be in force: the first tokens of the
+    // pool were revoked (callers take them in order), so they must be inactive.
+    let clients = load::connect(&tessera.url(), 1).await?;
+    let mut client = clients.first().cloned().ok_or("no connection")?;
+    let revoked = (measured.stats.ok as usize).min(pool.len());
+    let mut still_active = 0;
+    for token in pool.iter().take(revoked.min(200)) {
+        let mut request = tonic::Request::new(tessera_proto::pb::IntrospectTokenRequest {
+            token: token.clone(),
+            token_type_hint: String::new(),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", setup.introspector_authorization()?);
+        if client
+            .introspect_token(request)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner()
+            .active
+        {
+            still_active += 1;
+        }
+    }
+    println!(
+        "\n| store | revocations/s | server CPU µs/revocation | p50 / p99 / p999 ms | errors | of the first {} revoked, still active |",
+        revoked.min(200)
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.0} | {:.0} | {:.2} / {:.2} / {:.2} | {} | {still_active} |",
+        setup.store_kind(),
+        measured.stats.rps(),
+        measured.cpu_us_per_call,
+        measured.stats.quantile_ms(0.5),
+        measured.stats.quantile_ms(0.99),
+        measured.stats.quantile_ms(0.999),
+        measured.stats.errors,
+    );
+    if still_active > 0 {
+        return Err(format!("{still_active} acknowledged revocations are not in force"));
+    }
+    Ok(())
 }
 
 /// The server `hold` loads.

@@ -99,6 +99,8 @@ fn which(program: &str) -> bool {
 
 /// A store prepared once and served by fresh Tessera processes.
 pub struct TesseraSetup {
+    /// The throwaway PostgreSQL cluster, with `--postgres`; stopped on drop.
+    postgres: Option<crate::pg_cluster::PgCluster>,
     dir: tempfile::TempDir,
     store_url: String,
     tessera: PathBuf,
@@ -127,7 +129,17 @@ impl TesseraSetup {
             ));
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let store_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let postgres = if common.postgres {
+            let cluster = crate::pg_cluster::PgCluster::start_or_skip("tessera-bench --postgres")
+                .ok_or("--postgres: no PostgreSQL server binaries found")?;
+            Some(cluster)
+        } else {
+            None
+        };
+        let store_url = match &postgres {
+            Some(cluster) => cluster.create_database("bench"),
+            None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+        };
         let store = store::open(&store_url).await?;
         let create = |id: &str, scope: &str| NewClient {
             client_id: id.into(),
@@ -163,6 +175,7 @@ impl TesseraSetup {
             }
         }
         Ok(Self {
+            postgres,
             dir,
             store_url,
             tessera,
@@ -189,6 +202,10 @@ impl TesseraSetup {
             "--source-failure-limit",
             "0",
         ];
+        if self.postgres.is_some() {
+            // Required with a shared store: every replica must name one issuer.
+            args.extend_from_slice(&["--issuer", "https://tessera.bench"]);
+        }
         args.extend_from_slice(extra);
         let log = self.dir.path().join("tessera.log");
         Spawned::start(&self.tessera, &args, common.server_cpu, Some(log))
@@ -200,6 +217,21 @@ impl TesseraSetup {
     }
 
     /// `Basic …` for the introspector client.
+    /// `Basic` credentials of client `bench`, for its own revocations.
+    pub fn bench_authorization(&self) -> Result<MetadataValue<Ascii>, String> {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("bench:{}", self.secret));
+        format!("Basic {basic}").parse().map_err(|e| format!("{e}"))
+    }
+
+    /// Which store the scenario runs on, for the report.
+    pub fn store_kind(&self) -> &'static str {
+        if self.postgres.is_some() {
+            "PostgreSQL (throwaway cluster, fsync on)"
+        } else {
+            "SQLite"
+        }
+    }
+
     pub fn introspector_authorization(&self) -> Result<MetadataValue<Ascii>, String> {
         let basic =
             base64::engine::general_purpose::STANDARD.encode(format!("introspector:{}", self.introspector_secret));
