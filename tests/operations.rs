@@ -178,7 +178,14 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
         "the renewed certificate was not picked up; log:\n{}",
         server.stderr()
     );
-    assert!(server.stderr().contains("TLS certificate reloaded"));
+    assert!(
+        eventually(Duration::from_secs(2), async || server
+            .stderr()
+            .contains("TLS certificate reloaded"))
+        .await,
+        "{}",
+        server.stderr()
+    );
 }
 
 #[tokio::test]

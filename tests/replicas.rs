@@ -404,7 +404,14 @@ async fn a_database_outage_is_served_from_memory_then_refused_honestly_then_reco
     let exchange = revoke(&server, caller, &before).await;
     assert_eq!(exchange.status, 200, "{exchange}");
     assert!(!is_active(&server, caller, &before).await);
-    assert!(server.stderr().contains("store reachable again"), "{}", server.stderr());
+    assert!(
+        eventually(Duration::from_secs(2), async || server
+            .stderr()
+            .contains("store reachable again"))
+        .await,
+        "{}",
+        server.stderr()
+    );
 }
 
 /// Repeated `kill -9` of a replica in the middle of revocations, and of the

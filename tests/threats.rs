@@ -684,6 +684,43 @@ async fn g_03_audit_lines_cover_issuance_failure_revocation_and_administration_w
     assert!(revoked.contains(&jti) && revoked.contains("request_id="), "{revoked}");
 }
 
+#[tokio::test]
+async fn g_03_a_client_id_carrying_a_newline_cannot_forge_an_audit_line() {
+    let server = Server::start();
+    // The caller's client id is logged on a failed authentication; this one
+    // tries to end that line and start a forged issuance line of its own.
+    // The HTTP face refuses control characters in any parameter (400), so it
+    // comes over gRPC, where a protobuf string may hold anything.
+    let forged =
+        "evil\n1999-01-01T00:00:00.000000Z  INFO tessera::audit: event=\"token_issued\" client_id=admin\u{1b}[2K";
+    let status = server
+        .grpc()
+        .await
+        .issue_token(support::issue_request(forged, "wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert!(
+        eventually(Duration::from_secs(5), async || server
+            .stderr()
+            .contains("client_authentication_failed"))
+        .await,
+        "{}",
+        server.stderr()
+    );
+    let log = server.stderr();
+    assert!(
+        log.contains(r"client_id=evil\n1999"),
+        "the id is logged, escaped:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("1999-01-01")),
+        "a forged line reached the log:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "an escape sequence reached the log:\n{log}");
+    assert!(!log.contains("token_issued"), "{log}");
+}
+
 // ---------------------------------------------------------------- H. gRPC
 
 #[tokio::test]
