@@ -4,9 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use base64::Engine as _;
-
-use crate::procs::{self, Spawned};
+use crate::procs::{self, Spawned, basic};
 use crate::{Common, median};
 
 /// What one wrk phase measured.
@@ -121,13 +119,6 @@ fn wrk(server: &Spawned, common: &Common, url: &str, script: &Path) -> Result<Wr
             .unwrap_or(0),
         cpu_us_per_call: used.as_secs_f64() * 1e6 / requests.max(1.0),
     })
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-    )
 }
 
 pub async fn run(common: Common, rounds: usize) -> Result<(), String> {

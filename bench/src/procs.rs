@@ -219,8 +219,7 @@ impl TesseraSetup {
     /// `Basic …` for the introspector client.
     /// `Basic` credentials of client `bench`, for its own revocations.
     pub fn bench_authorization(&self) -> Result<MetadataValue<Ascii>, String> {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("bench:{}", self.secret));
-        format!("Basic {basic}").parse().map_err(|e| format!("{e}"))
+        basic("bench", &self.secret).parse().map_err(|e| format!("{e}"))
     }
 
     /// Which store the scenario runs on, for the report.
@@ -233,10 +232,18 @@ impl TesseraSetup {
     }
 
     pub fn introspector_authorization(&self) -> Result<MetadataValue<Ascii>, String> {
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode(format!("introspector:{}", self.introspector_secret));
-        format!("Basic {basic}").parse().map_err(|e| format!("{e}"))
+        basic("introspector", &self.introspector_secret)
+            .parse()
+            .map_err(|e| format!("{e}"))
     }
+}
+
+/// An `Authorization: Basic` value (RFC 7617) for a client id and secret.
+pub fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
 }
 
 /// Issues `n` distinct tokens (16 callers over 4 connections) to build an

@@ -149,7 +149,7 @@ where
     fn call(&mut self, request: ::http::Request<B>) -> Self::Future {
         let deadline = request
             .headers()
-            .get("grpc-timeout")
+            .get(GRPC_TIMEOUT)
             .and_then(|v| parse_grpc_timeout(v.as_bytes()));
         let answer = self.0.call(request);
         let Some(deadline) = deadline else {
@@ -360,6 +360,7 @@ mod tests {
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 #[derive(Clone)]
 struct ConnectionService {
