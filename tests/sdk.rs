@@ -397,22 +397,6 @@ fn tls_settings_on_a_plain_endpoint_are_refused_before_any_call() {
 #[tokio::test]
 async fn the_example_caller_and_resource_services_talk_through_tessera() {
     use std::process::{Command, Stdio};
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "tessera-sdk",
-            "--example",
-            "resource_service",
-            "--example",
-            "caller_service",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the examples failed");
-    let examples = support::tessera_bin().parent().unwrap().join("examples");
     let server = Server::start();
     let resource_secret = server.create_client("invoices", &["--scope", "tessera:introspect"]);
     let caller_secret = server.create_client(
@@ -425,7 +409,7 @@ async fn the_example_caller_and_resource_services_talk_through_tessera() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut resource = Command::new(examples.join("resource_service"))
+    let mut resource = Command::new(support::example_bin("resource_service"))
         .env("TESSERA", server.url())
         .env("CLIENT_ID", "invoices")
         .env("CLIENT_SECRET", &resource_secret)
@@ -434,7 +418,7 @@ async fn the_example_caller_and_resource_services_talk_through_tessera() {
         .spawn()
         .unwrap();
     let caller = |secret: &str| {
-        Command::new(examples.join("caller_service"))
+        Command::new(support::example_bin("caller_service"))
             .env("TESSERA", server.url())
             .env("CLIENT_ID", "billing")
             .env("CLIENT_SECRET", secret)

@@ -26,12 +26,31 @@ pub mod pg_cluster;
 
 /// The `tessera` binary, built on first use. `TESSERA_BIN` overrides.
 pub fn tessera_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("TESSERA_BIN") {
-            return PathBuf::from(path);
-        }
-        // Integration tests run from target/<profile>/deps; the binary lands in target/<profile>.
+    match std::env::var_os("TESSERA_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => built_target_dir().join(format!("tessera{}", std::env::consts::EXE_SUFFIX)),
+    }
+}
+
+/// One of the SDK's examples (`sdk/examples/<name>.rs`), built on first use.
+pub fn example_bin(name: &str) -> PathBuf {
+    built_target_dir()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// `target/<profile>`, after one `cargo build` of the `tessera` binary and
+/// the examples for this test process.
+///
+/// The build names the whole workspace, as the README's `cargo test
+/// --workspace` does, so features resolve the same way and it reuses that
+/// command's artefacts. Building one package alone (`-p tessera-server`)
+/// resolves a narrower feature set and recompiles tokio, hyper and tonic
+/// on every clean checkout.
+fn built_target_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // Integration tests run from target/<profile>/deps.
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe
             .parent()
@@ -39,7 +58,7 @@ pub fn tessera_bin() -> PathBuf {
             .expect("target/<profile>")
             .to_path_buf();
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--quiet", "-p", "tessera-server", "--bin", "tessera"]);
+        build.args(["build", "--quiet", "--workspace", "--bin", "tessera", "--examples"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
@@ -47,8 +66,11 @@ pub fn tessera_bin() -> PathBuf {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("running cargo build");
-        assert!(status.success(), "building the tessera binary failed");
-        profile_dir.join(format!("tessera{}", std::env::consts::EXE_SUFFIX))
+        assert!(
+            status.success(),
+            "building the tessera binary and the SDK examples failed"
+        );
+        profile_dir
     })
     .clone()
 }
