@@ -28,6 +28,11 @@ use clap::{Parser, Subcommand};
 use load::{Call, Stats};
 use procs::Spawned;
 
+/// The same allocator as the `tessera` binary, so that the ceilings this
+/// binary serves differ from Tessera only in the work Tessera does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "tessera-bench", about = "Load harness for Tessera with same-run ceilings")]
 struct Cli {
