@@ -28,11 +28,6 @@ use clap::{Parser, Subcommand};
 use load::{Call, Stats};
 use procs::Spawned;
 
-/// The same allocator as the `tessera` binary, so that the ceilings this
-/// binary serves differ from Tessera only in the work Tessera does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "tessera-bench", about = "Load harness for Tessera with same-run ceilings")]
 struct Cli {
@@ -146,6 +141,9 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // As the `tessera` binary does, so that the ceilings this binary serves
+    // allocate the way Tessera does.
+    tessera_server::malloc::cap_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

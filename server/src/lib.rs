@@ -13,6 +13,7 @@ pub mod config;
 pub mod faces;
 pub mod keys;
 pub mod logging;
+pub mod malloc;
 pub mod metrics;
 pub mod request_id;
 pub mod server;
