@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tessera_proto::pb;
-use tessera_server::authority::secret::{ClientSecret, hash_secret};
+use tessera_server::authority::secret::{ClientSecret, SecretCheck, hash_secret};
 use tessera_server::store::{self, ClientRecord, SecretRecord};
 use tonic::metadata::{Ascii, MetadataValue};
 
@@ -34,6 +34,7 @@ pub async fn memory(common: Common, clients: usize, warm: usize) -> Result<(), S
             secrets: vec![SecretRecord {
                 secret_id: format!("s{i}"),
                 phc: phc.clone(),
+                check: Some(SecretCheck::new(&secret).into_inner()),
                 created_at: 0,
                 expires_at: None,
             }],

@@ -41,6 +41,7 @@ pub fn check_new_client_id(id: &str) -> Result<(), String> {
 /// When hashing fails.
 pub async fn new_secret(now: UnixTime, expires_at: Option<UnixTime>) -> Result<(ClientSecret, SecretRecord), String> {
     let secret = ClientSecret::generate();
+    let check = secret::SecretCheck::new(&secret).into_inner();
     let to_hash = secret.clone();
     let phc = tokio::task::spawn_blocking(move || secret::hash_secret(&to_hash))
         .await
@@ -55,6 +56,7 @@ pub async fn new_secret(now: UnixTime, expires_at: Option<UnixTime>) -> Result<(
         SecretRecord {
             secret_id,
             phc,
+            check: Some(check),
             created_at: now,
             expires_at,
         },
@@ -73,7 +75,7 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
     }
     if let Some(bad) = new.scopes.iter().find(|s| !is_valid_scope_token(s)) {
         return Err(format!(
-            "scope {bad:?} is not valid: visible ASCII without spaces, '\"' or '\\' (RFC 6749 §3.3), at most 128 characters"
+            "scope {bad:?} is not valid: visible ASCII without spaces, '\"' or '\\' (RFC 6749 section 3.3), at most 128 characters"
         ));
     }
     if let Some(bad) = new.audiences.iter().find(|a| !is_valid_audience(a)) {

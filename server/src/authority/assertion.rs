@@ -17,7 +17,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
-use super::{AuthError, Authority};
+use super::{AuthError, Authority, Challenge};
 use crate::keys::KeyAlgorithm;
 use crate::store::{ClientKeyRecord, ClientRecord};
 
@@ -54,7 +54,9 @@ struct AssertionClaims {
 /// the same `invalid_client`.
 fn refuse(reason: &'static str) -> AuthError {
     tracing::warn!(target: "tessera::audit", event = "client_assertion_refused", request_id = %RequestId::current(), reason);
-    AuthError::InvalidClient { basic: false }
+    AuthError::InvalidClient {
+        challenge: Challenge::None,
+    }
 }
 
 /// Parses a registered key and checks that it can verify `alg`.
@@ -74,18 +76,6 @@ pub fn decoding_key(key: &ClientKeyRecord) -> Result<(DecodingKey, KeyAlgorithm)
         ));
     }
     Ok((decoding, alg))
-}
-
-/// The client an assertion claims to be (`sub`), unverified: only for
-/// counting failures, never for a decision.
-pub(super) fn claimed_subject(assertion: &str) -> Option<String> {
-    if assertion.len() > MAX_ASSERTION_LEN {
-        return None;
-    }
-    let subject: Subject = jsonwebtoken::dangerous::insecure_decode_claims(assertion).ok()?;
-    subject
-        .sub
-        .filter(|sub| !sub.is_empty() && sub.len() <= super::MAX_CLIENT_ID_LEN)
 }
 
 impl Authority {

@@ -18,9 +18,9 @@ pub enum AuthError {
     /// credentials. One answer for all, so that the answer does not tell which.
     #[error("client authentication failed")]
     InvalidClient {
-        /// The client used HTTP Basic, so the answer must carry
-        /// `WWW-Authenticate: Basic` (RFC 6749 §5.2).
-        basic: bool,
+        /// The scheme the caller used, which the answer's `WWW-Authenticate`
+        /// challenge must name (RFC 6749 §5.2, RFC 6750 §3).
+        challenge: Challenge,
     },
     /// The authenticated client may not use this grant.
     #[error("{0}")]
@@ -48,6 +48,61 @@ pub enum AuthError {
     Internal(String),
 }
 
+/// The `WWW-Authenticate` challenge a 401 answer carries: the scheme the
+/// caller tried, so that a client library reads the error from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Challenge {
+    /// The caller used no `Authorization` header: no challenge (RFC 6749 §5.2
+    /// asks for one only when the client authenticated through the header).
+    #[default]
+    None,
+    /// HTTP Basic client credentials (RFC 6749 §2.3.1).
+    Basic,
+    /// A bearer access token (RFC 6750 §3: `error="invalid_token"`).
+    Bearer,
+}
+
+/// Longest `error_description` sent, in bytes: an error answer stays a few
+/// hundred bytes whatever the request carried.
+pub const MAX_DESCRIPTION_LEN: usize = 240;
+
+/// Most characters of a client's own input shown back in a description.
+const MAX_ECHO_CHARS: usize = 32;
+
+/// Whether RFC 6749 §5.2 allows `c` in `error_description` (and `error`):
+/// `%x20-21 / %x23-5B / %x5D-7E`, printable ASCII but `"` and `\`.
+pub fn is_description_char(c: char) -> bool {
+    matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+}
+
+/// A piece of the client's input, fit to be shown back in a description: at
+/// most 32 characters, each one outside the allowed set replaced by `?`, in
+/// single quotes, with `...` when it was cut.
+pub fn echo(input: &str) -> String {
+    let mut shown = String::with_capacity(MAX_ECHO_CHARS + 5);
+    shown.push('\'');
+    for (index, c) in input.chars().enumerate() {
+        if index == MAX_ECHO_CHARS {
+            shown.push_str("...");
+            break;
+        }
+        shown.push(if is_description_char(c) { c } else { '?' });
+    }
+    shown.push('\'');
+    shown
+}
+
+/// `text` made fit for `error_description`: characters outside the allowed
+/// set replaced by `?`, cut to [`MAX_DESCRIPTION_LEN`] bytes. Every
+/// description passes through here, so no path can send a character that a
+/// strict client rejects, whatever a message's author wrote.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if is_description_char(c) { c } else { '?' })
+        .take(MAX_DESCRIPTION_LEN)
+        .collect()
+}
+
 impl AuthError {
     /// Shorthand for [`AuthError::InvalidRequest`].
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
@@ -71,8 +126,10 @@ impl AuthError {
         }
     }
 
-    /// The `error_description` sent to the caller.
+    /// The `error_description` sent to the caller: only characters RFC 6749
+    /// §5.2 allows, at most [`MAX_DESCRIPTION_LEN`] bytes. gRPC status
+    /// messages use the same text.
     pub fn description(&self) -> String {
-        self.to_string()
+        sanitize(&self.to_string())
     }
 }

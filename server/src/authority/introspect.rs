@@ -15,7 +15,8 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::{
-    AccessToken, AuthError, Authority, Credential, PresentedCredentials, resolve_credentials, store_unavailable,
+    AccessToken, AuthError, Authority, Challenge, Credential, PresentedCredentials, resolve_credentials,
+    store_unavailable,
 };
 use crate::clock::UnixTime;
 use crate::store::RevokedToken;
@@ -156,7 +157,9 @@ impl Authority {
                     client_id: active.client_id,
                     scopes: active.scopes,
                 }),
-                None => Err(AuthError::InvalidClient { basic: false }),
+                None => Err(AuthError::InvalidClient {
+                    challenge: Challenge::Bearer,
+                }),
             },
         }
     }

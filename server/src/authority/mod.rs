@@ -25,17 +25,17 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 pub use assertion::{ASSERTION_LEEWAY_SECS, MAX_ASSERTION_LIFETIME_SECS, decoding_key as client_decoding_key};
-pub use error::AuthError;
+pub use error::{AuthError, Challenge};
 pub use introspect::{ActiveToken, INTROSPECT_SCOPE, MAX_TOKEN_LEN, REVOKE_SCOPE, bearer};
 pub use policy::{MAX_AUDIENCES, MAX_SCOPES, is_valid_audience, is_valid_scope_token};
-pub use secret::{ClientSecret, HashingGate};
+pub use secret::{ClientSecret, HashingGate, SecretCheck};
 pub use throttle::ThrottleConfig;
 
 use crate::clock::{Clock, UnixTime};
 use crate::keys::{KeyAlgorithm, KeyRing, PublicJwk, SigningKey};
 use crate::metrics::{Metrics, Snapshot};
 use crate::request_id::RequestId;
-use crate::store::{ClientRecord, Generations, Store, StoreError};
+use crate::store::{ClientRecord, Generations, SecretRecord, Store, StoreError};
 use throttle::Throttle;
 
 /// The only grant Tessera serves (RFC 6749 §4.4).
@@ -196,7 +196,7 @@ enum Credential {
     Secret {
         client_id: String,
         secret: ClientSecret,
-        basic: bool,
+        challenge: Challenge,
     },
     /// Only where a token may stand for its client (introspection, revocation).
     Bearer(AccessToken),
@@ -215,6 +215,22 @@ struct Remembered {
     /// Which of the client's secrets it matched: the memory counts only while
     /// the client's current record still holds that secret, live.
     secret_id: String,
+}
+
+/// Removes a shared verification from `in_flight` when its caller finishes,
+/// or is cancelled mid-wait (a client that hung up, a gRPC deadline): an
+/// entry must never outlive every caller that could use it.
+struct InFlightEntry<'a> {
+    map: &'a DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Option<usize>>>>,
+    mac: [u8; 32],
+    cell: &'a Arc<tokio::sync::OnceCell<Option<usize>>>,
+}
+
+impl Drop for InFlightEntry<'_> {
+    fn drop(&mut self) {
+        self.map
+            .remove_if(&self.mac, |_, current| Arc::ptr_eq(current, self.cell));
+    }
 }
 
 /// Remembered verifications kept at most, over all clients; past it the
@@ -245,6 +261,9 @@ pub struct Authority {
     /// Per-process random key of the remembered MACs: a memory dump does not
     /// give an offline oracle for secrets across restarts.
     mac_key: aws_lc_rs::hmac::Key,
+    /// The check value of a random secret, checked when a request names no
+    /// usable client, so that the refusal costs what a wrong secret costs.
+    dummy_check: String,
     /// Verifications under way, by the MAC of the presented credentials.
     in_flight: DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Option<usize>>>>,
     throttle: Throttle,
@@ -350,6 +369,7 @@ impl Authority {
             remembered: DashMap::new(),
             in_flight: DashMap::new(),
             mac_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret::random_bytes::<32>()),
+            dummy_check: SecretCheck::new(&ClientSecret::generate()).into_inner(),
             throttle,
             denied,
             last_prune: AtomicI64::new(0),
@@ -420,8 +440,8 @@ impl Authority {
             Some(other) => {
                 return Err(AuthError::UnsupportedGrantType(
                     format!(
-                        "grant type {:?} is not supported; Tessera serves client_credentials only",
-                        truncate(other)
+                        "grant type {} is not supported; Tessera serves client_credentials only",
+                        error::echo(other)
                     )
                     .into(),
                 ));
@@ -448,82 +468,124 @@ impl Authority {
 
     /// Checks the credential and returns the client.
     ///
-    /// Secrets: a secret remembered from an earlier success is accepted at the
-    /// cost of a MAC. Otherwise, unless the client id or source is throttled,
-    /// argon2 runs through the bounded gate. Unknown, disabled and
-    /// wrong-secret cases all run one verification and fail with the same
-    /// error, so neither the answer nor its timing says which it was.
+    /// No correct credential is refused because of anyone else's failures:
+    /// a wrong secret is turned away by its check value in about a
+    /// microsecond ([`secret`] says why that is safe), and a bad assertion by
+    /// its signature, so failures need no lockout to stay cheap. A secret
+    /// remembered from an earlier success costs a MAC; argon2 runs only for
+    /// a secret that passes its check. Unknown, disabled and wrong-secret
+    /// cases do the same work and fail with the same error.
     async fn authenticate(
         &self,
         credential: Credential,
         source: Option<IpAddr>,
     ) -> Result<Arc<ClientRecord>, AuthError> {
-        let (client_id, secret, basic) = match credential {
+        match credential {
             Credential::Secret {
                 client_id,
                 secret,
-                basic,
-            } => (client_id, secret, basic),
+                challenge,
+            } => self.authenticate_secret(client_id, secret, challenge, source).await,
             Credential::Assertion { client_id, assertion } => {
-                let now = self.clock.now();
-                // Failures count against the client the request names, or
-                // else the one the assertion claims to be; an assertion that
-                // names nobody counts against its source only.
-                let claimed = client_id.clone().or_else(|| assertion::claimed_subject(&assertion));
-                if let Some(retry_after_secs) = self.throttle.retry_after(claimed.as_deref(), source, now) {
-                    return Err(AuthError::TooManyRequests { retry_after_secs });
-                }
-                let outcome = self.authenticate_assertion(client_id.as_deref(), &assertion).await;
-                if matches!(outcome, Err(AuthError::InvalidClient { .. })) {
-                    self.throttle.record_failure(claimed.as_deref(), source, now);
-                }
-                return outcome;
+                self.authenticate_assertion(client_id.as_deref(), &assertion).await
             }
-            Credential::Bearer(_) => return Err(AuthError::InvalidClient { basic: false }),
-        };
+            Credential::Bearer(_) => Err(AuthError::InvalidClient {
+                challenge: Challenge::Bearer,
+            }),
+        }
+    }
+
+    async fn authenticate_secret(
+        &self,
+        client_id: String,
+        secret: ClientSecret,
+        challenge: Challenge,
+        source: Option<IpAddr>,
+    ) -> Result<Arc<ClientRecord>, AuthError> {
         let client = self.client(&client_id).await?;
         let now = self.clock.now();
         let mac = self.secret_mac(&client_id, &secret);
-        if let Some(c) = client.as_ref().filter(|c| !c.disabled)
+        let usable = client.as_ref().filter(|c| !c.disabled);
+        if let Some(c) = usable
             && self.is_remembered(c, &mac, now)
         {
             self.metrics.remembered_hit();
             return Ok(c.clone());
         }
-        if let Some(retry_after_secs) = self.throttle.retry_after(Some(&client_id), source, now) {
+        let live: Vec<&SecretRecord> = usable
+            .map(|c| c.secrets.iter().filter(|s| s.is_live(now)).collect())
+            .unwrap_or_default();
+        let candidates = self.screen(&live, &secret);
+        let refuse = || {
+            warn!(target: "tessera::audit", event = "client_authentication_failed", request_id = %RequestId::current(), client_id = %truncate(&client_id));
+            Err(AuthError::InvalidClient { challenge })
+        };
+        let (Some(client), false) = (usable, candidates.is_empty()) else {
+            return refuse();
+        };
+        // Secrets stored before check values existed still cost argon2 to
+        // refuse, so their failures stay throttled until each has verified
+        // once after the upgrade and gained its check value.
+        let legacy = candidates.iter().any(|c| c.check.is_none());
+        if legacy && let Some(retry_after_secs) = self.throttle.retry_after(Some(&client_id), source, now) {
             return Err(AuthError::TooManyRequests { retry_after_secs });
         }
-        let (candidates, secret_ids): (Vec<String>, Vec<String>) = match &client {
-            Some(c) if !c.disabled => c
-                .secrets
-                .iter()
-                .filter(|s| s.is_live(now))
-                .map(|s| (s.phc.clone(), s.secret_id.clone()))
-                .unzip(),
-            _ => Default::default(),
-        };
-        let matched = self.verify_once(mac, candidates, secret).await?;
-        match (client, matched) {
-            (Some(c), Some(index)) => {
-                // Safe even if the client changed while argon2 ran: the memory
-                // is checked against the client's record at each use.
-                if let Some(secret_id) = secret_ids.get(index) {
-                    self.remember(&c.client_id, mac, secret_id);
-                }
-                Ok(c)
-            }
-            _ => {
+        let phcs = candidates.iter().map(|c| c.phc.clone()).collect();
+        let Some(matched) = self
+            .verify_once(mac, phcs, secret.clone())
+            .await?
+            .and_then(|i| candidates.get(i))
+        else {
+            if legacy {
                 self.throttle.record_failure(Some(&client_id), source, now);
-                warn!(target: "tessera::audit", event = "client_authentication_failed", request_id = %RequestId::current(), client_id = %truncate(&client_id));
-                Err(AuthError::InvalidClient { basic })
             }
+            return refuse();
+        };
+        // Safe even if the client changed while argon2 ran: the memory is
+        // checked against the client's record at each use.
+        self.remember(&client.client_id, mac, &matched.secret_id);
+        if matched.check.is_none() {
+            self.record_check(&client.client_id, &matched.secret_id, &secret).await;
+        }
+        Ok(client.clone())
+    }
+
+    /// The live secrets `secret` may be: those whose check value it passes,
+    /// and those stored without one. With none to screen, one check runs
+    /// against a dummy value, so an unknown or disabled client costs what a
+    /// wrong secret does.
+    fn screen<'a>(&self, live: &[&'a SecretRecord], secret: &ClientSecret) -> Vec<&'a SecretRecord> {
+        if live.is_empty() {
+            let _ = std::hint::black_box(secret::passes_check(&self.dummy_check, secret));
+            return Vec::new();
+        }
+        live.iter()
+            .copied()
+            .filter(|s| {
+                s.check
+                    .as_deref()
+                    .is_none_or(|check| secret::passes_check(check, secret))
+            })
+            .collect()
+    }
+
+    /// Stores the check value of a secret that verified but had none. A
+    /// failure only means argon2 runs again next time, so it is logged.
+    async fn record_check(&self, client_id: &str, secret_id: &str, secret: &ClientSecret) {
+        let check = SecretCheck::new(secret);
+        match self.store.set_secret_check(client_id, secret_id, check.as_str()).await {
+            Ok(_) => {
+                info!(target: "tessera::audit", event = "secret_check_recorded", client_id = %client_id, secret_id = %secret_id)
+            }
+            Err(e) => warn!(error = %e, "recording a secret's check value failed; it will be retried at its next use"),
         }
     }
 
     /// One verification per presented (client, secret) at a time: concurrent
     /// requests with the same credentials (a service starting many workers at
     /// once) share one argon2 run instead of queueing one each. A failed or
-    /// cancelled run is not shared; the next waiter runs its own.
+    /// cancelled run is not shared; the next waiter runs its own. The shared
+    /// entry goes when its last caller finishes or is cancelled.
     async fn verify_once(
         &self,
         mac: [u8; 32],
@@ -531,12 +593,14 @@ impl Authority {
         secret: ClientSecret,
     ) -> Result<Option<usize>, AuthError> {
         let cell = self.in_flight.entry(mac).or_default().clone();
-        let outcome = cell
-            .get_or_try_init(|| self.gate.verify_any(candidates, secret, &self.metrics))
+        let _entry = InFlightEntry {
+            map: &self.in_flight,
+            mac,
+            cell: &cell,
+        };
+        cell.get_or_try_init(|| self.gate.verify_any(candidates, secret, &self.metrics))
             .await
-            .copied();
-        self.in_flight.remove_if(&mac, |_, current| Arc::ptr_eq(current, &cell));
-        outcome
+            .copied()
     }
 
     /// HMAC-SHA256 of the client id and secret under the per-process key.
@@ -905,7 +969,7 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
         .count();
     if methods > 1 {
         return Err(AuthError::invalid_request(
-            "the request uses more than one client authentication method; use exactly one (RFC 6749 §2.3)",
+            "the request uses more than one client authentication method; use exactly one (RFC 6749 section 2.3)",
         ));
     }
     if let Some(id) = &client_id {
@@ -929,7 +993,7 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
             return Ok(Credential::Secret {
                 client_id: basic_id,
                 secret,
-                basic: true,
+                challenge: Challenge::Basic,
             });
         }
         Some(Authorization::Bearer(token)) if allow_bearer => {
@@ -941,7 +1005,11 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
             return Ok(Credential::Bearer(token));
         }
         // A bearer token does not authenticate a client at the token endpoint.
-        Some(Authorization::Bearer(_)) => return Err(AuthError::InvalidClient { basic: true }),
+        Some(Authorization::Bearer(_)) => {
+            return Err(AuthError::InvalidClient {
+                challenge: Challenge::Basic,
+            });
+        }
         None => {}
     }
     if let Some(secret) = client_secret {
@@ -951,7 +1019,7 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
         return Ok(Credential::Secret {
             client_id,
             secret,
-            basic: false,
+            challenge: Challenge::None,
         });
     }
     if uses_assertion {
@@ -968,7 +1036,9 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
         return Ok(Credential::Assertion { client_id, assertion });
     }
     // No credential at all: the client did not authenticate (RFC 6749 §5.2).
-    Err(AuthError::InvalidClient { basic: false })
+    Err(AuthError::InvalidClient {
+        challenge: Challenge::None,
+    })
 }
 
 fn check_client_id(id: &str) -> Result<(), AuthError> {

@@ -6,9 +6,8 @@
 //! tokens for Tessera itself (`aud` = the issuer), never an empty or wildcard
 //! `aud`.
 
-use std::borrow::Cow;
-
 use super::AuthError;
+use super::error::echo;
 use crate::store::ClientRecord;
 
 /// Most scopes one request may name.
@@ -33,11 +32,6 @@ pub fn is_valid_audience(audience: &str) -> bool {
     !audience.is_empty() && audience.len() <= MAX_AUDIENCE_LEN && audience.bytes().all(|b| (0x21..=0x7E).contains(&b))
 }
 
-fn quoted(text: &str) -> Cow<'static, str> {
-    let shown: String = text.chars().take(64).collect();
-    format!("{shown:?}").into()
-}
-
 /// Checks the shape of requested scopes and removes duplicates (`scope=a a`
 /// asks for `a` once), keeping the order of first appearance.
 pub(super) fn parse_requested_scopes(requested: &[String]) -> Result<Vec<String>, AuthError> {
@@ -51,8 +45,8 @@ pub(super) fn parse_requested_scopes(requested: &[String]) -> Result<Vec<String>
         if !is_valid_scope_token(scope) {
             return Err(AuthError::InvalidScope(
                 format!(
-                    "scope {} is malformed: a scope token is 1 to {MAX_SCOPE_LEN} visible ASCII characters other than '\"' and '\\' (RFC 6749 §3.3)",
-                    quoted(scope)
+                    "scope {} is malformed: a scope token is 1 to {MAX_SCOPE_LEN} visible ASCII characters other than double quote and backslash (RFC 6749 section 3.3)",
+                    echo(scope)
                 )
                 .into(),
             ));
@@ -77,7 +71,7 @@ pub(super) fn parse_requested_audiences(requested: &[String]) -> Result<Vec<Stri
             return Err(AuthError::InvalidTarget(
                 format!(
                     "audience {} is malformed: use 1 to {MAX_AUDIENCE_LEN} visible ASCII characters, no spaces",
-                    quoted(audience)
+                    echo(audience)
                 )
                 .into(),
             ));
@@ -98,7 +92,7 @@ pub(super) fn grant_scopes(client: &ClientRecord, requested: Vec<String>) -> Res
     // Exact, case-sensitive comparison: `Read` or `read:all` do not match `read`.
     if let Some(extra) = requested.iter().find(|s| !client.scopes.contains(s)) {
         return Err(AuthError::InvalidScope(
-            format!("scope {} is not allowed for this client", quoted(extra)).into(),
+            format!("scope {} is not allowed for this client", echo(extra)).into(),
         ));
     }
     Ok(requested)
@@ -120,8 +114,8 @@ pub(super) fn grant_audiences(
     if let Some(extra) = requested.iter().find(|a| !client.audiences.contains(a)) {
         return Err(AuthError::InvalidTarget(
             format!(
-                "audience {} is not allowed for this client (RFC 8707 §2)",
-                quoted(extra)
+                "audience {} is not allowed for this client (RFC 8707 section 2)",
+                echo(extra)
             )
             .into(),
         ));

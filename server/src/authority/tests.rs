@@ -105,7 +105,7 @@ async fn issued_token_is_an_rfc9068_jwt_with_every_claim() {
     let secret = f.client("svc", &["read"], &["https://api.test"], None).await;
     let token = f.issue(post("svc", &secret)).await.unwrap();
     let header = decode_header(token.access_token.expose()).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 section 2.1");
     assert_eq!(header.kid.as_deref(), Some(f.authority.key_ring().signer(NOW).kid()));
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     let claims = f.claims(&token);
@@ -258,7 +258,12 @@ async fn unknown_client_wrong_secret_and_disabled_client_get_one_identical_error
         f.issue(post("svc ", &secret)).await.unwrap_err(),
     ];
     for err in &errors {
-        assert_eq!(*err, AuthError::InvalidClient { basic: false });
+        assert_eq!(
+            *err,
+            AuthError::InvalidClient {
+                challenge: Challenge::None
+            }
+        );
     }
 }
 
@@ -295,7 +300,12 @@ async fn basic_credentials_authenticate_and_failures_ask_for_basic() {
     };
     assert!(f.issue(basic(secret)).await.is_ok());
     let err = f.issue(basic(ClientSecret::new("wrong"))).await.unwrap_err();
-    assert_eq!(err, AuthError::InvalidClient { basic: true });
+    assert_eq!(
+        err,
+        AuthError::InvalidClient {
+            challenge: Challenge::Basic
+        }
+    );
 }
 
 #[tokio::test]
@@ -417,6 +427,7 @@ async fn hostile_argon2_parameters_in_the_store_fail_closed() {
     let hostile = SecretRecord {
         secret_id: "x".into(),
         phc: "$argon2id$v=19$m=4194304,t=1000,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        check: None,
         created_at: NOW,
         expires_at: None,
     };
@@ -511,7 +522,12 @@ mod resource_server {
             .introspect(basic("rs", &ClientSecret::new("nope")), &token)
             .await
             .unwrap_err();
-        assert_eq!(wrong, AuthError::InvalidClient { basic: true });
+        assert_eq!(
+            wrong,
+            AuthError::InvalidClient {
+                challenge: Challenge::Basic
+            }
+        );
         let bad_bearer = f.authority.introspect(bearer("garbage"), &token).await.unwrap_err();
         assert_eq!(bad_bearer.oauth_code(), "invalid_client");
     }
@@ -1284,7 +1300,11 @@ mod client_auth {
         assert_eq!(f.authority.hashing_runs(), after_first, "remembered: no more hashing");
         let err = f.issue(post("svc", &ClientSecret::new("wrong"))).await.unwrap_err();
         assert_eq!(err.oauth_code(), "invalid_client", "a wrong secret is not remembered");
-        assert_eq!(f.authority.hashing_runs(), after_first + 1);
+        assert_eq!(
+            f.authority.hashing_runs(),
+            after_first,
+            "a wrong secret is refused by its check value, without argon2"
+        );
     }
 
     #[tokio::test]
@@ -1312,55 +1332,122 @@ mod client_auth {
         );
     }
 
-    #[tokio::test]
-    async fn repeated_failures_are_throttled_without_hashing_but_the_warm_client_keeps_working_threats_b_05() {
-        let f = fixture().await;
-        let secret = f.client("svc", &["read"], &[], None).await;
-        f.issue(post("svc", &secret)).await.unwrap(); // remembered
-        let limit = ThrottleConfig::default().client_failures;
-        for _ in 0..limit {
-            assert_eq!(
-                f.issue(post("svc", &ClientSecret::new("guess")))
-                    .await
-                    .unwrap_err()
-                    .oauth_code(),
-                "invalid_client"
-            );
-        }
-        let runs = f.authority.hashing_runs();
-        let throttled = f.issue(post("svc", &ClientSecret::new("guess"))).await.unwrap_err();
-        assert!(
-            matches!(throttled, AuthError::TooManyRequests { retry_after_secs } if retry_after_secs > 0),
-            "{throttled:?}"
-        );
-        assert_eq!(f.authority.hashing_runs(), runs, "no hashing while throttled");
-        assert!(
-            f.issue(post("svc", &secret)).await.is_ok(),
-            "the remembered secret still works"
-        );
-        f.clock.advance(60);
-        assert_eq!(
-            f.issue(post("svc", &ClientSecret::new("guess")))
-                .await
-                .unwrap_err()
-                .oauth_code(),
-            "invalid_client",
-            "window over"
-        );
+    /// A fresh authority on the same store: a replica that never saw the
+    /// client, or the server after a restart.
+    async fn cold_replica(f: &Fixture) -> Authority {
+        let config = f.authority.config.clone();
+        Authority::new(config, f.store.clone(), f.clock.clone()).await.unwrap()
     }
 
+    fn from(mut request: TokenRequest, source: &str) -> TokenRequest {
+        request.source = Some(source.parse().unwrap());
+        request
+    }
+
+    /// THREATS B-05: whoever knows a client id cannot keep the client from
+    /// its token, however many wrong secrets they send, and those cost no argon2.
     #[tokio::test]
-    async fn a_source_spraying_many_client_ids_is_throttled() {
+    async fn wrong_secrets_for_a_client_never_refuse_its_correct_secret_cold() {
         let f = fixture().await;
-        let source: IpAddr = "192.0.2.9".parse().unwrap();
-        let limit = ThrottleConfig::default().source_failures;
-        let mut last = None;
-        for i in 0..=limit {
-            let mut request = post(&format!("id-{i}"), &ClientSecret::new("x"));
-            request.source = Some(source);
-            last = Some(f.issue(request).await.unwrap_err());
+        let secret = f.client("svc", &["read"], &[], None).await;
+        for _ in 0..50 {
+            let err = f
+                .issue(from(post("svc", &ClientSecret::generate()), "192.0.2.66"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.oauth_code(), "invalid_client");
         }
-        assert_eq!(last.unwrap().oauth_code(), "slow_down");
+        assert_eq!(f.authority.hashing_runs(), 0, "wrong secrets never reach argon2");
+        let cold = cold_replica(&f).await;
+        let issued = cold.issue(from(post("svc", &secret), "192.0.2.66")).await;
+        assert!(issued.is_ok(), "{issued:?}");
+        let warm = f.issue(post("svc", &secret)).await;
+        assert!(warm.is_ok(), "{warm:?}");
+    }
+
+    /// A shared egress address (a NAT, a proxy) full of failures does not
+    /// refuse a never-seen client's correct secret from the same address.
+    #[tokio::test]
+    async fn failures_from_a_shared_address_never_refuse_a_correct_secret_from_it() {
+        let f = fixture().await;
+        let secret = f.client("svc", &["read"], &[], None).await;
+        for i in 0..150 {
+            let err = f
+                .issue(from(post(&format!("id-{i}"), &ClientSecret::new("x")), "192.0.2.9"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.oauth_code(), "invalid_client");
+        }
+        let issued = f.issue(from(post("svc", &secret), "192.0.2.9")).await;
+        assert!(issued.is_ok(), "{issued:?}");
+    }
+
+    /// A secret stored before check values existed verifies with argon2 and
+    /// gains its check value at its first success; from then on a wrong
+    /// secret costs no argon2. Until then its failures stay throttled.
+    #[tokio::test]
+    async fn a_legacy_secret_gains_its_check_value_at_its_next_success() {
+        let f = fixture().await;
+        f.client("svc", &["read"], &[], None).await;
+        let (secret, mut record) = admin::new_secret(NOW, None).await.unwrap();
+        record.check = None;
+        let secret_id = record.secret_id.clone();
+        f.store.add_secret("svc", record, Some(NOW)).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        let limit = ThrottleConfig::default().client_failures;
+        for _ in 0..limit {
+            let err = f.issue(post("svc", &ClientSecret::generate())).await.unwrap_err();
+            assert_eq!(err.oauth_code(), "invalid_client");
+        }
+        assert_eq!(
+            f.authority.hashing_runs(),
+            u64::from(limit),
+            "legacy: argon2 per failure"
+        );
+        let throttled = f.issue(post("svc", &ClientSecret::generate())).await.unwrap_err();
+        assert!(matches!(throttled, AuthError::TooManyRequests { .. }), "{throttled:?}");
+        f.clock.advance(60);
+        f.issue(post("svc", &secret)).await.unwrap();
+        let stored = f.store.client("svc").await.unwrap().unwrap();
+        let check = stored
+            .secrets
+            .iter()
+            .find(|s| s.secret_id == secret_id)
+            .unwrap()
+            .check
+            .clone();
+        assert!(check.is_some_and(|c| secret::passes_check(&c, &secret)));
+        let cold = cold_replica(&f).await;
+        for _ in 0..2 * limit {
+            let err = cold.issue(post("svc", &ClientSecret::generate())).await.unwrap_err();
+            assert_eq!(err.oauth_code(), "invalid_client");
+        }
+        assert_eq!(cold.hashing_runs(), 0, "with a check value, failures are free");
+        assert!(cold.issue(post("svc", &secret)).await.is_ok());
+    }
+
+    /// Bad signatures naming a client do not refuse its good assertion.
+    #[tokio::test]
+    async fn bad_assertions_never_refuse_a_good_one() {
+        let f = fixture().await;
+        let key = client_key("k1", KeyAlgorithm::Es256);
+        with_key(&f, "svc", &key).await;
+        let forger = client_key("k1", KeyAlgorithm::Es256);
+        for _ in 0..50 {
+            let forged = forger.sign(&claims("svc", NOW));
+            let err = f
+                .issue(from(assertion_request(Some("svc"), forged), "192.0.2.7"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.oauth_code(), "invalid_client");
+        }
+        let good = f
+            .issue(from(
+                assertion_request(Some("svc"), key.sign(&claims("svc", NOW))),
+                "192.0.2.7",
+            ))
+            .await;
+        assert!(good.is_ok(), "{good:?}");
     }
 
     /// Regression: failed assertions that named no client_id were all counted

@@ -1,11 +1,12 @@
-//! Failure throttling: after too many failed authentications, a client id or
-//! a source address is refused for the rest of a window without any hashing
-//! (THREATS B-05), so argon2 cannot be turned into a denial of service and
-//! secrets cannot be guessed at speed.
+//! Failure throttling, for the one case where a failure still costs argon2: a
+//! secret stored before check values existed (see `secret`), until it has
+//! verified once after the upgrade. After too many such failures a client id
+//! or a source address is refused for the rest of a window without hashing.
 //!
-//! A secret that matches a remembered successful verification is still
-//! accepted while its client id is throttled: it costs no hashing, and it
-//! keeps whoever merely knows a client id from locking the real client out.
+//! Everything else never meets the throttle: a secret with a check value is
+//! refused in a microsecond when wrong and verified when right, and an
+//! assertion is judged by its signature, so no one's failures can refuse
+//! another caller's correct credential (THREATS B-05).
 
 use std::net::IpAddr;
 

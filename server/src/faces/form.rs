@@ -48,7 +48,7 @@ impl FormBody {
         let first = values.next();
         if values.next().is_some() {
             return Err(AuthError::invalid_request(format!(
-                "parameter {name} is repeated; send it once (RFC 6749 §3.2)"
+                "parameter {name} is repeated; send it once (RFC 6749 section 3.2)"
             )));
         }
         Ok(first.filter(|v| !v.is_empty()))

@@ -67,11 +67,14 @@ pub fn router(authority: Arc<Authority>) -> Router {
         .with_state(authority)
 }
 
-async fn method_not_allowed(method: Method) -> Response {
+async fn method_not_allowed(State(authority): State<Arc<Authority>>, method: Method) -> Response {
     let allow = if method == Method::GET { "POST" } else { "GET, POST" };
-    let mut response = http_error(&AuthError::invalid_request(format!(
-        "method {method} is not allowed here; the OAuth endpoints take POST with an application/x-www-form-urlencoded body (RFC 6749 §3.2)"
-    )));
+    let mut response = http_error(
+        &AuthError::invalid_request(format!(
+            "method {method} is not allowed here; the OAuth endpoints take POST with an application/x-www-form-urlencoded body (RFC 6749 section 3.2)"
+        )),
+        authority.issuer(),
+    );
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     response
         .headers_mut()
@@ -92,7 +95,7 @@ async fn token(State(authority): State<Arc<Authority>>, request: Request) -> Res
         .observe(Face::Http, "token", outcome(&result), started.elapsed());
     match result {
         Ok(issued) => token_response(&issued),
-        Err(e) => http_error(&e),
+        Err(e) => http_error(&e, authority.issuer()),
     }
 }
 
@@ -152,7 +155,7 @@ async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
         let query = FormBody::parse(query.as_bytes())?;
         if ["client_secret", "client_assertion"].iter().any(|p| query.contains(p)) {
             return Err(AuthError::invalid_request(
-                "credentials must not be sent in the URL query; send them in the body or the Authorization header (RFC 6749 §2.3.1)",
+                "credentials must not be sent in the URL query; send them in the body or the Authorization header (RFC 6749 section 2.3.1)",
             ));
         }
     }
@@ -188,8 +191,9 @@ async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), AuthError> {
     let mut values = headers.get_all(header::CONTENT_TYPE).iter();
-    let wrong =
-        || AuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded (RFC 6749 §4.4.2)");
+    let wrong = || {
+        AuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded (RFC 6749 section 4.4.2)")
+    };
     let value = values.next().ok_or_else(wrong)?;
     if values.next().is_some() {
         return Err(wrong());
@@ -261,7 +265,7 @@ async fn introspect(State(authority): State<Arc<Authority>>, request: Request) -
             no_store(&mut response);
             response
         }
-        Err(e) => http_error(&e),
+        Err(e) => http_error(&e, authority.issuer()),
     }
 }
 
@@ -306,7 +310,7 @@ async fn revoke(State(authority): State<Arc<Authority>>, request: Request) -> Re
             no_store(&mut response);
             response
         }
-        Err(e) => http_error(&e),
+        Err(e) => http_error(&e, authority.issuer()),
     }
 }
 

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::authority::AuthError;
+use crate::authority::{AuthError, Challenge};
 
 /// Domain of the `google.rpc.ErrorInfo` attached to every gRPC error.
 pub const ERROR_DOMAIN: &str = "tessera";
@@ -48,23 +48,47 @@ pub fn no_store(response: &mut Response) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-/// The RFC 6749 §5.2 JSON error response.
-pub fn http_error(error: &AuthError) -> Response {
+/// The `WWW-Authenticate` value of a 401 to a caller who used `challenge`:
+/// the scheme, the realm (our issuer), and the error as auth-params (RFC
+/// 7235 §2.1, RFC 6750 §3), which clients such as openid-client read the
+/// OAuth error from. `None` when the caller used no `Authorization` header.
+fn challenge_header(challenge: Challenge, realm: &str, description: &str) -> Option<HeaderValue> {
+    let (scheme, code) = match challenge {
+        Challenge::None => return None,
+        Challenge::Basic => ("Basic", "invalid_client"),
+        Challenge::Bearer => ("Bearer", "invalid_token"),
+    };
+    // A quoted-string may not hold '"' or '\' unescaped; the issuer is a URL
+    // and the description is sanitised, so this only guards against surprises.
+    let quotable = |text: &str| text.replace(['"', '\\'], "?");
+    let value = format!(
+        r#"{scheme} realm="{}", error="{code}", error_description="{}""#,
+        quotable(realm),
+        quotable(description)
+    );
+    HeaderValue::from_str(&value)
+        .ok()
+        .or_else(|| HeaderValue::from_str(&format!(r#"{scheme} realm="tessera", error="{code}""#)).ok())
+}
+
+/// The RFC 6749 §5.2 JSON error response. `realm` is the issuer, named in
+/// the `WWW-Authenticate` challenge of a 401.
+pub fn http_error(error: &AuthError, realm: &str) -> Response {
     log_if_internal(error);
     let (status, _) = encodings(error);
+    let description = error.description();
     let body = serde_json::json!({
         "error": error.oauth_code(),
-        "error_description": error.description(),
+        "error_description": description,
     });
     let mut response = (status, axum::Json(body)).into_response();
     no_store(&mut response);
     let headers = response.headers_mut();
     match error {
-        AuthError::InvalidClient { basic: true } => {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Basic realm="tessera""#),
-            );
+        AuthError::InvalidClient { challenge } => {
+            if let Some(value) = challenge_header(*challenge, realm, &description) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
         }
         AuthError::TooManyRequests { retry_after_secs } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -96,10 +120,14 @@ pub fn grpc_status(error: &AuthError) -> tonic::Status {
 mod tests {
     use super::*;
 
+    const REALM: &str = "https://tessera.test";
+
     fn all_errors() -> Vec<AuthError> {
         vec![
             AuthError::invalid_request("x"),
-            AuthError::InvalidClient { basic: true },
+            AuthError::InvalidClient {
+                challenge: Challenge::Basic,
+            },
             AuthError::UnauthorizedClient("x".into()),
             AuthError::UnsupportedGrantType("x".into()),
             AuthError::InvalidScope("x".into()),
@@ -127,9 +155,46 @@ mod tests {
         assert_eq!(error.description(), "internal error");
     }
 
+    /// RFC 6749 §5.2 and RFC 7235 §2.1: the challenge names the realm and
+    /// carries the error as auth-params, as openid-client reads it.
+    #[test]
+    fn a_basic_failure_challenges_with_realm_error_and_description() {
+        let response = http_error(
+            &AuthError::InvalidClient {
+                challenge: Challenge::Basic,
+            },
+            REALM,
+        );
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Basic realm="https://tessera.test", error="invalid_client", error_description="client authentication failed""#
+        );
+    }
+
+    /// RFC 6750 §3: a bearer caller whose token is not good gets `invalid_token`.
+    #[test]
+    fn a_bearer_failure_challenges_with_invalid_token() {
+        let response = http_error(
+            &AuthError::InvalidClient {
+                challenge: Challenge::Bearer,
+            },
+            REALM,
+        );
+        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer realm="https://tessera.test", error="invalid_token""#),
+            "{challenge}"
+        );
+    }
+
     #[test]
     fn basic_failures_challenge_with_www_authenticate() {
-        let response = http_error(&AuthError::InvalidClient { basic: true });
+        let response = http_error(
+            &AuthError::InvalidClient {
+                challenge: Challenge::Basic,
+            },
+            REALM,
+        );
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(
             response.headers()[header::WWW_AUTHENTICATE]
@@ -137,14 +202,19 @@ mod tests {
                 .unwrap()
                 .starts_with("Basic")
         );
-        let response = http_error(&AuthError::InvalidClient { basic: false });
+        let response = http_error(
+            &AuthError::InvalidClient {
+                challenge: Challenge::None,
+            },
+            REALM,
+        );
         assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 
     #[test]
     fn error_answers_are_never_cached() {
         for error in all_errors() {
-            let response = http_error(&error);
+            let response = http_error(&error, REALM);
             assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
             assert_eq!(response.headers()[header::PRAGMA], "no-cache");
         }

@@ -13,6 +13,7 @@ pub fn sample_client(id: &str) -> ClientRecord {
         secrets: vec![SecretRecord {
             secret_id: format!("{id}-s1"),
             phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            check: Some("v1$c2FsdA$AAAAAAAAAAA".into()),
             created_at: 1_700_000_000,
             expires_at: None,
         }],
@@ -47,6 +48,41 @@ pub async fn run_all(store: &dyn Store) {
     rotation_adds_a_secret_and_shortens_the_others(store).await;
     client_keys_are_stored_per_client_and_kid(store).await;
     an_assertion_id_is_accepted_once(store).await;
+    a_legacy_secret_gets_its_check_value_once(store).await;
+}
+
+/// A secret stored before check values existed gets one recorded at its next
+/// verification, once; a recorded one is never overwritten.
+async fn a_legacy_secret_gets_its_check_value_once(store: &dyn Store) {
+    let mut client = sample_client("contract-check");
+    client.secrets[0].check = None;
+    store.create_client(client).await.unwrap();
+    assert!(
+        store
+            .set_secret_check("contract-check", "contract-check-s1", "v1$a$b")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_secret_check("contract-check", "contract-check-s1", "v1$c$d")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_secret_check("contract-check", "no-such-secret", "v1$c$d")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_secret_check("no-such-client", "contract-check-s1", "v1$c$d")
+            .await
+            .unwrap()
+    );
+    let stored = store.client("contract-check").await.unwrap().unwrap();
+    assert_eq!(stored.secrets[0].check.as_deref(), Some("v1$a$b"));
 }
 
 async fn created_client_reads_back_identically(store: &dyn Store) {
@@ -225,6 +261,7 @@ async fn rotation_adds_a_secret_and_shortens_the_others(store: &dyn Store) {
     let fresh = SecretRecord {
         secret_id: "fresh".into(),
         phc: "p".into(),
+        check: None,
         created_at: 100,
         expires_at: None,
     };

@@ -77,6 +77,10 @@ pub struct SecretRecord {
     pub secret_id: String,
     /// The argon2id PHC string.
     pub phc: String,
+    /// A short salted check value of the secret (`authority::secret::SecretCheck`),
+    /// which turns a wrong secret away before argon2 runs. `None` for a
+    /// secret stored before check values existed, until it next verifies.
+    pub check: Option<String>,
     /// When the secret was created.
     pub created_at: UnixTime,
     /// After this instant the secret no longer authenticates; `None` never expires.
@@ -88,6 +92,7 @@ impl fmt::Debug for SecretRecord {
         f.debug_struct("SecretRecord")
             .field("secret_id", &self.secret_id)
             .field("phc", &"<redacted>")
+            .field("check", &self.check.as_ref().map(|_| "<redacted>"))
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .finish()
@@ -190,6 +195,11 @@ pub trait Store: Send + Sync + 'static {
         secret: SecretRecord,
         others_expire_at: Option<UnixTime>,
     ) -> Result<bool, StoreError>;
+
+    /// Records the check value of a secret that has none yet (one stored
+    /// before check values existed, seen to verify). False when there is no
+    /// such secret or it has a check value already.
+    async fn set_secret_check(&self, client_id: &str, secret_id: &str, check: &str) -> Result<bool, StoreError>;
 
     /// Registers a public key for a client. False when there is no such
     /// client; [`StoreError::AlreadyExists`] when it has a key with that `kid`.

@@ -39,7 +39,8 @@ const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
 
 /// Schema migrations, applied in order inside one transaction; the
 /// `tessera_schema` table records which ran. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE clients (
     client_id  TEXT PRIMARY KEY,
     scopes     TEXT[] NOT NULL,
@@ -107,7 +108,13 @@ CREATE TRIGGER client_keys_changed AFTER INSERT OR UPDATE OR DELETE ON client_ke
     FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
 CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys
     FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('keys');
-"#];
+"#,
+    r#"
+-- A short salted check value beside each argon2 hash: a wrong secret is
+-- refused before argon2 runs. NULL for secrets stored before it existed.
+ALTER TABLE client_secrets ADD COLUMN check_value TEXT;
+"#,
+];
 
 /// A [`Store`] in a PostgreSQL database shared by every replica.
 pub struct PostgresStore {
@@ -328,7 +335,7 @@ async fn load_client(conn: &impl GenericClient, client_id: &str) -> Result<Optio
     };
     let secrets = conn
         .query(
-            "SELECT secret_id, phc, created_at, expires_at FROM client_secrets
+            "SELECT secret_id, phc, created_at, expires_at, check_value FROM client_secrets
              WHERE client_id = $1 ORDER BY created_at DESC, secret_id COLLATE \"C\"",
             &[&client_id],
         )
@@ -340,6 +347,7 @@ async fn load_client(conn: &impl GenericClient, client_id: &str) -> Result<Optio
             phc: r.get(1),
             created_at: r.get(2),
             expires_at: r.get(3),
+            check: r.get(4),
         })
         .collect();
     let keys = conn
@@ -372,13 +380,15 @@ async fn load_client(conn: &impl GenericClient, client_id: &str) -> Result<Optio
 
 async fn insert_secret(conn: &impl GenericClient, client_id: &str, secret: &SecretRecord) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at, check_value)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         &[
             &secret.secret_id,
             &client_id,
             &secret.phc,
             &secret.created_at,
             &secret.expires_at,
+            &secret.check,
         ],
     )
     .await
@@ -567,6 +577,17 @@ impl Store for PostgresStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn set_secret_check(&self, client_id: &str, secret_id: &str, check: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE client_secrets SET check_value = $3
+                 WHERE client_id = $1 AND secret_id = $2 AND check_value IS NULL",
+                &[&client_id, &secret_id, &check],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn add_client_key(&self, client_id: &str, key: ClientKeyRecord) -> Result<bool, StoreError> {

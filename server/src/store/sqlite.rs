@@ -109,6 +109,11 @@ CREATE TRIGGER keys_upd AFTER UPDATE ON signing_keys BEGIN UPDATE change_topics 
 CREATE TRIGGER keys_del AFTER DELETE ON signing_keys BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'keys'; END;
 CREATE TRIGGER revoked_ins AFTER INSERT ON revoked_tokens BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'revocations'; END;
 "#,
+    r#"
+-- A short salted check value beside each argon2 hash: a wrong secret is
+-- refused before argon2 runs. NULL for secrets stored before it existed.
+ALTER TABLE client_secrets ADD COLUMN check_value TEXT;
+"#,
 ];
 
 /// A [`Store`] in a SQLite file. Cloning is shallow: clones share one connection.
@@ -227,7 +232,7 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT secret_id, phc, created_at, expires_at FROM client_secrets
+            "SELECT secret_id, phc, created_at, expires_at, check_value FROM client_secrets
              WHERE client_id = ?1 ORDER BY created_at DESC, secret_id",
         )
         .map_err(unavailable)?;
@@ -238,6 +243,7 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord
                 phc: r.get(1)?,
                 created_at: r.get(2)?,
                 expires_at: r.get(3)?,
+                check: r.get(4)?,
             })
         })
         .map_err(unavailable)?
@@ -283,13 +289,15 @@ fn client_exists(conn: &Connection, client_id: &str) -> Result<bool, StoreError>
 
 fn insert_secret(conn: &Connection, client_id: &str, secret: &SecretRecord) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at, check_value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             secret.secret_id,
             client_id,
             secret.phc,
             secret.created_at,
-            secret.expires_at
+            secret.expires_at,
+            secret.check
         ],
     )
     .map_err(unavailable)?;
@@ -559,6 +567,20 @@ impl Store for SqliteStore {
             insert_secret(&tx, &client_id, &secret)?;
             tx.commit().map_err(unavailable)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn set_secret_check(&self, client_id: &str, secret_id: &str, check: &str) -> Result<bool, StoreError> {
+        let (client_id, secret_id, check) = (client_id.to_owned(), secret_id.to_owned(), check.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE client_secrets SET check_value = ?3
+                 WHERE client_id = ?1 AND secret_id = ?2 AND check_value IS NULL",
+                params![client_id, secret_id, check],
+            )
+            .map(|n| n > 0)
+            .map_err(unavailable)
         })
         .await
     }
