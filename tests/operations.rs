@@ -583,3 +583,212 @@ async fn the_openapi_document_is_served_as_kept_in_the_repository_and_names_ever
         );
     }
 }
+
+/// What a load of keep-alive clients saw across a shutdown.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    /// Complete 200 answers.
+    ok: u64,
+    /// ... of which after SIGTERM.
+    ok_after_signal: u64,
+    /// Requests sent that got no complete answer, or not a 200.
+    failed: u64,
+    /// Calls the client never sent, and sent again.
+    not_sent: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Self) {
+        self.ok += other.ok;
+        self.ok_after_signal += other.ok_after_signal;
+        self.failed += other.failed;
+        self.not_sent += other.not_sent;
+    }
+}
+
+/// One HTTP/1.1 keep-alive client that never retries, as a POST is not
+/// retried by real clients: it sends `request` again and again on one
+/// connection, reconnecting only when an answer says `Connection: close`,
+/// until a connection is refused (the listener closed: the load balancer's
+/// cue, not a failure) or `until` passes.
+async fn keep_alive_client(
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    signalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    until: Instant,
+) -> Tally {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut tally = Tally::default();
+    while Instant::now() < until {
+        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+            return tally;
+        };
+        stream.set_nodelay(true).unwrap();
+        let mut stream = BufReader::new(stream);
+        loop {
+            if Instant::now() >= until {
+                return tally;
+            }
+            if stream.get_mut().write_all(&request).await.is_err() {
+                tally.failed += 1;
+                break;
+            }
+            let answered = async {
+                let mut status_line = String::new();
+                if stream.read_line(&mut status_line).await.ok()? == 0 {
+                    return None;
+                }
+                let (mut length, mut close) = (0usize, false);
+                loop {
+                    let mut line = String::new();
+                    stream.read_line(&mut line).await.ok()?;
+                    let line = line.trim_end().to_ascii_lowercase();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("content-length:") {
+                        length = v.trim().parse().ok()?;
+                    }
+                    close |= line == "connection: close";
+                }
+                let mut body = vec![0; length];
+                stream.read_exact(&mut body).await.ok()?;
+                Some((status_line.starts_with("HTTP/1.1 200"), close))
+            };
+            match tokio::time::timeout(Duration::from_secs(10), answered).await {
+                Ok(Some((true, close))) => {
+                    tally.ok += 1;
+                    if signalled.load(Ordering::Acquire) {
+                        tally.ok_after_signal += 1;
+                    }
+                    if close {
+                        break;
+                    }
+                }
+                _ => {
+                    tally.failed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// With `--drain-delay`, a rolling restart under keep-alive HTTP/1.1 load
+/// fails no request: readiness turns 503 at once, answers carry
+/// `Connection: close` so clients leave after a complete answer, and the
+/// listener closes only after the delay.
+#[tokio::test]
+async fn a_rolling_restart_under_keep_alive_http_load_fails_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut server = Server::start_with(&["--drain-delay", "2", "--drain-timeout", "10"]);
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    // Warm: the load measures the drain, not argon2.
+    let warm = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", &secret)
+        .send()
+        .await;
+    assert_eq!(warm.status, 200, "{warm}");
+    let body = "grant_type=client_credentials";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("svc:{secret}"));
+    let request = format!(
+        "POST /oauth2/token HTTP/1.1\r\nHost: tessera\r\nAuthorization: Basic {basic}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    let signalled = Arc::new(AtomicBool::new(false));
+    let until = Instant::now() + Duration::from_secs(15);
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            tokio::spawn(keep_alive_client(
+                server.addr,
+                request.clone(),
+                signalled.clone(),
+                until,
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
+    signalled.store(true, Ordering::Release);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = server.http("GET", "/health/ready").send().await;
+    assert_eq!(ready.status, 503, "readiness turns at once; {ready}");
+    let mut tally = Tally::default();
+    for client in clients {
+        tally += client.await.unwrap();
+    }
+    let status = server.terminate(Duration::from_secs(15)).expect("exits after draining");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(tally.failed, 0, "{tally:?}; log:\n{}", server.stderr());
+    assert!(tally.ok_after_signal > 0, "still answering during the delay: {tally:?}");
+    assert!(Instant::now() < until, "every client stopped at a refused connection");
+}
+
+/// The same for gRPC: HTTP/2 connections get a GOAWAY when draining starts,
+/// the channel reconnects, and no call fails. A call the client had queued
+/// on a connection as its GOAWAY arrived was never sent (hyper says
+/// `Canceled`); gRPC's own clients retry those transparently (gRPC A6,
+/// "transparent retry"), and tonic leaves it to the caller, so this caller
+/// does what grpcio does and sends it again.
+#[tokio::test]
+async fn a_rolling_restart_under_grpc_load_fails_no_call() {
+    let mut server = Server::start_with(&["--drain-delay", "2", "--drain-timeout", "10"]);
+    let secret = server.create_client("svc", &["--scope", "read"]);
+    let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let warm = TokenServiceClient::new(channel.clone())
+        .issue_token(issue_request("svc", &secret))
+        .await;
+    assert!(warm.is_ok(), "{warm:?}");
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let until = Instant::now() + Duration::from_secs(15);
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = TokenServiceClient::new(channel.clone());
+            let (secret, signalled) = (secret.clone(), signalled.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut refusals = Vec::new();
+                while Instant::now() < until {
+                    match client.issue_token(issue_request("svc", &secret)).await {
+                        Ok(_) => {
+                            tally.ok += 1;
+                            if signalled.load(std::sync::atomic::Ordering::Acquire) {
+                                tally.ok_after_signal += 1;
+                            }
+                        }
+                        // The listener has closed: the cue to go elsewhere,
+                        // and the call was never sent.
+                        Err(status) if format!("{status:?}").contains("onnection refused") => break,
+                        Err(status) if format!("{status:?}").contains("Canceled") => tally.not_sent += 1,
+                        Err(status) => {
+                            tally.failed += 1;
+                            refusals.push(format!("{status:?}"));
+                            break;
+                        }
+                    }
+                }
+                (tally, refusals)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
+    signalled.store(true, std::sync::atomic::Ordering::Release);
+    let mut tally = Tally::default();
+    let mut errors = Vec::new();
+    for caller in callers {
+        let (t, e) = caller.await.unwrap();
+        tally += t;
+        errors.extend(e);
+    }
+    let status = server.terminate(Duration::from_secs(15)).expect("exits after draining");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(tally.failed, 0, "{tally:?}: {errors:#?}");
+    assert!(tally.ok_after_signal > 0, "still answering during the delay: {tally:?}");
+}

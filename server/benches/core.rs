@@ -79,6 +79,7 @@ fn core() -> Core {
             key_publish_ahead: Duration::from_secs(600),
             throttle: ThrottleConfig::default(),
             require_audience: false,
+            max_assertion_lifetime_secs: 3600,
         };
         (
             Authority::new(config, store, Arc::new(SystemClock)).await.unwrap(),

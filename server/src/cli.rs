@@ -90,6 +90,16 @@ struct ServeArgs {
     /// On SIGTERM or Ctrl-C, seconds to let requests in flight finish [default: 30]
     #[arg(long, env = "TESSERA_DRAIN_TIMEOUT", value_name = "SECS")]
     drain_timeout: Option<u32>,
+    /// On SIGTERM, seconds to keep accepting and answering while readiness
+    /// reports draining, asking every client to reconnect (Connection: close,
+    /// HTTP/2 GOAWAY), before the listener closes; set it to the time your
+    /// load balancer takes to drop a not-ready replica [default: 0]
+    #[arg(long, env = "TESSERA_DRAIN_DELAY", value_name = "SECS")]
+    drain_delay: Option<u32>,
+    /// Longest lifetime (exp - now) a private_key_jwt assertion may have;
+    /// each assertion id is remembered that long to refuse replays [default: 3600]
+    #[arg(long, env = "TESSERA_MAX_ASSERTION_LIFETIME", value_name = "SECS")]
+    max_assertion_lifetime: Option<u32>,
     /// Log format: text or json [default: text]; the level comes from RUST_LOG (default info)
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<String>,
@@ -290,6 +300,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_connections: args.max_connections,
         max_connection_streams: args.max_connection_streams,
         drain_timeout: args.drain_timeout,
+        drain_delay: args.drain_delay,
+        max_assertion_lifetime: args.max_assertion_lifetime,
         log_format: args.log_format,
         key_rotation_days: args.key_rotation_days,
         key_publish_ahead: args.key_publish_ahead,
@@ -344,6 +356,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             window_secs: 60,
         },
         require_audience: config.require_audience,
+        max_assertion_lifetime_secs: i64::from(config.max_assertion_lifetime),
     };
     let authority = match Authority::new(authority_config, store.clone(), clock.clone()).await {
         Ok(authority) => Arc::new(authority),
@@ -380,6 +393,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_connections: config.max_connections,
         max_connection_streams: config.max_connection_streams,
         drain_timeout: config.drain_timeout,
+        drain_delay: config.drain_delay,
         ..crate::server::ServeOptions::default()
     };
     match crate::server::run(authority, listener, options, crate::server::shutdown_signal()).await {

@@ -34,6 +34,12 @@ pub mod defaults {
     pub const MAX_CONNECTION_STREAMS: u32 = 256;
     /// How long shutdown waits for requests in flight.
     pub const DRAIN_TIMEOUT_SECS: u32 = 30;
+    /// After SIGTERM, how long the server keeps accepting (and telling
+    /// clients to reconnect elsewhere) before it stops: none unless asked.
+    pub const DRAIN_DELAY_SECS: u32 = 0;
+    /// Longest `private_key_jwt` assertion lifetime accepted: an hour, as
+    /// Okta and Google accept and authlib signs by default.
+    pub const MAX_ASSERTION_LIFETIME_SECS: u32 = 3600;
     /// Rotate the signing key monthly.
     pub const KEY_ROTATION_DAYS: u32 = 30;
     /// A rotated key is published 10 minutes before it signs: twice the JWKS
@@ -78,6 +84,10 @@ pub struct FileConfig {
     pub max_connection_streams: Option<u32>,
     /// `--drain-timeout`.
     pub drain_timeout: Option<u32>,
+    /// `--drain-delay`.
+    pub drain_delay: Option<u32>,
+    /// `--max-assertion-lifetime`.
+    pub max_assertion_lifetime: Option<u32>,
     /// `--log-format`.
     pub log_format: Option<String>,
     /// `--key-rotation-days`.
@@ -137,6 +147,10 @@ pub struct ServeOverrides {
     pub max_connection_streams: Option<u32>,
     /// `--drain-timeout`.
     pub drain_timeout: Option<u32>,
+    /// `--drain-delay`.
+    pub drain_delay: Option<u32>,
+    /// `--max-assertion-lifetime`.
+    pub max_assertion_lifetime: Option<u32>,
     /// `--log-format`.
     pub log_format: Option<String>,
     /// `--key-rotation-days`.
@@ -187,6 +201,10 @@ pub struct ServeConfig {
     pub max_connection_streams: u32,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
+    /// How long the server keeps accepting after SIGTERM, draining.
+    pub drain_delay: Duration,
+    /// Longest lifetime a client assertion may claim.
+    pub max_assertion_lifetime: u32,
     /// Log format.
     pub log_format: LogFormat,
     /// Automatic rotation period; `None` when disabled (0 days).
@@ -306,6 +324,22 @@ impl ServeConfig {
                 "invalid --drain-timeout {drain_timeout}: use 0 to 3600 seconds"
             ));
         }
+        let drain_delay = overrides
+            .drain_delay
+            .or(file.drain_delay)
+            .unwrap_or(defaults::DRAIN_DELAY_SECS);
+        if drain_delay > 600 {
+            return Err(format!("invalid --drain-delay {drain_delay}: use 0 to 600 seconds"));
+        }
+        let max_assertion_lifetime = overrides
+            .max_assertion_lifetime
+            .or(file.max_assertion_lifetime)
+            .unwrap_or(defaults::MAX_ASSERTION_LIFETIME_SECS);
+        if !(1..=86_400).contains(&max_assertion_lifetime) {
+            return Err(format!(
+                "invalid --max-assertion-lifetime {max_assertion_lifetime}: use 1 to 86400 seconds"
+            ));
+        }
         let log_format = match overrides.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -357,6 +391,8 @@ impl ServeConfig {
             max_connections,
             max_connection_streams,
             drain_timeout: Duration::from_secs(u64::from(drain_timeout)),
+            drain_delay: Duration::from_secs(u64::from(drain_delay)),
+            max_assertion_lifetime,
             log_format,
         })
     }

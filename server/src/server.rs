@@ -17,13 +17,13 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tonic::server::NamedService;
 use tracing::{debug, info, warn};
 
 use crate::authority::{Authority, StoreHealth};
+use crate::drain::{self, ConnectionState, DrainPhase};
 use crate::faces::{grpc, http};
 use crate::request_id::RequestId;
 use crate::tls::{PeerCertificate, TlsReloader};
@@ -43,6 +43,9 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// On shutdown, how long requests in flight may take to finish.
     pub drain_timeout: Duration,
+    /// On shutdown, how long to keep accepting and answering, telling every
+    /// client to reconnect, before the listener closes (see [`crate::drain`]).
+    pub drain_delay: Duration,
 }
 
 impl Default for ServeOptions {
@@ -53,6 +56,7 @@ impl Default for ServeOptions {
             max_connection_streams: 256,
             header_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -219,9 +223,10 @@ const TCP_KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
     .with_interval(Duration::from_secs(10))
     .with_retries(3);
 
-/// Serves until `shutdown` completes; then reports NOT_SERVING, stops
+/// Serves until `shutdown` completes; then reports NOT_SERVING, keeps
+/// serving for the drain delay while asking every client to reconnect, stops
 /// accepting connections, and lets requests in flight (queued argon2 work
-/// included) finish within the drain deadline.
+/// included) finish within the drain deadline. [`crate::drain`] says why.
 ///
 /// # Errors
 /// When the listener fails.
@@ -248,17 +253,43 @@ pub async fn run(
     // Dead peers are found by TCP keep-alive, set on each socket below, not by
     // HTTP/2 PINGs: with PINGs on, hyper reads the clock and takes a lock on
     // every frame received, 2 µs of a 48 µs warm issuance (BENCHMARKS.md).
-    let graceful = GracefulShutdown::new();
+    let (phase, _) = tokio::sync::watch::channel(DrainPhase::Serving);
     let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
-    let shutdown = shutdown;
-    tokio::pin!(shutdown);
+    let max_connections = options.max_connections.max(1);
+    // Until shutdown, then for the drain delay: accept.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut accepting_until: Option<tokio::time::Instant> = None;
+    let context = ConnectionContext {
+        app,
+        authority: authority.clone(),
+        builder,
+        phase: phase.clone(),
+        tls: options.tls.clone(),
+        handshake_timeout: options.header_timeout,
+    };
     loop {
+        let stop_accepting = async {
+            match accepting_until {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         let permit = tokio::select! {
             permit = connections.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if accepting_until.is_none() => {
+                accepting_until = Some(begin_drain(&authority, &phase, options.drain_delay));
+                continue;
+            }
+            () = stop_accepting => break,
+        };
+        let stop_accepting = async {
+            match accepting_until {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
         };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -270,59 +301,137 @@ pub async fn run(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if accepting_until.is_none() => {
+                accepting_until = Some(begin_drain(&authority, &phase, options.drain_delay));
+                continue;
+            }
+            () = stop_accepting => break,
         };
-        // Small answers must leave at once: with Nagle's algorithm on, each one
-        // waits for the client's delayed ACK, about 40 ms (found by the benchmark).
-        if let Err(e) = tcp.set_nodelay(true) {
-            debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&TCP_KEEPALIVE) {
-            debug!(error = %e, "cannot set TCP keep-alive");
-        }
-        let service = ConnectionService {
-            app: app.clone(),
-            peer,
-            certificate: None,
-        };
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = options.tls.as_ref().map(|tls| tls.acceptor());
-        let handshake_timeout = options.header_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
-            let Some(acceptor) = tls else {
-                let connection = builder.serve_connection(TokioIo::new(tcp), service.into_hyper());
-                let _ = watcher.watch(connection.into_owned()).await;
-                return;
-            };
-            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return debug!(%peer, "TLS handshake timed out"),
-            };
-            let certificate = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
-            let service = ConnectionService { certificate, ..service };
-            let connection = builder.serve_connection(TokioIo::new(stream), service.into_hyper());
-            let _ = watcher.watch(connection.into_owned()).await;
-        });
+        spawn_connection(&context, tcp, peer, Some(permit));
     }
-    authority.begin_draining();
-    drop(listener);
+    if accepting_until.is_none() {
+        begin_drain(&authority, &phase, Duration::ZERO);
+    }
+    // Connections the kernel completed but we have not accepted yet would be
+    // reset when the listener closes, with a request perhaps already sent on
+    // them: take them all first, then close at once.
+    // (Asked of the socket itself: tokio's accept answers from readiness
+    // events, which may not have arrived for the last few.)
+    match listener.into_std() {
+        Ok(listener) => {
+            while let Ok((tcp, peer)) = listener.accept() {
+                let Ok(tcp) = tcp.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(tcp)) else {
+                    continue;
+                };
+                let permit = connections.clone().try_acquire_owned().ok();
+                spawn_connection(&context, tcp, peer, permit);
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot take the last pending connections"),
+    }
     info!(
         deadline_secs = options.drain_timeout.as_secs(),
         "shutting down: not accepting connections, finishing requests in flight"
     );
-    match tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await {
+    let every_connection_closed = async {
+        if !options.drain_delay.is_zero() {
+            // Connections accepted last get a moment to send their request,
+            // which is then answered with `Connection: close`.
+            tokio::time::sleep(DRAIN_SETTLE.min(options.drain_delay)).await;
+        }
+        phase.send_replace(DrainPhase::Closing);
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+        let _ = connections.acquire_many(all).await;
+    };
+    match tokio::time::timeout(options.drain_timeout, every_connection_closed).await {
         Ok(()) => info!("every request in flight finished"),
         Err(_) => warn!("drain deadline passed; closing the remaining connections"),
     }
     Ok(())
+}
+
+/// What every connection task needs from the accept loop.
+struct ConnectionContext {
+    app: Router,
+    authority: Arc<Authority>,
+    builder: auto::Builder<TokioExecutor>,
+    phase: tokio::sync::watch::Sender<DrainPhase>,
+    tls: Option<Arc<TlsReloader>>,
+    handshake_timeout: Duration,
+}
+
+/// Serves one accepted connection on its own task, holding `permit` (its
+/// place under `--max-connections`) until it closes.
+fn spawn_connection(
+    context: &ConnectionContext,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    // Small answers must leave at once: with Nagle's algorithm on, each one
+    // waits for the client's delayed ACK, about 40 ms (found by the benchmark).
+    if let Err(e) = tcp.set_nodelay(true) {
+        debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&TCP_KEEPALIVE) {
+        debug!(error = %e, "cannot set TCP keep-alive");
+    }
+    let state = Arc::new(ConnectionState::default());
+    let service = ConnectionService {
+        app: context.app.clone(),
+        authority: context.authority.clone(),
+        peer,
+        certificate: None,
+        state: state.clone(),
+    };
+    let builder = context.builder.clone();
+    let phase = context.phase.subscribe();
+    let tls = context.tls.as_ref().map(|tls| tls.acceptor());
+    let handshake_timeout = context.handshake_timeout;
+    tokio::spawn(async move {
+        let _permit = permit;
+        let Some(acceptor) = tls else {
+            let connection = builder.serve_connection(TokioIo::new(tcp), service.into_hyper());
+            drain::drive(connection, state, phase).await;
+            return;
+        };
+        let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => return debug!(%peer, "TLS handshake timed out"),
+        };
+        let certificate = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
+        let service = ConnectionService { certificate, ..service };
+        let connection = builder.serve_connection(TokioIo::new(stream), service.into_hyper());
+        drain::drive(connection, state, phase).await;
+    });
+}
+
+/// After the drain delay, how long connections accepted last may take to
+/// send their request before idle connections are closed.
+const DRAIN_SETTLE: Duration = Duration::from_millis(500);
+
+/// Starts draining: readiness and health turn negative at once, and every
+/// connection is asked to reconnect. Returns when to stop accepting.
+fn begin_drain(
+    authority: &Authority,
+    phase: &tokio::sync::watch::Sender<DrainPhase>,
+    delay: Duration,
+) -> tokio::time::Instant {
+    authority.begin_draining();
+    if !delay.is_zero() {
+        phase.send_replace(DrainPhase::Draining);
+        info!(
+            delay_secs = delay.as_secs(),
+            "draining: still answering, asking clients to reconnect elsewhere"
+        );
+    }
+    tokio::time::Instant::now() + delay
 }
 
 /// What a connection knows about itself, handed to every request on it.
@@ -365,8 +474,10 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 #[derive(Clone)]
 struct ConnectionService {
     app: Router,
+    authority: Arc<Authority>,
     peer: SocketAddr,
     certificate: Option<PeerCertificate>,
+    state: Arc<ConnectionState>,
 }
 
 impl ConnectionService {
@@ -381,6 +492,8 @@ impl ConnectionService {
     + Send
     + 'static {
         hyper::service::service_fn(move |mut request: ::http::Request<Incoming>| {
+            let version = request.version();
+            self.state.saw_request(version);
             request.extensions_mut().insert(ConnectInfo(self.peer));
             if let Some(certificate) = &self.certificate {
                 request.extensions_mut().insert(certificate.clone());
@@ -391,10 +504,19 @@ impl ConnectionService {
             // answering (see [`RequestId`]). A caller's own id is not trusted.
             let id = RequestId::next();
             let answer = id.scope(tower::ServiceExt::oneshot(self.app.clone(), request));
+            let authority = self.authority.clone();
             async move {
                 let mut response = answer.await?;
                 if let Ok(value) = HeaderValue::from_str(id.as_str()) {
                     response.headers_mut().insert(X_REQUEST_ID, value);
+                }
+                // Draining: an HTTP/1.1 client closes the connection itself
+                // after this complete answer, instead of the server closing
+                // it under a request being sent (see `crate::drain`).
+                if authority.is_draining() && version <= ::http::Version::HTTP_11 {
+                    response
+                        .headers_mut()
+                        .insert(::http::header::CONNECTION, HeaderValue::from_static("close"));
                 }
                 Ok(response)
             }

@@ -67,6 +67,7 @@ fn harness() -> &'static Harness {
                     window_secs: 60,
                 },
                 require_audience: false,
+                max_assertion_lifetime_secs: 3600,
             };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let new = NewClient {

@@ -6,7 +6,8 @@
 //! client registered; it verifies under *that key's* algorithm, never the one
 //! its header names; `iss` = `sub` = the client id; `aud` is our issuer or
 //! token endpoint; `exp` is present, not past, and at most
-//! [`MAX_ASSERTION_LIFETIME_SECS`] ahead; `nbf` and `iat`, when present, are
+//! `max_assertion_lifetime_secs` ahead (an hour by default: what Okta and
+//! Google accept and what authlib signs); `nbf` and `iat`, when present, are
 //! not in the future; and its `jti` has never been used before. Each check
 //! allows [`ASSERTION_LEEWAY_SECS`] of clock difference. Replays are caught in
 //! the store, so they are caught across restarts and replicas; when the store
@@ -23,8 +24,6 @@ use crate::store::{ClientKeyRecord, ClientRecord};
 
 /// Longest assertion read; longer ones are refused before parsing.
 pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
-/// Longest lifetime an assertion may claim (RFC 7523 §3 asks for a limit).
-pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
 /// Clock difference tolerated between the client and Tessera.
 pub const ASSERTION_LEEWAY_SECS: i64 = 30;
 /// Longest `jti` accepted.
@@ -133,7 +132,7 @@ impl Authority {
         if claims.exp + leeway <= now {
             return Err(refuse("expired"));
         }
-        if claims.exp - now > MAX_ASSERTION_LIFETIME_SECS + leeway {
+        if claims.exp - now > self.config.max_assertion_lifetime_secs + leeway {
             return Err(refuse("lifetime too long"));
         }
         if claims.nbf.is_some_and(|nbf| nbf > now + leeway) || claims.iat.is_some_and(|iat| iat > now + leeway) {

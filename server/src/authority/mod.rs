@@ -24,7 +24,7 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
-pub use assertion::{ASSERTION_LEEWAY_SECS, MAX_ASSERTION_LIFETIME_SECS, decoding_key as client_decoding_key};
+pub use assertion::{ASSERTION_LEEWAY_SECS, decoding_key as client_decoding_key};
 pub use error::{AuthError, Challenge};
 pub use introspect::{ActiveToken, INTROSPECT_SCOPE, MAX_TOKEN_LEN, REVOKE_SCOPE, bearer};
 pub use policy::{MAX_AUDIENCES, MAX_SCOPES, is_valid_audience, is_valid_scope_token};
@@ -70,6 +70,9 @@ pub struct AuthorityConfig {
     /// Refuse token requests that name no audience, instead of granting the
     /// client's registered audiences.
     pub require_audience: bool,
+    /// Longest lifetime (`exp` - now) a client assertion may claim. Its `jti`
+    /// is remembered that long, so this also bounds the replay store.
+    pub max_assertion_lifetime_secs: i64,
 }
 
 /// A parsed `Authorization` header (or gRPC `authorization` metadata).

@@ -37,6 +37,7 @@ async fn fixture() -> Fixture {
         key_publish_ahead: Duration::from_secs(600),
         throttle: ThrottleConfig::default(),
         require_audience: false,
+        max_assertion_lifetime_secs: 3600,
     };
     let authority = Authority::new(config, store.clone(), clock.clone()).await.unwrap();
     Fixture {
@@ -838,6 +839,7 @@ mod resource_server {
             key_publish_ahead: Duration::from_secs(600),
             throttle: ThrottleConfig::default(),
             require_audience: false,
+            max_assertion_lifetime_secs: 3600,
         };
         let a = Authority::new(config.clone(), store.clone(), clock.clone())
             .await
