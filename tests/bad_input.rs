@@ -368,3 +368,152 @@ async fn an_unknown_path_is_a_json_404() {
     assert_eq!(exchange.status, 404, "{exchange}");
     assert_eq!(exchange.header("content-type"), Some("application/json"), "{exchange}");
 }
+
+/// Hostile values: quotes, backslashes, non-ASCII, direction overrides,
+/// markup, and length.
+fn hostile_values() -> Vec<String> {
+    vec![
+        r#"a"b\c"#.to_owned(),
+        "é§ü€ 日本".to_owned(),
+        "\u{202e}evil".to_owned(),
+        "<script>alert(1)</script>".to_owned(),
+        "x".repeat(8 * 1024),
+        "%22%5C".to_owned(),
+    ]
+}
+
+fn form_encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// RFC 6749 §5.2, to the letter: every error answer built from hostile input
+/// keeps `error_description` inside %x20-21 / %x23-5B / %x5D-7E, short, and
+/// the whole answer a few hundred bytes (checked by `assert_error`).
+#[tokio::test]
+async fn error_descriptions_built_from_hostile_input_stay_in_the_rfc6749_5_2_charset() {
+    let (server, secret) = server_with_client().await;
+    let creds = format!("client_id=svc&client_secret={secret}");
+    for value in hostile_values() {
+        let v = form_encode(&value);
+        let cases = [
+            (format!("grant_type={v}&{creds}"), 400, "unsupported_grant_type"),
+            (
+                format!("grant_type=client_credentials&scope={v}&{creds}"),
+                400,
+                "invalid_scope",
+            ),
+            (
+                format!("grant_type=client_credentials&resource={v}&{creds}"),
+                400,
+                "invalid_target",
+            ),
+            (
+                format!("grant_type=client_credentials&client_id=svc&client_assertion_type={v}&client_assertion=x"),
+                400,
+                "invalid_request",
+            ),
+            (
+                format!("grant_type=client_credentials&client_id={v}&client_secret=x"),
+                401,
+                "invalid_client",
+            ),
+        ];
+        for (body, status, code) in cases {
+            let status = if code == "invalid_client" && value.len() > 256 {
+                400
+            } else {
+                status
+            };
+            let code = if status == 400 && code == "invalid_client" {
+                "invalid_request"
+            } else {
+                code
+            };
+            server.token_form(&body).send().await.assert_error(status, code);
+        }
+    }
+    // A scope the client may not have, well formed but long, is echoed cut short.
+    let long_scope = "s".repeat(128);
+    let exchange = server
+        .token_form(&format!("grant_type=client_credentials&scope={long_scope}&{creds}"))
+        .send()
+        .await;
+    exchange.assert_error(400, "invalid_scope");
+    assert!(!exchange.body.contains(&long_scope), "{exchange}");
+}
+
+/// gRPC status messages follow the same rule as `error_description`.
+#[tokio::test]
+async fn grpc_status_messages_built_from_hostile_input_stay_in_the_same_charset() {
+    let (server, secret) = server_with_client().await;
+    let mut grpc = server.grpc().await;
+    for value in hostile_values() {
+        let mut requests = Vec::new();
+        let mut request = support::issue_request("svc", &secret);
+        request.grant_type = value.clone();
+        requests.push(request);
+        let mut request = support::issue_request("svc", &secret);
+        request.scopes = vec![value.clone()];
+        requests.push(request);
+        let mut request = support::issue_request("svc", &secret);
+        request.audiences = vec![value.clone()];
+        requests.push(request);
+        for request in requests {
+            let shown = format!("{request:?}");
+            let status = grpc.issue_token(request).await.expect_err("refused");
+            support::assert_rfc6749_description(status.message(), &format!("{shown:.300}\n{status:?}"));
+        }
+    }
+}
+
+/// RFC 6749 §5.2 and RFC 7235 §2.1: a 401 to a Basic caller names the realm
+/// (our issuer) and carries the error as auth-params, which is where Node's
+/// openid-client reads it from.
+#[tokio::test]
+async fn a_basic_401_challenge_carries_realm_error_and_description() {
+    let (server, _secret) = server_with_client().await;
+    let exchange = server
+        .token_form("grant_type=client_credentials")
+        .basic("svc", "wrong")
+        .send()
+        .await;
+    exchange.assert_error(401, "invalid_client");
+    assert_eq!(
+        exchange.header("www-authenticate"),
+        Some(
+            format!(
+                r#"Basic realm="{}", error="invalid_client", error_description="client authentication failed""#,
+                server.url()
+            )
+            .as_str()
+        ),
+        "{exchange}"
+    );
+}
+
+/// RFC 6750 §3: a Bearer caller of introspection whose token is not good
+/// gets a Bearer challenge with `error="invalid_token"`.
+#[tokio::test]
+async fn a_bad_bearer_token_at_introspection_gets_a_bearer_invalid_token_challenge() {
+    let (server, _secret) = server_with_client().await;
+    let exchange = server
+        .form("/oauth2/introspect")
+        .header("authorization", "Bearer not-a-token")
+        .body(b"token=whatever".to_vec())
+        .send()
+        .await;
+    exchange.assert_error(401, "invalid_client");
+    let challenge = exchange.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with(&format!(r#"Bearer realm="{}", error="invalid_token""#, server.url())),
+        "{exchange}"
+    );
+}

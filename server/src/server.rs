@@ -320,7 +320,10 @@ pub async fn run(
     match listener.into_std() {
         Ok(listener) => {
             while let Ok((tcp, peer)) = listener.accept() {
-                let Ok(tcp) = tcp.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(tcp)) else {
+                let Ok(tcp) = tcp
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(tcp))
+                else {
                     continue;
                 };
                 let permit = connections.clone().try_acquire_owned().ok();

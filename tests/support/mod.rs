@@ -521,11 +521,34 @@ impl Exchange {
         );
         let json = self.json();
         assert_eq!(json["error"], code, "error code\n{self}");
+        let description = json["error_description"].as_str().unwrap_or_default();
+        assert!(!description.is_empty(), "error_description\n{self}");
+        assert_rfc6749_description(description, &self.to_string());
         assert!(
-            json["error_description"].as_str().is_some_and(|d| !d.is_empty()),
-            "error_description\n{self}"
+            self.body.len() <= MAX_ERROR_BODY,
+            "an error answer of {} bytes\n{self}",
+            self.body.len()
         );
     }
+}
+
+/// Longest error answer body accepted: "a few hundred bytes" whatever the
+/// request carried.
+pub const MAX_ERROR_BODY: usize = 400;
+
+/// RFC 6749 §5.2: `error_description` "MUST NOT include characters outside
+/// the set %x20-21 / %x23-5B / %x5D-7E". Also used for gRPC status messages.
+#[track_caller]
+pub fn assert_rfc6749_description(description: &str, context: &str) {
+    let allowed = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E');
+    if let Some(bad) = description.chars().find(|c| !allowed(*c)) {
+        panic!("error_description holds {bad:?}, outside RFC 6749 section 5.2's set: {description:?}\n{context}");
+    }
+    assert!(
+        description.len() <= 240,
+        "a description of {} bytes\n{context}",
+        description.len()
+    );
 }
 
 impl fmt::Display for Exchange {

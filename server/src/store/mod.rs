@@ -164,6 +164,10 @@ pub enum StoreError {
     /// The store answered with data Tessera cannot read.
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
+    /// The store's files can be read by other local users, who could take
+    /// the signing keys from them; the message says how to fix it.
+    #[error("{0}")]
+    Insecure(String),
 }
 
 /// Persistent state shared by the server, the CLI and (with a shared database)

@@ -6,6 +6,8 @@
 //! and `busy_timeout` makes them wait their turn instead of failing.
 
 use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -152,9 +154,7 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(unavailable)?;
-        }
+        private_files::prepare(path)?;
         let mut conn = Connection::open(path).map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
@@ -197,6 +197,103 @@ impl SqliteStore {
         })
         .await
         .map_err(unavailable)?
+    }
+}
+
+/// The store file holds the private signing keys: nobody but its owner may
+/// read it, or its `-wal` and `-shm` companions (which SQLite creates with
+/// the main file's mode).
+mod private_files {
+    use std::path::{Path, PathBuf};
+
+    use super::{StoreError, unavailable};
+
+    /// Creates the file (and any missing directory) readable by the owner
+    /// only, whatever the umask, or refuses an existing one that others can
+    /// read, saying how to fix it.
+    pub fn prepare(path: &Path) -> Result<(), StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            create_private_dir(dir)?;
+        }
+        if !path.exists() {
+            create_private_file(path)?;
+        }
+        for file in std::iter::once(path.to_owned()).chain(companions(path)) {
+            refuse_if_shared(&file)?;
+        }
+        Ok(())
+    }
+
+    fn companions(path: &Path) -> impl Iterator<Item = PathBuf> {
+        ["-wal", "-shm", "-journal"].into_iter().map(move |suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        })
+    }
+
+    #[cfg(unix)]
+    fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(unavailable)?;
+        // The umask may have taken bits away from 0700; never adds any.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(unavailable)
+    }
+
+    #[cfg(unix)]
+    fn create_private_file(path: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match file {
+            Ok(file) => file
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(unavailable),
+            // Created by another process just now: checked like any existing file.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    #[cfg(unix)]
+    fn refuse_if_shared(file: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match std::fs::metadata(file) {
+            Ok(meta) => meta.permissions().mode() & 0o777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(unavailable(e)),
+        };
+        if mode & 0o077 != 0 {
+            let shown = file.display();
+            return Err(StoreError::Insecure(format!(
+                "the store file {shown} can be read or written by other users (mode {mode:04o}), and it holds the \
+                 private signing keys; make it private with `chmod 600 {shown}` (and the same for its -wal and -shm \
+                 files), then start again"
+            )));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+        std::fs::create_dir_all(dir).map_err(unavailable)
+    }
+
+    #[cfg(not(unix))]
+    fn create_private_file(_path: &Path) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn refuse_if_shared(_file: &Path) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
@@ -680,6 +777,48 @@ mod tests {
     async fn sqlite_passes_the_store_contract() {
         let (_dir, store) = fresh().await;
         contract::run_all(&store).await;
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// THREATS: the store holds the private signing keys, so another local
+    /// user must not read it, nor its WAL, whatever the umask says.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_fresh_store_its_wal_and_its_directory_are_private_to_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new-dir").join("tessera.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.create_client(contract::sample_client("svc")).await.unwrap();
+        assert_eq!(mode(&path), 0o600, "the store file");
+        for suffix in ["-wal", "-shm"] {
+            let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&companion), 0o600, "{}", companion.display());
+        }
+        assert_eq!(mode(path.parent().unwrap()), 0o700, "the directory Tessera created");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_store_others_can_read_is_refused_with_the_chmod_that_fixes_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        drop(SqliteStore::open(&path).await.unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let Err(e) = SqliteStore::open(&path).await else {
+            panic!("a 0644 store was opened");
+        };
+        let message = e.to_string();
+        assert!(matches!(e, StoreError::Insecure(_)), "{e:?}");
+        assert!(message.contains(&format!("chmod 600 {}", path.display())), "{message}");
+        assert!(message.contains("0644"), "{message}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(SqliteStore::open(&path).await.is_ok(), "fixed as told, it opens");
     }
 
     #[tokio::test]
