@@ -25,8 +25,14 @@ pub enum Call {
         clients: Arc<Vec<(String, String)>>,
         next: Arc<AtomicUsize>,
     },
-    /// IssueToken with a wrong secret for a random client id (argon2 every call, refused).
+    /// IssueToken with a wrong secret for a random client id (refused).
     WrongSecret,
+    /// IssueToken with a wrong secret for a registered client (refused by
+    /// its check value, before argon2).
+    WrongSecretFor {
+        /// The registered client's id.
+        client_id: String,
+    },
     /// IntrospectToken over a pool of tokens, round robin.
     /// With `once`, each token at most once (never-seen tokens), and an
     /// error when the pool runs out.
@@ -70,6 +76,13 @@ impl Call {
             Call::WrongSecret => {
                 let id = format!("flood-{}", next_random());
                 match client.issue_token(secret_request(&id, "wrong")).await {
+                    Err(status) if status.code() == tonic::Code::Unauthenticated => Ok(()),
+                    other => other.map(drop),
+                }
+            }
+            Call::WrongSecretFor { client_id } => {
+                let wrong = format!("wrong-{}", next_random());
+                match client.issue_token(secret_request(client_id, &wrong)).await {
                     Err(status) if status.code() == tonic::Code::Unauthenticated => Ok(()),
                     other => other.map(drop),
                 }
