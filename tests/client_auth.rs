@@ -179,13 +179,17 @@ async fn failures_from_a_shared_address_never_refuse_a_correct_secret_from_it() 
     let secret = server.create_client("svc", &["--scope", "read"]);
     for i in 0..150 {
         server
-            .token_form(&format!("grant_type=client_credentials&client_id=nobody-{i}&client_secret=x"))
+            .token_form(&format!(
+                "grant_type=client_credentials&client_id=nobody-{i}&client_secret=x"
+            ))
             .send()
             .await
             .assert_error(401, "invalid_client");
     }
     let cold = server
-        .token_form(&format!("grant_type=client_credentials&client_id=svc&client_secret={secret}"))
+        .token_form(&format!(
+            "grant_type=client_credentials&client_id=svc&client_secret={secret}"
+        ))
         .send()
         .await;
     assert_eq!(cold.status, 200, "{cold}");

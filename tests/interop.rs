@@ -102,7 +102,11 @@ fn run(fixture: &Fixture, program: &Path, script: &Path) {
 #[test]
 fn authlib_pyjwt_and_grpcio_work_unchanged_on_their_defaults() {
     let python = interop_dir().join("venv/bin/python");
-    run(&fixture(), &python, &manifest_dir().join("tests/interop/python_clients.py"));
+    run(
+        &fixture(),
+        &python,
+        &manifest_dir().join("tests/interop/python_clients.py"),
+    );
 }
 
 #[test]

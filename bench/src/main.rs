@@ -557,9 +557,15 @@ async fn flood(common: Common) -> Result<(), String> {
     )
     .await?;
     let wrong_unknown = measure(&tessera, &common, Call::WrongSecret, u64::MAX).await?;
-    println!("\n| refused request (gRPC, {} callers) | calls/s | server CPU µs/call | p50 ms |", common.concurrency);
+    println!(
+        "\n| refused request (gRPC, {} callers) | calls/s | server CPU µs/call | p50 ms |",
+        common.concurrency
+    );
     println!("|---|---|---|---|");
-    for (name, m) in [("wrong secret, registered client", &wrong_known), ("unknown client id", &wrong_unknown)] {
+    for (name, m) in [
+        ("wrong secret, registered client", &wrong_known),
+        ("unknown client id", &wrong_unknown),
+    ] {
         println!(
             "| {name} | {:.0} | {:.1} | {:.2} |",
             m.stats.rps(),
@@ -577,10 +583,7 @@ async fn flood(common: Common) -> Result<(), String> {
     let rss_after = procs::rss_kib(tessera.pid())?;
     println!("\n| warm client (4 callers) | calls/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|");
-    for (name, m) in [
-        ("alone", &alone),
-        ("during 2,000 wrong secrets/s", &under_flood),
-    ] {
+    for (name, m) in [("alone", &alone), ("during 2,000 wrong secrets/s", &under_flood)] {
         println!(
             "| {name} | {:.0} | {:.2} | {:.2} |",
             m.stats.rps(),
@@ -620,7 +623,11 @@ async fn paced_wrong_secrets(
             let (mut sent, mut refused) = (0u64, 0u64);
             while tokio::time::Instant::now() < end {
                 tick.tick().await;
-                let id = if sent % 2 == 0 { "bench".to_owned() } else { format!("nobody-{worker}-{sent}") };
+                let id = if sent % 2 == 0 {
+                    "bench".to_owned()
+                } else {
+                    format!("nobody-{worker}-{sent}")
+                };
                 sent += 1;
                 if let Err(status) = client.issue_token(pb_request(&id, "wrong")).await
                     && status.code() == tonic::Code::Unauthenticated

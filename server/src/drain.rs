@@ -48,7 +48,10 @@ impl ConnectionState {
     /// Called for each request: records that the connection speaks HTTP/2,
     /// which can be told to go away without racing a request.
     pub fn saw_request(&self, version: http::Version) {
-        if version == http::Version::HTTP_2 && !self.http2.swap(true, Ordering::AcqRel) {
+        if version == http::Version::HTTP_2
+            && !self.http2.load(Ordering::Relaxed)
+            && !self.http2.swap(true, Ordering::AcqRel)
+        {
             self.noticed.notify_one();
         }
     }
