@@ -236,6 +236,12 @@ impl Drop for InFlightEntry<'_> {
     }
 }
 
+/// The least time an `invalid_client` answer takes, from the start of
+/// authentication. Longer than any refusal's own work (a store lookup,
+/// PostgreSQL's included), so unknown, disabled and wrong-secret answers all
+/// take the floor plus the timer's tick; a sleep, so it costs no CPU.
+pub const REFUSAL_FLOOR: Duration = Duration::from_millis(5);
+
 /// Remembered verifications kept at most, over all clients; past it the
 /// memory starts afresh (clients that churn cannot grow it without bound).
 const MAX_REMEMBERED_CLIENTS: usize = 100_000;
@@ -478,12 +484,18 @@ impl Authority {
     /// remembered from an earlier success costs a MAC; argon2 runs only for
     /// a secret that passes its check. Unknown, disabled and wrong-secret
     /// cases do the same work and fail with the same error.
+    ///
+    /// A refusal is answered no sooner than [`REFUSAL_FLOOR`] after the
+    /// request began: without argon2 on the failure path, what remains to
+    /// tell cases apart is microseconds (an unknown id costs a store lookup,
+    /// a known one does not), and a floor hides them all at no CPU cost.
     async fn authenticate(
         &self,
         credential: Credential,
         source: Option<IpAddr>,
     ) -> Result<Arc<ClientRecord>, AuthError> {
-        match credential {
+        let started = tokio::time::Instant::now();
+        let outcome = match credential {
             Credential::Secret {
                 client_id,
                 secret,
@@ -495,7 +507,11 @@ impl Authority {
             Credential::Bearer(_) => Err(AuthError::InvalidClient {
                 challenge: Challenge::Bearer,
             }),
+        };
+        if matches!(outcome, Err(AuthError::InvalidClient { .. })) {
+            tokio::time::sleep_until(started + REFUSAL_FLOOR).await;
         }
+        outcome
     }
 
     async fn authenticate_secret(

@@ -1428,6 +1428,31 @@ mod client_auth {
         assert!(cold.issue(post("svc", &secret)).await.is_ok());
     }
 
+    /// THREATS B-02: unknown, wrong-secret and disabled answers all wait for
+    /// the refusal floor, so the microseconds between them do not show.
+    #[tokio::test]
+    async fn every_refusal_takes_at_least_the_floor_and_a_success_does_not_wait() {
+        let f = fixture().await;
+        let secret = f.client("svc", &["read"], &[], None).await;
+        let disabled = f.client("off", &["read"], &[], None).await;
+        f.store.set_client_disabled("off", true).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        for request in [
+            post("nobody", &secret),
+            post("svc", &ClientSecret::generate()),
+            post("off", &disabled),
+        ] {
+            let started = std::time::Instant::now();
+            let err = f.issue(request).await.unwrap_err();
+            assert_eq!(err.oauth_code(), "invalid_client");
+            assert!(started.elapsed() >= REFUSAL_FLOOR, "{:?}", started.elapsed());
+        }
+        f.issue(post("svc", &secret)).await.unwrap();
+        let started = std::time::Instant::now();
+        f.issue(post("svc", &secret)).await.unwrap();
+        assert!(started.elapsed() < REFUSAL_FLOOR, "a warm success is not delayed");
+    }
+
     /// Bad signatures naming a client do not refuse its good assertion.
     #[tokio::test]
     async fn bad_assertions_never_refuse_a_good_one() {
