@@ -792,3 +792,62 @@ async fn a_rolling_restart_under_grpc_load_fails_no_call() {
     assert_eq!(tally.failed, 0, "{tally:?}: {errors:#?}");
     assert!(tally.ok_after_signal > 0, "still answering during the delay: {tally:?}");
 }
+
+/// Connections that send nothing give their slots back: with
+/// `--max-connections 3`, three silent sockets hold every slot only until
+/// the first-request timeout (10 s), and a real request waiting in the
+/// backlog is then answered.
+#[tokio::test]
+async fn silent_connections_give_their_slots_back_after_the_first_request_timeout() {
+    use std::io::Read;
+    let server = Server::start_with(&["--max-connections", "3"]);
+    let silent: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(30), server.http("GET", "/health/live").send())
+        .await
+        .expect("answered once the silent sockets timed out");
+    assert_eq!(answer.status, 200, "{answer}");
+    let held = started.elapsed();
+    println!("silent sockets held every slot for {held:?}");
+    assert!(held >= Duration::from_secs(5), "the slots were really taken ({held:?})");
+    for mut socket in silent {
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(socket.read(&mut buf).unwrap_or(0), 0, "closed by the server");
+    }
+}
+
+/// One address cannot take every slot: past `--max-connections-per-address`
+/// its further connections are closed at once, while the slots stay free for
+/// other hosts.
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    use std::io::Read;
+    let server = Server::start_with(&["--max-connections-per-address", "2"]);
+    let _held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let mut third = std::net::TcpStream::connect(server.addr).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(third.read(&mut buf).unwrap_or(0), 0, "closed at once");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Another host (another loopback address) is served meanwhile.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(server.addr).await.unwrap();
+    other
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), other.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

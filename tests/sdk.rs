@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::Server;
+use support::{Server, eventually};
 use tessera_proto::pb;
 use tessera_sdk::{AuthLayer, CachePolicy, TokenClient, TokenRequest};
 
@@ -243,6 +243,59 @@ async fn forged_unknown_kids_are_rejected_without_hammering_tessera() {
         "{} fetches for 200 forged kids",
         s.verifier.key_fetches()
     );
+}
+
+/// A key revoked with `tessera keys revoke` leaves the verifier's key set
+/// within its maximum age (Tessera says five minutes; this verifier caps it at
+/// 2 s), and its tokens are refused, though no unknown `kid` ever appeared.
+#[tokio::test]
+async fn a_revoked_signing_key_is_refused_by_the_verifier_within_its_key_age() {
+    let s = resource_setup(false);
+    let verifier = Verifier::builder(client(&s.server, "rs", &s.rs_secret), s.server.url(), "https://api")
+        .max_key_age(Duration::from_secs(2))
+        .build();
+    let signed = token(&s.svc, TokenRequest::new()).await;
+    verifier.verify(&signed).await.expect("valid before the revocation");
+    let kid = jsonwebtoken::decode_header(&signed).unwrap().kid.unwrap();
+    let out = s.server.cli(&["keys", "revoke", &kid]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let revoked_at = std::time::Instant::now();
+    let refused = eventually(Duration::from_secs(10), async || {
+        verifier.verify(&signed).await.is_err()
+    })
+    .await;
+    let took = revoked_at.elapsed();
+    println!("a revoked key stayed trusted by the verifier for {took:?}");
+    assert!(refused, "the revoked key's token still verifies after {took:?}");
+    assert_eq!(verifier.verify(&signed).await.unwrap_err(), VerifyError::UnknownKey);
+}
+
+/// Concurrent verifications of one token in introspection mode send one
+/// IntrospectToken, not one each.
+#[tokio::test]
+async fn concurrent_introspections_of_one_token_are_one_request() {
+    let s = resource_setup(true);
+    let shared = token(&s.svc, TokenRequest::new()).await;
+    let before = introspections(&s.server).await;
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let (verifier, token) = (s.verifier.clone(), shared.clone());
+            tokio::spawn(async move { verifier.verify(&token).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().expect("active");
+    }
+    assert_eq!(introspections(&s.server).await - before, 1);
+}
+
+/// IntrospectToken calls answered so far, from the server's metrics.
+async fn introspections(server: &Server) -> usize {
+    let text = server.http("GET", "/metrics").send().await.body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"tessera_requests_total{face="grpc",endpoint="introspect",outcome="ok"} "#))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]

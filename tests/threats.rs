@@ -791,3 +791,27 @@ async fn h_04_a_short_deadline_while_argon2_is_queued_is_deadline_exceeded_and_l
         .await
         .unwrap();
 }
+
+/// Wrong secrets whose gRPC deadline passes cost no argon2 at all (they are
+/// refused by their check value first), so cancelling cannot be used to run
+/// uncounted hashes.
+#[tokio::test]
+async fn h_04_wrong_secrets_past_their_deadline_run_no_argon2() {
+    let server = Server::start();
+    server.create_client("svc", &["--scope", "read"]);
+    let hashed = async || {
+        let text = server.http("GET", "/metrics").send().await.body;
+        text.lines()
+            .find_map(|l| l.strip_prefix("tessera_hashing_wait_seconds_count "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = hashed().await;
+    let mut grpc = server.grpc().await;
+    for _ in 0..12 {
+        let mut request = tonic::Request::new(issue_request("svc", "wrong"));
+        request.set_timeout(Duration::from_millis(1));
+        assert!(grpc.issue_token(request).await.is_err());
+    }
+    assert_eq!(hashed().await, before, "no argon2 ran for a wrong secret");
+}

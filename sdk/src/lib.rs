@@ -663,6 +663,12 @@ impl TokenClient {
     /// # Errors
     /// As for [`TokenClient::issue_token`].
     pub async fn jwks(&self) -> Result<Vec<pb::JsonWebKey>, Error> {
+        self.jwks_with_max_age().await.map(|(keys, _)| keys)
+    }
+
+    /// The keys, and how long Tessera says they may be kept (the response's
+    /// `cache-control: max-age`), when it says.
+    pub(crate) async fn jwks_with_max_age(&self) -> Result<(Vec<pb::JsonWebKey>, Option<Duration>), Error> {
         let response = self
             .inner
             .grpc
@@ -670,13 +676,38 @@ impl TokenClient {
             .get_jwks(pb::GetJwksRequest {})
             .await
             .map_err(Error::from_status)?;
-        Ok(response.into_inner().keys)
+        let max_age = response
+            .metadata()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        Ok((response.into_inner().keys, max_age))
     }
+}
+
+/// The `max-age` of a `Cache-Control` value (RFC 9111 §5.2.2.1).
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| value.trim().trim_matches('"').parse().ok())
+            .flatten()
+            .map(Duration::from_secs)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(max_age("Max-Age=\"60\""), Some(Duration::from_secs(60)));
+        assert_eq!(max_age("no-store"), None);
+        assert_eq!(max_age("max-age=-1"), None);
+    }
 
     #[test]
     fn secrets_and_tokens_are_redacted_in_debug() {

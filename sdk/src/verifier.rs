@@ -7,11 +7,16 @@
 //! `exp`/`nbf` with a small leeway. Keys are cached; a token naming an unknown
 //! `kid` (a key rotated in since the last fetch) triggers one refetch, at most
 //! once per [`VerifierBuilder::min_refetch_interval`] (default 1 s), so a flood
-//! of forged `kid`s cannot hammer Tessera.
+//! of forged `kid`s cannot hammer Tessera. The key set is also refetched in the
+//! background once it is older than Tessera's `cache-control: max-age` (five
+//! minutes), bounded by [`VerifierBuilder::max_key_age`]: a key revoked with
+//! `tessera keys revoke` leaves the set, and its tokens are refused, within
+//! that bound. If Tessera cannot be reached, the keys in hand keep working.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -112,6 +117,15 @@ struct Key {
     algorithm: Algorithm,
 }
 
+/// The keys in hand, and when to fetch them again.
+struct KeySet {
+    by_kid: HashMap<String, Arc<Key>>,
+    refresh_at: Instant,
+}
+
+/// How long a key set is kept when Tessera names no `max-age`.
+const DEFAULT_KEY_AGE: Duration = Duration::from_secs(300);
+
 /// Builds a [`Verifier`].
 #[must_use]
 pub struct VerifierBuilder {
@@ -121,6 +135,7 @@ pub struct VerifierBuilder {
     algorithms: Vec<Algorithm>,
     leeway: Duration,
     min_refetch_interval: Duration,
+    max_key_age: Duration,
     introspect: bool,
     initial_keys: HashMap<String, Arc<Key>>,
 }
@@ -160,6 +175,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// The longest the key set is kept before it is fetched again, whatever
+    /// Tessera's `cache-control: max-age` says. Default 5 minutes; a
+    /// `max-age` shorter than [`VerifierBuilder::min_refetch_interval`] counts
+    /// as that interval. A revoked signing key's tokens are refused within
+    /// this bound (plus one fetch).
+    pub fn max_key_age(mut self, age: Duration) -> Self {
+        self.max_key_age = age;
+        self
+    }
+
     /// Also ask Tessera (IntrospectToken) whether each token is still active,
     /// with answers cached for a few seconds: for revocation-sensitive calls.
     /// The client must have been created with `--scope tessera:introspect`.
@@ -190,7 +215,14 @@ impl VerifierBuilder {
                 algorithms: self.algorithms,
                 leeway: self.leeway,
                 min_refetch_interval: self.min_refetch_interval,
-                keys: ArcSwap::from_pointee(self.initial_keys),
+                keys: ArcSwap::from_pointee(KeySet {
+                    by_kid: self.initial_keys,
+                    // Keys shipped with the service are checked against
+                    // Tessera's once they are as old as a fetched set may be.
+                    refresh_at: Instant::now() + self.max_key_age.min(DEFAULT_KEY_AGE),
+                }),
+                max_key_age: self.max_key_age,
+                refreshing: AtomicBool::new(false),
                 last_fetch: std::sync::Mutex::new(None),
                 fetching: tokio::sync::Mutex::new(()),
                 fetches: std::sync::atomic::AtomicU64::new(0),
@@ -208,14 +240,25 @@ struct Inner {
     algorithms: Vec<Algorithm>,
     leeway: Duration,
     min_refetch_interval: Duration,
-    keys: ArcSwap<HashMap<String, Arc<Key>>>,
+    max_key_age: Duration,
+    keys: ArcSwap<KeySet>,
+    /// A background refresh is under way.
+    refreshing: AtomicBool,
     last_fetch: std::sync::Mutex<Option<Instant>>,
     /// One fetch at a time; concurrent unknown-kid tokens wait for it.
     fetching: tokio::sync::Mutex<()>,
     fetches: std::sync::atomic::AtomicU64,
     introspect: bool,
-    /// Introspection answers by token, kept briefly.
-    introspected: std::sync::Mutex<HashMap<String, (bool, Instant)>>,
+    /// Introspection answers by SHA-256 of the token (the token itself is a
+    /// credential, not a key to keep), kept briefly; one request per token
+    /// at a time, however many callers ask.
+    introspected: std::sync::Mutex<HashMap<[u8; 32], Arc<Introspected>>>,
+}
+
+/// One token's introspection answer, shared by concurrent callers.
+struct Introspected {
+    answer: tokio::sync::OnceCell<bool>,
+    asked_at: Instant,
 }
 
 /// Validates Tessera's tokens locally. Cloning is shallow: clones share keys.
@@ -253,6 +296,8 @@ impl fmt::Debug for Verifier {
 
 /// How long an introspection answer is reused.
 const INTROSPECTION_CACHE: Duration = Duration::from_secs(5);
+/// Introspection answers kept at most; past it, stale ones go, then all.
+const MAX_INTROSPECTED: usize = 10_000;
 
 impl Verifier {
     /// A verifier of tokens issued by `issuer` for `audience`, fetching keys
@@ -265,6 +310,7 @@ impl Verifier {
             algorithms: vec![Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256],
             leeway: Duration::from_secs(5),
             min_refetch_interval: Duration::from_secs(1),
+            max_key_age: DEFAULT_KEY_AGE,
             introspect: false,
             initial_keys: HashMap::new(),
         }
@@ -285,8 +331,15 @@ impl Verifier {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-        let key = match self.inner.keys.load().get(&kid) {
-            Some(key) => key.clone(),
+        let found = {
+            let set = self.inner.keys.load();
+            if set.refresh_at <= Instant::now() {
+                self.refresh_in_background();
+            }
+            set.by_kid.get(&kid).cloned()
+        };
+        let key = match found {
+            Some(key) => key,
             None => self.refetch_for(&kid).await?,
         };
         if header.alg != key.algorithm || !self.inner.algorithms.contains(&key.algorithm) {
@@ -335,7 +388,7 @@ impl Verifier {
     async fn refetch_for(&self, kid: &str) -> Result<Arc<Key>, VerifyError> {
         let _one_at_a_time = self.inner.fetching.lock().await;
         // Another caller may have fetched while this one waited.
-        if let Some(key) = self.inner.keys.load().get(kid) {
+        if let Some(key) = self.inner.keys.load().by_kid.get(kid) {
             return Ok(key.clone());
         }
         let recently = self
@@ -347,42 +400,105 @@ impl Verifier {
         if recently {
             return Err(VerifyError::UnknownKey);
         }
-        *self.inner.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        self.inner.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let jwks = self
-            .inner
-            .client
-            .jwks()
-            .await
-            .map_err(|e| VerifyError::Unavailable(e.to_string()))?;
-        let keys: HashMap<String, Arc<Key>> = jwks
-            .iter()
-            .filter_map(|jwk| Some((jwk.kid.clone(), Arc::new(key_of(jwk)?))))
-            .collect();
-        let found = keys.get(kid).cloned();
-        self.inner.keys.store(Arc::new(keys));
-        found.ok_or(VerifyError::UnknownKey)
+        self.inner.fetch().await?;
+        self.inner
+            .keys
+            .load()
+            .by_kid
+            .get(kid)
+            .cloned()
+            .ok_or(VerifyError::UnknownKey)
+    }
+
+    /// Starts one background refetch of the whole key set, unless one is
+    /// under way. Verification goes on with the keys in hand meanwhile.
+    fn refresh_in_background(&self) {
+        if self.inner.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            {
+                let _one_at_a_time = inner.fetching.lock().await;
+                if inner.keys.load().refresh_at <= Instant::now() && inner.fetch().await.is_err() {
+                    // Tessera is out of reach: keep the keys, look again soon.
+                    let set = inner.keys.load();
+                    inner.keys.store(Arc::new(KeySet {
+                        by_kid: set.by_kid.clone(),
+                        refresh_at: Instant::now() + inner.min_refetch_interval,
+                    }));
+                }
+            }
+            inner.refreshing.store(false, Ordering::Release);
+        });
     }
 
     async fn still_active(&self, token: &str) -> Result<bool, VerifyError> {
-        {
-            let cache = self.inner.introspected.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((active, at)) = cache.get(token)
-                && at.elapsed() < INTROSPECTION_CACHE
-            {
-                return Ok(*active);
+        let digest: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| VerifyError::Malformed)?;
+        let entry = {
+            let mut cache = self.inner.introspected.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.get(&digest) {
+                Some(entry) if entry.asked_at.elapsed() < INTROSPECTION_CACHE => entry.clone(),
+                _ => {
+                    // Amortised: the map is swept only when it is full.
+                    if cache.len() >= MAX_INTROSPECTED {
+                        cache.retain(|_, e| e.asked_at.elapsed() < INTROSPECTION_CACHE);
+                        if cache.len() >= MAX_INTROSPECTED {
+                            cache.clear();
+                        }
+                    }
+                    let entry = Arc::new(Introspected {
+                        answer: tokio::sync::OnceCell::new(),
+                        asked_at: Instant::now(),
+                    });
+                    cache.insert(digest, entry.clone());
+                    entry
+                }
             }
-        }
-        let active = self
-            .inner
-            .client
-            .introspect(token)
+        };
+        // Concurrent callers wait for the one request; a failed request is
+        // not shared, and the next caller asks again.
+        entry
+            .answer
+            .get_or_try_init(|| async {
+                self.inner
+                    .client
+                    .introspect(token)
+                    .await
+                    .map_err(|e: Error| VerifyError::Unavailable(e.to_string()))
+            })
             .await
-            .map_err(|e: Error| VerifyError::Unavailable(e.to_string()))?;
-        let mut cache = self.inner.introspected.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, (_, at)| at.elapsed() < INTROSPECTION_CACHE);
-        cache.insert(token.to_owned(), (active, Instant::now()));
-        Ok(active)
+            .copied()
+    }
+}
+
+impl Inner {
+    /// Fetches the key set and replaces the one in hand: keys that left
+    /// Tessera's set (revoked ones) are dropped. The caller holds `fetching`.
+    async fn fetch(&self) -> Result<(), VerifyError> {
+        *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let (jwks, max_age) = self
+            .client
+            .jwks_with_max_age()
+            .await
+            .map_err(|e| VerifyError::Unavailable(e.to_string()))?;
+        let by_kid = jwks
+            .iter()
+            .filter_map(|jwk| Some((jwk.kid.clone(), Arc::new(key_of(jwk)?))))
+            .collect();
+        let age = max_age.unwrap_or(DEFAULT_KEY_AGE).clamp(
+            self.min_refetch_interval,
+            self.max_key_age.max(self.min_refetch_interval),
+        );
+        self.keys.store(Arc::new(KeySet {
+            by_kid,
+            refresh_at: Instant::now() + age,
+        }));
+        Ok(())
     }
 }
 

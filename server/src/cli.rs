@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the token service (gRPC and HTTP on one port).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Register and manage clients (works beside a running server).
     #[command(subcommand)]
     Client(ClientCommand),
@@ -87,6 +87,10 @@ struct ServeArgs {
     /// Requests in flight per HTTP/2 connection; more are refused at once [default: 256]
     #[arg(long, env = "TESSERA_MAX_CONNECTION_STREAMS", value_name = "N")]
     max_connection_streams: Option<u32>,
+    /// Open connections one peer address may hold; 0 for no bound (behind a
+    /// proxy that pools connections from few addresses) [default: 1000]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    max_connections_per_address: Option<usize>,
     /// On SIGTERM or Ctrl-C, seconds to let requests in flight finish [default: 30]
     #[arg(long, env = "TESSERA_DRAIN_TIMEOUT", value_name = "SECS")]
     drain_timeout: Option<u32>,
@@ -266,7 +270,7 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Client(command) => client(command).await,
             Command::Keys(command) => keys(command).await,
         }
@@ -299,6 +303,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tls_client_ca: args.tls_client_ca,
         max_connections: args.max_connections,
         max_connection_streams: args.max_connection_streams,
+        max_connections_per_address: args.max_connections_per_address,
         drain_timeout: args.drain_timeout,
         drain_delay: args.drain_delay,
         max_assertion_lifetime: args.max_assertion_lifetime,
@@ -392,6 +397,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tls,
         max_connections: config.max_connections,
         max_connection_streams: config.max_connection_streams,
+        max_connections_per_address: config.max_connections_per_address,
         drain_timeout: config.drain_timeout,
         drain_delay: config.drain_delay,
         ..crate::server::ServeOptions::default()

@@ -32,6 +32,8 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// Requests in flight per HTTP/2 connection.
     pub const MAX_CONNECTION_STREAMS: u32 = 256;
+    /// Connections one address may hold: a tenth of the slots.
+    pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 1_000;
     /// How long shutdown waits for requests in flight.
     pub const DRAIN_TIMEOUT_SECS: u32 = 30;
     /// After SIGTERM, how long the server keeps accepting (and telling
@@ -82,6 +84,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// `--max-connection-streams`.
     pub max_connection_streams: Option<u32>,
+    /// `--max-connections-per-address`.
+    pub max_connections_per_address: Option<usize>,
     /// `--drain-timeout`.
     pub drain_timeout: Option<u32>,
     /// `--drain-delay`.
@@ -145,6 +149,8 @@ pub struct ServeOverrides {
     pub max_connections: Option<usize>,
     /// `--max-connection-streams`.
     pub max_connection_streams: Option<u32>,
+    /// `--max-connections-per-address`.
+    pub max_connections_per_address: Option<usize>,
     /// `--drain-timeout`.
     pub drain_timeout: Option<u32>,
     /// `--drain-delay`.
@@ -199,6 +205,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Requests in flight per HTTP/2 connection.
     pub max_connection_streams: u32,
+    /// Connections one peer address may hold; 0 for no bound.
+    pub max_connections_per_address: usize,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
     /// How long the server keeps accepting after SIGTERM, draining.
@@ -315,6 +323,10 @@ impl ServeConfig {
                 "invalid --max-connection-streams {max_connection_streams}: use 1 to 10000"
             ));
         }
+        let max_connections_per_address = overrides
+            .max_connections_per_address
+            .or(file.max_connections_per_address)
+            .unwrap_or(defaults::MAX_CONNECTIONS_PER_ADDRESS);
         let drain_timeout = overrides
             .drain_timeout
             .or(file.drain_timeout)
@@ -390,6 +402,7 @@ impl ServeConfig {
             tls,
             max_connections,
             max_connection_streams,
+            max_connections_per_address,
             drain_timeout: Duration::from_secs(u64::from(drain_timeout)),
             drain_delay: Duration::from_secs(u64::from(drain_delay)),
             max_assertion_lifetime,

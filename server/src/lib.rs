@@ -10,7 +10,7 @@ pub mod authority;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod drain;
+pub mod connection;
 pub mod faces;
 pub mod keys;
 pub mod logging;

@@ -23,7 +23,7 @@ use tonic::server::NamedService;
 use tracing::{debug, info, warn};
 
 use crate::authority::{Authority, StoreHealth};
-use crate::drain::{self, ConnectionState, DrainPhase};
+use crate::connection::{self, ConnectionState, DrainPhase, PerAddress, Timeouts};
 use crate::faces::{grpc, http};
 use crate::request_id::RequestId;
 use crate::tls::{PeerCertificate, TlsReloader};
@@ -39,8 +39,13 @@ pub struct ServeOptions {
     /// Requests in flight on one HTTP/2 connection; more are refused at
     /// once (`REFUSED_STREAM`, which clients may retry), not queued.
     pub max_connection_streams: u32,
-    /// Time for a TLS handshake, and for an HTTP/1.1 request's headers.
+    /// Time for a TLS handshake, for an HTTP/1.1 request's headers, and
+    /// for a new connection's first request.
     pub header_timeout: Duration,
+    /// How long a connection with no request in flight stays open.
+    pub idle_timeout: Duration,
+    /// Connections one peer address may hold at once; 0 for no bound.
+    pub max_connections_per_address: usize,
     /// On shutdown, how long requests in flight may take to finish.
     pub drain_timeout: Duration,
     /// On shutdown, how long to keep accepting and answering, telling every
@@ -55,6 +60,8 @@ impl Default for ServeOptions {
             max_connections: 10_000,
             max_connection_streams: 256,
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections_per_address: 1_000,
             drain_timeout: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
         }
@@ -266,6 +273,11 @@ pub async fn run(
         phase: phase.clone(),
         tls: options.tls.clone(),
         handshake_timeout: options.header_timeout,
+        timeouts: Timeouts {
+            first_request: options.header_timeout,
+            idle: options.idle_timeout,
+        },
+        per_address: PerAddress::new(options.max_connections_per_address),
     };
     loop {
         let stop_accepting = async {
@@ -361,6 +373,8 @@ struct ConnectionContext {
     phase: tokio::sync::watch::Sender<DrainPhase>,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
+    timeouts: Timeouts,
+    per_address: Arc<PerAddress>,
 }
 
 /// Serves one accepted connection on its own task, holding `permit` (its
@@ -371,6 +385,10 @@ fn spawn_connection(
     peer: SocketAddr,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
+    let Some(address_slot) = context.per_address.admit(peer.ip()) else {
+        debug!(%peer, "closing a connection: its address holds its share of --max-connections already");
+        return;
+    };
     // Small answers must leave at once: with Nagle's algorithm on, each one
     // waits for the client's delayed ACK, about 40 ms (found by the benchmark).
     if let Err(e) = tcp.set_nodelay(true) {
@@ -391,11 +409,13 @@ fn spawn_connection(
     let phase = context.phase.subscribe();
     let tls = context.tls.as_ref().map(|tls| tls.acceptor());
     let handshake_timeout = context.handshake_timeout;
+    let timeouts = context.timeouts;
     tokio::spawn(async move {
         let _permit = permit;
+        let _address_slot = address_slot;
         let Some(acceptor) = tls else {
             let connection = builder.serve_connection(TokioIo::new(tcp), service.into_hyper());
-            drain::drive(connection, state, phase).await;
+            connection::drive(connection, state, phase, timeouts).await;
             return;
         };
         let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
@@ -411,7 +431,7 @@ fn spawn_connection(
             .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
         let service = ConnectionService { certificate, ..service };
         let connection = builder.serve_connection(TokioIo::new(stream), service.into_hyper());
-        drain::drive(connection, state, phase).await;
+        connection::drive(connection, state, phase, timeouts).await;
     });
 }
 
@@ -496,7 +516,7 @@ impl ConnectionService {
     + 'static {
         hyper::service::service_fn(move |mut request: ::http::Request<Incoming>| {
             let version = request.version();
-            self.state.saw_request(version);
+            let in_flight = self.state.request_started(version);
             request.extensions_mut().insert(ConnectInfo(self.peer));
             if let Some(certificate) = &self.certificate {
                 request.extensions_mut().insert(certificate.clone());
@@ -510,6 +530,7 @@ impl ConnectionService {
             let authority = self.authority.clone();
             async move {
                 let mut response = answer.await?;
+                drop(in_flight);
                 if let Ok(value) = HeaderValue::from_str(id.as_str()) {
                     response.headers_mut().insert(X_REQUEST_ID, value);
                 }

@@ -119,9 +119,16 @@ impl Authority {
     /// could not be made durable (it is then not in force).
     pub async fn revoke(&self, caller: PresentedCredentials, token: &str) -> Result<(), AuthError> {
         let caller = self.authenticate_caller(caller).await?;
-        let Some(active) = self.active_token(token).await? else {
+        self.check_store_fresh()?;
+        // Any unexpired token Tessera signed is recorded, whatever its
+        // client's state now: a token revoked while its client is disabled
+        // must stay revoked when the client is enabled again.
+        let Some(active) = self.verify_signed(token) else {
             return Ok(());
         };
+        if self.denied.contains_key(&active.jti) {
+            return Ok(());
+        }
         if active.client_id != caller.client_id && !caller.scopes.iter().any(|s| s == REVOKE_SCOPE) {
             warn!(target: "tessera::audit", event = "revocation_refused", request_id = %RequestId::current(), client_id = %caller.client_id, jti = %active.jti);
             return Err(AuthError::UnauthorizedClient(
@@ -144,19 +151,29 @@ impl Authority {
     /// The caller of introspection or revocation: client credentials, or a
     /// bearer token whose scopes then count.
     async fn authenticate_caller(&self, presented: PresentedCredentials) -> Result<Caller, AuthError> {
+        let source = presented.source;
         match resolve_credentials(presented, true)? {
             credential @ (Credential::Secret { .. } | Credential::Assertion { .. }) => {
-                let client = self.authenticate(credential, None).await?;
+                let client = self.authenticate(credential, source).await?;
                 Ok(Caller {
                     client_id: client.client_id.clone(),
                     scopes: client.scopes.clone(),
                 })
             }
+            // A token stands for its client here only if it was issued for
+            // Tessera (its `aud` names our issuer): a token a client sent to
+            // some resource server must not let that server act as the client.
             Credential::Bearer(token) => match self.active_token(token.expose()).await? {
-                Some(active) => Ok(Caller {
+                Some(active) if active.audiences.contains(&self.config.issuer) => Ok(Caller {
                     client_id: active.client_id,
                     scopes: active.scopes,
                 }),
+                Some(active) => {
+                    warn!(target: "tessera::audit", event = "bearer_caller_refused", request_id = %RequestId::current(), client_id = %active.client_id, reason = "audience is not this issuer");
+                    Err(AuthError::InvalidClient {
+                        challenge: Challenge::Bearer,
+                    })
+                }
                 None => Err(AuthError::InvalidClient {
                     challenge: Challenge::Bearer,
                 }),
@@ -176,9 +193,11 @@ impl Authority {
         if self.denied.contains_key(&claims.jti) {
             return Ok(None);
         }
-        // A token outlives neither its client nor the client's enablement (THREATS B-11).
+        // A token outlives neither its client nor the client's enablement
+        // (THREATS B-11), and a client deleted and registered again under the
+        // same id does not inherit its predecessor's tokens.
         match self.client(&claims.client_id).await? {
-            Some(client) if !client.disabled => {}
+            Some(client) if !client.disabled && claims.iat >= client.created_at => {}
             _ => return Ok(None),
         }
         Ok(Some(claims))

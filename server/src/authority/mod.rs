@@ -108,6 +108,9 @@ pub struct PresentedCredentials {
     /// here so that `tls_client_auth` (RFC 8705) can be judged with the other
     /// methods. Not yet an authentication method of its own.
     pub client_certificate: Option<crate::tls::PeerCertificate>,
+    /// The peer's address, for failure accounting. Forwarding headers are
+    /// not trusted for this (THREATS A-15).
+    pub source: Option<IpAddr>,
 }
 
 /// A token request, face-agnostic.
@@ -121,9 +124,6 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     /// Requested audiences (RFC 8707 resources); empty asks for the client's defaults.
     pub audiences: Vec<String>,
-    /// The peer's address, for per-source throttling. Forwarding headers are
-    /// not trusted for this (THREATS A-15).
-    pub source: Option<IpAddr>,
 }
 
 /// An access token. `Debug` is redacted: a token is a bearer credential.
@@ -464,8 +464,9 @@ impl Authority {
                 "this server requires every token request to name its audience (resource)".into(),
             ));
         }
+        let source = request.credentials.source;
         let credential = resolve_credentials(request.credentials, false)?;
-        let client = self.authenticate(credential, request.source).await?;
+        let client = self.authenticate(credential, source).await?;
         let scopes = policy::grant_scopes(&client, scopes)?;
         let audiences = policy::grant_audiences(&client, audiences, &self.config.issuer)?;
         let ttl = client
@@ -546,8 +547,15 @@ impl Authority {
         // refuse, so their failures stay throttled until each has verified
         // once after the upgrade and gained its check value.
         let legacy = candidates.iter().any(|c| c.check.is_none());
-        if legacy && let Some(retry_after_secs) = self.throttle.retry_after(Some(&client_id), source, now) {
-            return Err(AuthError::TooManyRequests { retry_after_secs });
+        if legacy {
+            if let Some(retry_after_secs) = self.throttle.retry_after(Some(&client_id), source, now) {
+                return Err(AuthError::TooManyRequests { retry_after_secs });
+            }
+            // Counted before argon2 runs, so a caller that hangs up (or whose
+            // gRPC deadline passes) mid-hash is counted all the same. A
+            // legacy secret verifies at most once like this: it then gains
+            // its check value.
+            self.throttle.record_failure(Some(&client_id), source, now);
         }
         let phcs = candidates.iter().map(|c| c.phc.clone()).collect();
         let Some(matched) = self
@@ -555,9 +563,6 @@ impl Authority {
             .await?
             .and_then(|i| candidates.get(i))
         else {
-            if legacy {
-                self.throttle.record_failure(Some(&client_id), source, now);
-            }
             return refuse();
         };
         // Safe even if the client changed while argon2 ran: the memory is
@@ -671,6 +676,12 @@ impl Authority {
     /// argon2 verification batches run so far.
     pub fn hashing_runs(&self) -> u64 {
         self.gate.runs()
+    }
+
+    /// Shared verifications under way (a test hook: none may outlive its callers).
+    #[cfg(test)]
+    fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// Remembered verifications, for metrics and tests.
@@ -928,7 +939,10 @@ impl Authority {
             let newest = self.key_ring().newest().clone();
             if newest.created_at() + period.as_secs() as i64 <= now {
                 let publish_ahead = self.config.key_publish_ahead.as_secs() as i64;
-                let alg = self.config.signing_alg;
+                // The algorithm the deployment signs with now, not the flag's
+                // default: a restart without --signing-alg must not turn an
+                // RS256 deployment into an ES256 one at the next rotation.
+                let alg = newest.algorithm();
                 let fresh = tokio::task::spawn_blocking(move || SigningKey::generate(alg, now)).await;
                 match fresh {
                     Ok(Ok(mut record)) => {
@@ -938,7 +952,9 @@ impl Authority {
                             Ok(true) => {
                                 info!(target: "tessera::audit", event = "signing_key_rotated", kid = %record.kid, activates_at = record.activates_at)
                             }
-                            Ok(false) => {}
+                            Ok(false) => {
+                                info!("scheduled key rotation: another process rotated first; reloading keys")
+                            }
                             Err(e) => warn!(error = %e, "scheduled key rotation failed; will retry"),
                         }
                     }
@@ -980,6 +996,7 @@ fn resolve_credentials(presented: PresentedCredentials, allow_bearer: bool) -> R
         client_assertion_type,
         client_assertion,
         client_certificate: _,
+        source: _,
     } = presented;
     let uses_assertion = client_assertion_type.is_some() || client_assertion.is_some();
     let methods = [authorization.is_some(), client_secret.is_some(), uses_assertion]

@@ -553,8 +553,11 @@ mod resource_server {
                 .unwrap()
                 .is_some()
         );
-        let svc_token = f.token("svc", &svc).await;
-        let err = f.authority.introspect(bearer(svc_token), &token).await.unwrap_err();
+        // A token for Tessera itself (no registered audience) of a client
+        // without the scope: authenticated, not allowed.
+        let plain = f.client("plain", &["read"], &[], None).await;
+        let plain_token = f.token("plain", &plain).await;
+        let err = f.authority.introspect(bearer(plain_token), &token).await.unwrap_err();
         assert_eq!(err.oauth_code(), "unauthorized_client");
     }
 
@@ -698,6 +701,84 @@ mod resource_server {
         f.store.delete_client("svc").await.unwrap();
         f.authority.sync_with_store().await.unwrap();
         assert_eq!(f.active(&rs, &token).await, None, "deleted");
+    }
+
+    /// A client deleted and registered again under the same id does not
+    /// inherit the tokens of the one before.
+    #[tokio::test]
+    async fn a_client_registered_again_under_a_deleted_id_does_not_inherit_its_tokens() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        f.store.delete_client("svc").await.unwrap();
+        let new = NewClient {
+            client_id: "svc".into(),
+            scopes: vec!["read".into()],
+            audiences: vec!["https://api.test".into()],
+            token_ttl: None,
+        };
+        admin::create_client(f.store.as_ref(), new, NOW + 10).await.unwrap();
+        f.clock.advance(10);
+        f.authority.sync_with_store().await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None);
+    }
+
+    /// A revocation accepted while the token's client is disabled is
+    /// recorded, so the token stays revoked once the client is enabled again.
+    #[tokio::test]
+    async fn a_revocation_made_while_the_client_is_disabled_holds_after_it_is_enabled() {
+        let (f, rs, svc) = fixture_with_introspector().await;
+        let admin = f.client("admin", &[REVOKE_SCOPE], &[], None).await;
+        let token = f.token("svc", &svc).await;
+        f.store.set_client_disabled("svc", true).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        f.authority.revoke(basic("admin", &admin), &token).await.unwrap();
+        assert_eq!(f.store.revoked_tokens(NOW).await.unwrap().len(), 1, "recorded");
+        f.store.set_client_disabled("svc", false).await.unwrap();
+        f.authority.sync_with_store().await.unwrap();
+        assert_eq!(f.active(&rs, &token).await, None, "still revoked after enable");
+    }
+
+    /// A token a client sent to some resource server (its `aud` is that
+    /// server) does not let the server act as the client at introspection
+    /// or revocation: a bearer caller's token must be issued for Tessera.
+    #[tokio::test]
+    async fn a_bearer_token_for_another_audience_is_not_a_caller() {
+        let f = fixture().await;
+        let svc = f
+            .client("svc", &["read", INTROSPECT_SCOPE], &["https://api.test"], None)
+            .await;
+        let for_api = f.token("svc", &svc).await;
+        let other = f.token("svc", &svc).await;
+        let err = f
+            .authority
+            .introspect(bearer(for_api.clone()), &other)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AuthError::InvalidClient {
+                challenge: Challenge::Bearer
+            }
+        );
+        let err = f.authority.revoke(bearer(for_api), &other).await.unwrap_err();
+        assert_eq!(err.oauth_code(), "invalid_client");
+        assert!(f.store.revoked_tokens(NOW).await.unwrap().is_empty(), "nothing revoked");
+    }
+
+    /// Introspection and revocation callers with wrong credentials cost no
+    /// argon2, from any number of client ids.
+    #[tokio::test]
+    async fn failed_introspection_callers_cost_no_argon2() {
+        let (f, _rs, svc) = fixture_with_introspector().await;
+        let token = f.token("svc", &svc).await;
+        let runs = f.authority.hashing_runs();
+        for i in 0..120 {
+            let mut caller = basic(&format!("id-{i}"), &ClientSecret::generate());
+            caller.source = Some("192.0.2.5".parse().unwrap());
+            let err = f.authority.introspect(caller, &token).await.unwrap_err();
+            assert_eq!(err.oauth_code(), "invalid_client");
+        }
+        assert_eq!(f.authority.hashing_runs(), runs);
     }
 
     #[tokio::test]
@@ -853,6 +934,63 @@ mod resource_server {
         let keys = store.signing_keys().await.unwrap();
         assert_eq!(keys.len(), 2, "exactly one rotation");
         assert_eq!(keys[1].activates_at, NOW + 86_400 + 600);
+    }
+
+    async fn rotating(alg: KeyAlgorithm, store: Arc<SqliteStore>, clock: Arc<ManualClock>) -> Authority {
+        let config = AuthorityConfig {
+            issuer: ISSUER.into(),
+            default_token_ttl: 3600,
+            max_token_ttl: 7200,
+            signing_alg: alg,
+            hashing_permits: 2,
+            hashing_wait: Duration::from_secs(5),
+            key_rotation: Some(Duration::from_secs(86_400)),
+            key_publish_ahead: Duration::from_secs(600),
+            throttle: ThrottleConfig::default(),
+            require_audience: false,
+            max_assertion_lifetime_secs: 3600,
+        };
+        Authority::new(config, store, clock).await.unwrap()
+    }
+
+    /// Revoking the pending key of a rotation must not stop rotation for
+    /// good: the next one builds on the newest key still in force.
+    #[tokio::test]
+    async fn scheduled_rotation_resumes_after_the_pending_key_is_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
+        let clock = Arc::new(ManualClock::new(NOW));
+        let a = rotating(KeyAlgorithm::Es256, store.clone(), clock.clone()).await;
+        clock.advance(86_400);
+        a.housekeeping().await;
+        let pending = store.signing_keys().await.unwrap().pop().unwrap();
+        assert!(store.revoke_signing_key(&pending.kid, clock.now()).await.unwrap());
+        a.sync_with_store().await.unwrap();
+        a.housekeeping().await;
+        let live: Vec<_> = store
+            .signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none())
+            .collect();
+        assert_eq!(live.len(), 2, "a new pending key replaced the revoked one: {live:?}");
+    }
+
+    /// A deployment restarted without `--signing-alg` (default ES256) keeps
+    /// rotating to the algorithm it signs with.
+    #[tokio::test]
+    async fn scheduled_rotation_keeps_the_current_keys_algorithm() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
+        let clock = Arc::new(ManualClock::new(NOW));
+        drop(rotating(KeyAlgorithm::Rs256, store.clone(), clock.clone()).await);
+        let restarted = rotating(KeyAlgorithm::Es256, store.clone(), clock.clone()).await;
+        clock.advance(86_400);
+        restarted.housekeeping().await;
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| k.alg == "RS256"), "{keys:?}");
     }
 }
 
@@ -1342,7 +1480,7 @@ mod client_auth {
     }
 
     fn from(mut request: TokenRequest, source: &str) -> TokenRequest {
-        request.source = Some(source.parse().unwrap());
+        request.credentials.source = Some(source.parse().unwrap());
         request
     }
 
@@ -1447,6 +1585,18 @@ mod client_auth {
             assert_eq!(err.oauth_code(), "invalid_client");
             assert!(started.elapsed() >= REFUSAL_FLOOR, "{:?}", started.elapsed());
         }
+    }
+
+    /// A caller that goes away while argon2 runs (a gRPC deadline, a client
+    /// hanging up) leaves no shared verification behind.
+    #[tokio::test]
+    async fn a_cancelled_verification_leaves_nothing_in_flight() {
+        let f = fixture().await;
+        let secret = f.client("svc", &["read"], &[], None).await;
+        let cancelled = tokio::time::timeout(Duration::from_millis(1), f.issue(post("svc", &secret))).await;
+        assert!(cancelled.is_err(), "argon2 takes longer than 1 ms");
+        assert_eq!(f.authority.in_flight_count(), 0);
+        assert!(f.issue(post("svc", &secret)).await.is_ok());
     }
 
     /// Bad signatures naming a client do not refuse its good assertion.

@@ -51,16 +51,14 @@ impl TokenService {
     async fn issue(&self, request: Request<pb::IssueTokenRequest>) -> Result<pb::IssueTokenResponse, AuthError> {
         let authorization =
             authorization::parse(request.metadata().get_all("authorization").iter().map(|v| v.as_bytes()))?;
-        let source = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip());
+        let source = peer_ip(&request);
         let client_certificate = request.extensions().get::<PeerCertificate>().cloned();
         let message = request.into_inner();
         let mut credentials = PresentedCredentials {
             authorization,
             client_id: non_empty(message.client_id),
             client_certificate,
+            source,
             ..Default::default()
         };
         match message.credential {
@@ -79,7 +77,6 @@ impl TokenService {
             credentials,
             scopes: message.scopes,
             audiences: message.audiences,
-            source,
         };
         let issued = self.authority.issue(token_request).await?;
         Ok(pb::IssueTokenResponse {
@@ -124,6 +121,14 @@ impl TokenService {
     }
 }
 
+/// The connection's peer; forwarding metadata is not trusted (THREATS A-15).
+fn peer_ip<T>(request: &Request<T>) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
 /// Introspection and revocation callers authenticate with `authorization`
 /// metadata: `Basic` client credentials or a `Bearer` token.
 fn caller_credentials<T>(request: &Request<T>) -> Result<PresentedCredentials, AuthError> {
@@ -131,6 +136,7 @@ fn caller_credentials<T>(request: &Request<T>) -> Result<PresentedCredentials, A
     Ok(PresentedCredentials {
         authorization,
         client_certificate: request.extensions().get::<PeerCertificate>().cloned(),
+        source: peer_ip(request),
         ..Default::default()
     })
 }
@@ -189,6 +195,11 @@ impl pb::token_service_server::TokenService for TokenService {
                 e: jwk.e.unwrap_or_default(),
             })
             .collect();
-        Ok(Response::new(pb::GetJwksResponse { keys }))
+        let mut response = Response::new(pb::GetJwksResponse { keys });
+        response.metadata_mut().insert(
+            "cache-control",
+            tonic::metadata::MetadataValue::from_static(super::http::JWKS_CACHE_CONTROL),
+        );
+        Ok(response)
     }
 }

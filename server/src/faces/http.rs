@@ -114,6 +114,7 @@ fn presented_credentials(parts: &Parts, form: &FormBody) -> Result<PresentedCred
         client_assertion_type: form.single("client_assertion_type")?.map(str::to_owned),
         client_assertion: form.single("client_assertion")?.map(str::to_owned),
         client_certificate: parts.extensions.get::<PeerCertificate>().cloned(),
+        source: peer_ip(parts),
     })
 }
 
@@ -134,7 +135,6 @@ async fn token_request(parts: &Parts, body: Body) -> Result<TokenRequest, AuthEr
             .chain(form.all("audience"))
             .map(str::to_owned)
             .collect(),
-        source: peer_ip(parts),
     })
 }
 
@@ -314,14 +314,18 @@ async fn revoke(State(authority): State<Arc<Authority>>, request: Request) -> Re
     }
 }
 
+/// How long verifiers may keep the key set: short enough that they see a new
+/// key well within the publish-ahead delay of a rotation, and drop a revoked
+/// one within five minutes. Sent on both faces (gRPC as response metadata).
+pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+
 /// `GET /.well-known/jwks.json` (RFC 7517 §5).
 async fn jwks(State(authority): State<Arc<Authority>>) -> Response {
     let mut response = axum::Json(json!({ "keys": authority.jwks() })).into_response();
-    // Short enough that verifiers see a new key well within the publish-ahead
-    // delay of a rotation; verifiers also refetch on an unknown `kid`.
+    // Verifiers also refetch on an unknown `kid`.
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(JWKS_CACHE_CONTROL));
     response
 }
 
@@ -381,9 +385,12 @@ async fn metadata(State(authority): State<Arc<Authority>>) -> Response {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+        // RFC 8414 §2 takes values from the OAuth token endpoint
+        // authentication methods registry. A bearer token is also accepted
+        // (its client's scopes count), but "bearer" is no registered value.
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         // RFC 8414 makes this member required; with no authorization endpoint there are none.
         "response_types_supported": [],
     }))

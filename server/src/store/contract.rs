@@ -49,6 +49,27 @@ pub async fn run_all(store: &dyn Store) {
     client_keys_are_stored_per_client_and_kid(store).await;
     an_assertion_id_is_accepted_once(store).await;
     a_legacy_secret_gets_its_check_value_once(store).await;
+    a_revocation_after_pruning_is_never_behind_a_cursor(store).await;
+}
+
+/// Positions are never reused: after pruning empties the table, a new
+/// revocation still lies beyond every cursor handed out before.
+async fn a_revocation_after_pruning_is_never_behind_a_cursor(store: &dyn Store) {
+    let revoked = |jti: &str, expires_at| RevokedToken {
+        jti: jti.into(),
+        client_id: "svc".into(),
+        expires_at,
+        revoked_at: 1,
+    };
+    store.revoke_token(revoked("prune-1", 10)).await.unwrap();
+    let (_, cursor) = store.revoked_tokens_after(0, 0).await.unwrap();
+    store.prune_expired(5_000_000_000).await.unwrap();
+    store.revoke_token(revoked("prune-2", 6_000_000_000)).await.unwrap();
+    let (after, _) = store.revoked_tokens_after(0, cursor).await.unwrap();
+    assert!(
+        after.iter().any(|r| r.jti == "prune-2"),
+        "a revocation recorded after pruning was behind the cursor {cursor}: {after:?}"
+    );
 }
 
 /// A secret stored before check values existed gets one recorded at its next

@@ -222,9 +222,9 @@ pub trait Store: Send + Sync + 'static {
     /// empty store therefore end up with one and the same key.
     async fn insert_first_signing_key(&self, key: SigningKeyRecord) -> Result<Vec<SigningKeyRecord>, StoreError>;
 
-    /// Adds a signing key. With `if_newest` set, only if the newest key (by
-    /// activation) is that one, so replicas rotating at once add one key, not
-    /// several. Returns whether the key was added.
+    /// Adds a signing key. With `if_newest` set, only if the newest key not
+    /// revoked (by activation) is that one, so replicas rotating at once add
+    /// one key, not several. Returns whether the key was added.
     async fn add_signing_key(&self, key: SigningKeyRecord, if_newest: Option<&str>) -> Result<bool, StoreError>;
 
     /// Marks a key revoked. False when there is no such key or it was revoked already.
@@ -315,11 +315,73 @@ impl StoreUrl {
             return Ok(Self::Postgres(url.to_owned()));
         }
         Err(format!(
-            "store URL {url:?} is not supported: use sqlite://PATH (e.g. sqlite://tessera.db) \
-             or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            "store URL {:?} is not supported: use sqlite://PATH (e.g. sqlite://tessera.db) \
+             or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+            redacted(url)
         ))
     }
 }
 
+/// `url` fit for a message or a log line: a password in its user
+/// information (`user:PASSWORD@host`) or in a `password=` query parameter
+/// is replaced by `***`. Every message that shows a store URL uses this.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 #[cfg(test)]
 pub(crate) mod contract;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mistyped scheme used to echo the whole URL, password included.
+    #[test]
+    fn a_mistyped_store_url_is_refused_without_its_password() {
+        for url in [
+            "postgress://tessera:hunter2@db/tessera",
+            "mysql://tessera:hunter2@db:3306/tessera?sslmode=disable",
+            "postgress://db/tessera?user=tessera&password=hunter2",
+        ] {
+            let message = StoreUrl::parse(url).unwrap_err();
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(message.contains("***"), "{message}");
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_everything_but_the_password() {
+        assert_eq!(
+            redacted("postgres://tessera:s3cret@db.internal:5432/tessera?sslmode=require&password=x"),
+            "postgres://tessera:***@db.internal:5432/tessera?sslmode=require&password=***"
+        );
+        assert_eq!(redacted("postgres://tessera@db/t"), "postgres://tessera@db/t");
+        assert_eq!(redacted("sqlite://tessera.db"), "sqlite://tessera.db");
+    }
+}

@@ -671,7 +671,8 @@ impl Store for PostgresStore {
             if let Some(expected) = if_newest {
                 let newest: Option<String> = tx
                     .query_opt(
-                        "SELECT kid FROM signing_keys ORDER BY activates_at DESC, created_at DESC, seq DESC LIMIT 1",
+                        "SELECT kid FROM signing_keys WHERE revoked_at IS NULL
+                         ORDER BY activates_at DESC, created_at DESC, seq DESC LIMIT 1",
                         &[],
                     )
                     .await

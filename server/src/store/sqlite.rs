@@ -116,6 +116,32 @@ CREATE TRIGGER revoked_ins AFTER INSERT ON revoked_tokens BEGIN UPDATE change_to
 -- refused before argon2 runs. NULL for secrets stored before it existed.
 ALTER TABLE client_secrets ADD COLUMN check_value TEXT;
 "#,
+    r#"
+-- Revocations get a position that is never reused. The cursor other
+-- processes read them by was the rowid, which SQLite hands out again once the
+-- highest row is deleted (pruning does that), so a replica could skip a
+-- revocation. AUTOINCREMENT never reuses a value.
+CREATE TABLE revoked_tokens_positioned (
+    position   INTEGER PRIMARY KEY AUTOINCREMENT,
+    jti        TEXT NOT NULL UNIQUE,
+    client_id  TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+INSERT INTO revoked_tokens_positioned (position, jti, client_id, expires_at, revoked_at)
+    SELECT rowid, jti, client_id, expires_at, revoked_at FROM revoked_tokens ORDER BY rowid;
+-- Positions continue above any rowid handed out so far, pruned ones
+-- included: every insert bumped the revocations counter, so it is at least
+-- the highest rowid ever used.
+DELETE FROM sqlite_sequence WHERE name = 'revoked_tokens_positioned';
+INSERT INTO sqlite_sequence (name, seq) VALUES ('revoked_tokens_positioned', MAX(
+    (SELECT generation FROM change_topics WHERE topic = 'revocations'),
+    (SELECT COALESCE(MAX(position), 0) FROM revoked_tokens_positioned)));
+DROP TABLE revoked_tokens;
+ALTER TABLE revoked_tokens_positioned RENAME TO revoked_tokens;
+CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens(expires_at);
+CREATE TRIGGER revoked_ins AFTER INSERT ON revoked_tokens BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'revocations'; END;
+"#,
 ];
 
 /// A [`Store`] in a SQLite file. Cloning is shallow: clones share one connection.
@@ -561,7 +587,8 @@ impl Store for SqliteStore {
             if let Some(expected) = if_newest {
                 let newest: Option<String> = tx
                     .query_row(
-                        "SELECT kid FROM signing_keys ORDER BY activates_at DESC, created_at DESC, rowid DESC LIMIT 1",
+                        "SELECT kid FROM signing_keys WHERE revoked_at IS NULL
+                         ORDER BY activates_at DESC, created_at DESC, rowid DESC LIMIT 1",
                         [],
                         |r| r.get(0),
                     )
@@ -608,8 +635,8 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT jti, client_id, expires_at, revoked_at, rowid FROM revoked_tokens
-                     WHERE rowid > ?1 AND expires_at > ?2 ORDER BY rowid",
+                    "SELECT jti, client_id, expires_at, revoked_at, position FROM revoked_tokens
+                     WHERE position > ?1 AND expires_at > ?2 ORDER BY position",
                 )
                 .map_err(unavailable)?;
             let mut newest = after;
