@@ -34,6 +34,8 @@ echo "== timing: unknown vs wrong vs disabled client, 500 interleaved each" | te
 taskset -c 1 "$bench" timing --samples 500 2>&1 | tee -a "$out/timing.txt"
 echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$out/flood.txt"
 taskset -c 1 "$bench" flood --duration 8 2>&1 | tee -a "$out/flood.txt"
+echo "== assertions: what remembering private_key_jwt assertion ids costs" | tee "$out/assertions.txt"
+taskset -c 1 "$bench" assertions --count 50000 2>&1 | tee -a "$out/assertions.txt"
 echo "== writes: revocations on SQLite, then on a throwaway PostgreSQL cluster" | tee "$out/writes.txt"
 taskset -c 1 "$bench" writes --duration 8 2>&1 | tee -a "$out/writes.txt"
 taskset -c 1 "$bench" writes --duration 8 --postgres 2>&1 | tee -a "$out/writes.txt"

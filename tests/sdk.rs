@@ -293,7 +293,9 @@ async fn concurrent_introspections_of_one_token_are_one_request() {
 async fn introspections(server: &Server) -> usize {
     let text = server.http("GET", "/metrics").send().await.body;
     text.lines()
-        .find_map(|l| l.strip_prefix(r#"tessera_requests_total{face="grpc",endpoint="introspect_token",outcome="ok"} "#))
+        .find_map(|l| {
+            l.strip_prefix(r#"tessera_requests_total{face="grpc",endpoint="introspect_token",outcome="ok"} "#)
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
