@@ -285,11 +285,17 @@ async fn metadata_names_introspection_and_revocation_rfc8414() {
         format!("{}/oauth2/introspect", server.url())
     );
     assert_eq!(json["revocation_endpoint"], format!("{}/oauth2/revoke", server.url()));
-    assert!(
-        json["introspection_endpoint_auth_methods_supported"]
-            .as_array()
-            .is_some_and(|m| !m.is_empty())
-    );
+    // RFC 8414 §2: registered method names only, and every one accepted.
+    for member in [
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ] {
+        assert_eq!(
+            json[member],
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+            "{member}"
+        );
+    }
 }
 
 async fn jwks_kids(server: &Server) -> Vec<String> {

@@ -140,6 +140,14 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         count: u64,
     },
+    /// Memory per deny-list entry: the server keeps each revoked token's
+    /// `jti` (22 characters) and `exp` in a `DashMap<String, i64>` until the
+    /// token expires; this builds one of `--entries` and reads RSS.
+    Denylist {
+        /// Revoked tokens to hold
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: usize,
+    },
     /// Serve a ceiling (used by `run`).
     Ceiling {
         #[arg(long, value_enum)]
@@ -189,6 +197,7 @@ fn main() -> std::process::ExitCode {
             Command::Timing { common, samples } => timing(common, samples).await,
             Command::Flood { common } => flood(common).await,
             Command::Assertions { count } => assertions(count).await,
+            Command::Denylist { entries } => denylist(entries),
             Command::Ceiling { mode, listen } => ceiling::serve(mode, listen).await,
         }
     });
@@ -607,6 +616,26 @@ async fn flood(common: Common) -> Result<(), String> {
         rss_before,
         rss_after
     );
+    Ok(())
+}
+
+/// Resident memory of a deny-list of `entries` revoked tokens, shaped as the
+/// server's (`Authority::denied`): `jti` as Tessera makes them, `exp` as i64.
+fn denylist(entries: usize) -> Result<(), String> {
+    use base64::Engine as _;
+    let before = procs::rss_kib(std::process::id())?;
+    let denied: dashmap::DashMap<String, i64> = dashmap::DashMap::new();
+    for i in 0..entries as u128 {
+        let jti = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835).to_le_bytes());
+        denied.insert(jti, 1_900_000_000);
+    }
+    let after = procs::rss_kib(std::process::id())?;
+    let per_entry = (after.saturating_sub(before) * 1024) as f64 / entries as f64;
+    println!("\n| revoked tokens held | resident memory added | bytes per entry |");
+    println!("|---|---|---|");
+    println!("| {entries} | {} KiB | {per_entry:.0} |", after.saturating_sub(before));
+    drop(denied);
     Ok(())
 }
 

@@ -465,6 +465,31 @@ mod tests {
         assert_eq!(config.token_ttl, 120);
     }
 
+    /// The names the contract pins: `drain_delay`, `max_assertion_lifetime`,
+    /// `max_connections_per_address` in the file, with their defaults.
+    #[test]
+    fn drain_delay_and_assertion_lifetime_come_from_the_file_with_defaults() {
+        let defaults = ServeConfig::resolve(ServeOverrides::default()).unwrap();
+        assert_eq!(defaults.drain_delay, Duration::ZERO);
+        assert_eq!(defaults.max_assertion_lifetime, 3600);
+        assert_eq!(defaults.max_connections_per_address, 1000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "drain_delay = 10\nmax_assertion_lifetime = 300\nmax_connections_per_address = 0\n",
+        )
+        .unwrap();
+        let config = ServeConfig::resolve(ServeOverrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.drain_delay, Duration::from_secs(10));
+        assert_eq!(config.max_assertion_lifetime, 300);
+        assert_eq!(config.max_connections_per_address, 0);
+    }
+
     #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
