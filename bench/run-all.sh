@@ -36,6 +36,8 @@ echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$ou
 taskset -c 1 "$bench" flood --duration 8 2>&1 | tee -a "$out/flood.txt"
 echo "== assertions: what remembering private_key_jwt assertion ids costs" | tee "$out/assertions.txt"
 taskset -c 1 "$bench" assertions --count 50000 2>&1 | tee -a "$out/assertions.txt"
+echo "== denylist: memory per revoked token held" | tee "$out/denylist.txt"
+"$bench" denylist --entries 1000000 2>&1 | tee -a "$out/denylist.txt"
 echo "== writes: revocations on SQLite, then on a throwaway PostgreSQL cluster" | tee "$out/writes.txt"
 taskset -c 1 "$bench" writes --duration 8 2>&1 | tee -a "$out/writes.txt"
 taskset -c 1 "$bench" writes --duration 8 --postgres 2>&1 | tee -a "$out/writes.txt"

@@ -1,55 +1,8 @@
-//! The threat catalogue (`shared/THREATS.md`) as tests, grouped as the
-//! catalogue groups them. Rows already specified elsewhere are listed with
-//! the test that covers them; the rest are tested here, on both faces where
-//! the row applies. Every test name starts with its row id.
-//!
-//! ## Where each row is tested
-//!
-//! | row | test(s) |
-//! |---|---|
-//! | A-01 | `bad_input::get_on_the_token_endpoint_is_405_with_json_rfc6749_3_2` |
-//! | A-02 | `bad_input::credentials_in_the_query_string_of_a_post_are_refused_rfc6749_2_3_1` |
-//! | A-03 | `bad_input::a_missing_or_wrong_content_type_is_invalid_request_as_json` |
-//! | A-04 | `bad_input::a_repeated_parameter_is_invalid_request_rfc6749_3_2` |
-//! | A-05, A-06 | `bad_input::empty_values_are_treated_as_omitted_rfc6749_3_2`, `…unknown_parameters_are_ignored_rfc6749_3_2` |
-//! | A-07 | `bad_input::a_body_over_the_cap_is_refused_before_parsing`, `…a_huge_body_is_answered_without_being_read`, `…a_content_length_that_lies_short_reads_only_what_it_claims`, `operations::a_slow_sender_is_cut_off_rather_than_held` |
-//! | A-08 | `bad_input::oversized_fields_in_a_small_body_are_refused` |
-//! | A-09 | `bad_input::bad_percent_encoding_invalid_utf8_and_control_characters_are_invalid_request`; `server/tests/fuzz.rs` |
-//! | A-10 | `bad_input::malformed_basic_headers_are_invalid_request`, `…two_authorization_headers_are_invalid_request`, `…a_wrong_basic_secret_is_401_with_a_basic_challenge_rfc6749_5_2` |
-//! | A-11 | `bad_input::basic_plus_a_body_secret_is_two_methods_and_invalid_request_rfc6749_2_3`, `parity::grpc_credentials_in_metadata_and_message_together_are_invalid_argument` |
-//! | A-12 | `bad_input::a_missing_grant_type_is_invalid_request`, `…other_grant_types_are_unsupported_grant_type_rfc6749_5_2` |
-//! | A-13 | `issuance::token_answers_are_never_cached_rfc6749_5_1`; here `a_13_…` |
-//! | A-14 | `operations::a_token_over_https_with_the_readme_curl_line` (plaintext); here `a_14_…` (TLS 1.1) |
-//! | A-15 | here `a_15_…` |
-//! | B-01 | `bad_input::unknown_client_wrong_secret_and_disabled_client_get_byte_identical_answers` |
-//! | B-02 | a benchmark, not a test: `tessera-bench timing` (BENCHMARKS.md) compares the medians over interleaved samples |
-//! | B-03, B-04 | `tessera-server` unit tests `secret::near_miss_secrets_do_not_verify`, `secret::hostile_stored_parameters_are_refused_without_hashing` |
-//! | B-05 | `client_auth::wrong_secrets_for_a_client_never_lock_out_its_correct_secret_on_either_face`, `client_auth::failures_from_a_shared_address_never_refuse_a_correct_secret_from_it`, `client_auth::bad_assertion_signatures_never_lock_out_a_good_assertion`; the throttle that remains, for secrets stored before check values, is `a_15_…` here |
-//! | B-06, B-07 | here `b_06_…`, `b_07_…` |
-//! | B-09, B-10 | unit tests `after_rotation_old_and_new_secrets_both_work_until_the_overlap_ends_threats_b_09`, `an_expired_secret_no_longer_authenticates`; `client_auth::rotate_secret_…` |
-//! | B-11 | unit test `tokens_of_a_disabled_or_deleted_client_are_inactive_threats_b_11`; `issuance::a_cli_disable_…`, `…a_cli_delete_…` |
-//! | B-12 | does not apply: there is no way to register a chosen secret; `client create` and `rotate-secret` generate 256-bit secrets |
-//! | B-13 | here `b_13_…` |
-//! | C-01 … C-03 | unit tests `alg_none_assertions_are_refused_threats_c_01`, `an_unregistered_key_or_another_algorithm_is_refused_threats_c_02_c_03`; `client_auth::every_bad_assertion_is_invalid_client_on_both_faces_threats_c` |
-//! | C-04 … C-07 | here `c_04_…` … `c_07_…` |
-//! | C-08 … C-10, C-13 | unit tests `…threats_c_08`, `…threats_c_09`, `…threats_c_10`, `…threats_c_13` |
-//! | C-11 | unit test `a_replay_across_replicas_in_parallel_succeeds_exactly_once`; `replicas::a_replayed_assertion_is_refused_by_every_other_replica_rfc7523_3` |
-//! | D-01, D-02 | `bad_input::scopes_beyond_the_clients_are_invalid_scope`; here `d_01_…`, `d_02_…` |
-//! | D-03 … D-05 | unit tests `no_scope_requested_grants_the_clients_scopes`, `repeated_scopes_are_granted_once`, `audiences_default_to_the_clients_and_may_be_narrowed`, `a_client_without_audiences_gets_tokens_for_the_issuer_never_an_empty_aud` |
-//! | D-06 | `sdk::the_verifier_rejects_tokens_for_another_audience_threats_d_06` |
-//! | D-07 | here `d_07_…` |
-//! | E-01, E-02, E-05 … E-07 | `resource_server::…threats_e_01`, `…threats_e_02`, `…rfc7662_2_1`, `…threats_e_06`, `…threats_e_07`; `replicas::a_revocation_is_in_force_…` |
-//! | E-03 | `replicas::a_database_outage_is_served_from_memory_then_refused_honestly_then_recovered` |
-//! | E-09 | differs, on purpose: introspection of garbage is not rate-limited. A garbage token fails the shape or signature check without a store read (a verified-token cache holds only valid tokens), so it costs microseconds, and the caller must have authenticated with `tessera:introspect`; `e_09_…` shows 2,000 of them cost nothing lasting |
-//! | F-01 … F-03 | `resource_server::keys_rotate_…`, `…keys_revoke_…`, `issuance::a_restart_keeps_the_signing_key_…`, `replicas::three_replicas_starting_together_…` |
-//! | F-04, F-05 | here `f_04_…`, `f_05_…` |
-//! | G-01 | `operations::no_secret_credential_assertion_token_or_key_reaches_the_logs_at_trace`, `issuance::secrets_never_reach_the_log` |
-//! | G-02 | B-01's test (one answer for every authentication failure); E-03's (a generic 503 description) |
-//! | G-03 | `operations::every_response_carries_a_request_id_that_its_log_lines_share`; here `g_03_…` |
-//! | H-01, H-02 | `operations::an_oversized_grpc_message_is_refused`, `…a_compressed_bomb_is_refused_on_both_faces_and_memory_stays_bounded` |
-//! | H-03, H-05 | configuration, not tested here: HTTP/2 `max_concurrent_streams` (`--max-connection-streams`, 256) makes `h2` refuse excess streams with `REFUSED_STREAM` at once, and `max_pending_accept_reset_streams` (20) ends rapid-reset floods; provoking them needs a misbehaving HTTP/2 client we do not have |
-//! | H-04 | here `h_04_…` |
-//! | I-01 … I-03 | store contract `sql_like_ids_are_data`; `replicas::a_client_registered_while_replicas_run_…`, `…a_client_disabled_while_replicas_run_…` |
+//! The threat catalogue as tests, grouped as the catalogue groups them.
+//! `docs/THREATS.md` is the catalogue: each row, Tessera's answer, and which
+//! test shows it (many rows are shown in the other test files; the rest are
+//! here, on both faces where the row applies). Every test name here starts
+//! with its row id.
 
 // A test that panics is a failed test: unwrap is the assertion here.
 #![allow(clippy::unwrap_used)]

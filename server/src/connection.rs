@@ -98,8 +98,9 @@ impl ConnectionState {
         {
             self.noticed.notify_one();
         }
+        // Only the end of a request is timed: while one is in flight the
+        // connection is not silent, whenever it began.
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.touch();
         RequestGuard(self.clone())
     }
 

@@ -527,17 +527,19 @@ impl ConnectionService {
             // answering (see [`RequestId`]). A caller's own id is not trusted.
             let id = RequestId::next();
             let answer = id.scope(tower::ServiceExt::oneshot(self.app.clone(), request));
-            let authority = self.authority.clone();
+            // Draining: an HTTP/1.1 client closes the connection itself after
+            // this complete answer, instead of the server closing it under a
+            // request being sent (see `crate::connection`). Read as the
+            // request arrives: a request already in hand when draining
+            // starts is answered as usual, and the next one is told.
+            let close_after = version <= ::http::Version::HTTP_11 && self.authority.is_draining();
             async move {
                 let mut response = answer.await?;
                 drop(in_flight);
                 if let Ok(value) = HeaderValue::from_str(id.as_str()) {
                     response.headers_mut().insert(X_REQUEST_ID, value);
                 }
-                // Draining: an HTTP/1.1 client closes the connection itself
-                // after this complete answer, instead of the server closing
-                // it under a request being sent (see `crate::drain`).
-                if authority.is_draining() && version <= ::http::Version::HTTP_11 {
+                if close_after {
                     response
                         .headers_mut()
                         .insert(::http::header::CONNECTION, HeaderValue::from_static("close"));
