@@ -632,7 +632,7 @@ fn denylist(entries: usize) -> Result<(), String> {
     }
     let after = procs::rss_kib(std::process::id())?;
     let per_entry = (after.saturating_sub(before) * 1024) as f64 / entries as f64;
-    println!("\n| revoked tokens held | resident memory added | bytes per entry |");
+    println!("\n| revocations held | resident memory added | bytes per entry |");
     println!("|---|---|---|");
     println!("| {entries} | {} KiB | {per_entry:.0} |", after.saturating_sub(before));
     drop(denied);
