@@ -909,23 +909,8 @@ mod resource_server {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
         let clock = Arc::new(ManualClock::new(NOW));
-        let config = AuthorityConfig {
-            issuer: ISSUER.into(),
-            default_token_ttl: 3600,
-            max_token_ttl: 7200,
-            signing_alg: KeyAlgorithm::Es256,
-            hashing_permits: 2,
-            hashing_wait: Duration::from_secs(5),
-            key_rotation: Some(Duration::from_secs(86_400)),
-            key_publish_ahead: Duration::from_secs(600),
-            throttle: ThrottleConfig::default(),
-            require_audience: false,
-            max_assertion_lifetime_secs: 3600,
-        };
-        let a = Authority::new(config.clone(), store.clone(), clock.clone())
-            .await
-            .unwrap();
-        let b = Authority::new(config, store.clone(), clock.clone()).await.unwrap();
+        let a = rotating(KeyAlgorithm::Es256, store.clone(), clock.clone()).await;
+        let b = rotating(KeyAlgorithm::Es256, store.clone(), clock.clone()).await;
         a.housekeeping().await;
         assert_eq!(store.signing_keys().await.unwrap().len(), 1, "not due yet");
         clock.advance(86_400);
@@ -936,6 +921,7 @@ mod resource_server {
         assert_eq!(keys[1].activates_at, NOW + 86_400 + 600);
     }
 
+    /// An authority rotating its key daily, on `store`.
     async fn rotating(alg: KeyAlgorithm, store: Arc<SqliteStore>, clock: Arc<ManualClock>) -> Authority {
         let config = AuthorityConfig {
             issuer: ISSUER.into(),
