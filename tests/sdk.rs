@@ -225,6 +225,39 @@ async fn after_a_key_rotation_the_verifier_accepts_new_tokens_without_restart() 
         .expect("a token of the old key still verifies");
 }
 
+/// RFC 9068 §2.1's `typ` written as the full media type,
+/// `application/at+jwt`, is accepted, as the server accepts it; anything
+/// else is not an access token.
+#[tokio::test]
+async fn the_verifier_accepts_typ_at_jwt_in_both_spellings_and_nothing_else() {
+    let s = resource_setup(false);
+    let issued = token(&s.svc, TokenRequest::new()).await;
+    let header = jsonwebtoken::decode_header(&issued).unwrap();
+    let (_, rest) = issued.split_once('.').unwrap();
+    let (claims, _) = rest.split_once('.').unwrap();
+    let store = tessera_server::store::open(&s.server.store_url).await.unwrap();
+    let record = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| Some(&k.kid) == header.kid.as_ref())
+        .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_der(&record.private_pkcs8);
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+    let signed_with = |typ: &str| {
+        let mut header = header.clone();
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    s.verifier.verify(&signed_with("application/at+jwt")).await.unwrap();
+    s.verifier.verify(&signed_with("AT+JWT")).await.unwrap();
+    assert_eq!(
+        s.verifier.verify(&signed_with("JWT")).await.unwrap_err(),
+        VerifyError::WrongType
+    );
+}
+
 #[tokio::test]
 async fn forged_unknown_kids_are_rejected_without_hammering_tessera() {
     let s = resource_setup(false);

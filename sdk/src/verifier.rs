@@ -327,7 +327,13 @@ impl Verifier {
     /// A [`VerifyError`] saying why the token is not accepted.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
+        // RFC 9068 §2.1 names `at+jwt`; `application/at+jwt` is the same
+        // media type written in full (RFC 7515 §4.1.9), as the server accepts.
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
+        {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;

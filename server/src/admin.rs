@@ -87,10 +87,9 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
         return Err("--ttl must be at least 1 second".into());
     }
     let (secret, record) = new_secret(now, None).await?;
-    let mut scopes = new.scopes;
-    scopes.dedup();
-    let mut audiences = new.audiences;
-    audiences.dedup();
+    // Order kept, every repeat dropped (`Vec::dedup` drops adjacent ones only).
+    let scopes = first_of_each(new.scopes);
+    let audiences = first_of_each(new.audiences);
     let client = ClientRecord {
         client_id: new.client_id.clone(),
         scopes,
@@ -112,6 +111,17 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
         )),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// `items` with every repeat removed, in the order of first appearance.
+fn first_of_each(items: Vec<String>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept
 }
 
 /// Registers the demo client, or gives the existing one a new secret and

@@ -63,7 +63,7 @@ struct ServeArgs {
     /// Upper bound on any token lifetime, in seconds [default: 86400]
     #[arg(long, env = "TESSERA_MAX_TOKEN_TTL", value_name = "SECS")]
     max_token_ttl: Option<u32>,
-    /// Algorithm of the signing key created on first start: ES256 or EdDSA [default: ES256]
+    /// Algorithm of the signing key created on first start: ES256, EdDSA or RS256 [default: ES256]
     #[arg(long, env = "TESSERA_SIGNING_ALG", value_name = "ALG")]
     signing_alg: Option<String>,
     /// How often to look for changes made by other processes, in ms [default: 500]

@@ -172,6 +172,18 @@ async fn scopes_beyond_the_client_are_invalid_scope_rfc6749_5_2() {
     }
 }
 
+/// A client registered with a scope named twice, not next to each other,
+/// holds it once, in the order first given.
+#[tokio::test]
+async fn a_client_registered_with_repeated_scopes_and_audiences_holds_each_once() {
+    let f = fixture().await;
+    f.client("svc", &["a", "b", "a"], &["https://x", "https://y", "https://x"], None)
+        .await;
+    let stored = f.store.client("svc").await.unwrap().unwrap();
+    assert_eq!(stored.scopes, ["a", "b"]);
+    assert_eq!(stored.audiences, ["https://x", "https://y"]);
+}
+
 #[tokio::test]
 async fn scope_outside_the_rfc6749_3_3_grammar_is_invalid_scope() {
     let f = fixture().await;
