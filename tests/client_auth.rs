@@ -205,21 +205,11 @@ async fn bad_assertion_signatures_never_lock_out_a_good_assertion() {
     let forger = ClientKey::unregistered("k1", KeyAlgorithm::Es256);
     for _ in 0..50 {
         let forged = forger.sign(&claims(&server, "svc"));
-        server
-            .token_form(&format!(
-                "grant_type=client_credentials&client_id=svc&client_assertion_type={JWT_BEARER}&client_assertion={forged}"
-            ))
-            .send()
+        http_assertion(&server, &forged)
             .await
             .assert_error(401, "invalid_client");
     }
-    let good = key.sign(&claims(&server, "svc"));
-    let answer = server
-        .token_form(&format!(
-            "grant_type=client_credentials&client_id=svc&client_assertion_type={JWT_BEARER}&client_assertion={good}"
-        ))
-        .send()
-        .await;
+    let answer = http_assertion(&server, &key.sign(&claims(&server, "svc"))).await;
     assert_eq!(answer.status, 200, "{answer}");
 }
 
@@ -235,17 +225,12 @@ async fn an_assertion_living_an_hour_is_accepted_and_the_limit_is_configurable()
     let server = Server::start();
     server.create_client("svc", &["--scope", "read"]);
     let key = register_key(&server, "svc", "k1", KeyAlgorithm::Es256);
-    let body = |assertion: String| {
-        format!("grant_type=client_credentials&client_assertion_type={JWT_BEARER}&client_assertion={assertion}")
-    };
-    let answer = server.token_form(&body(key.sign(&hour(&server, "svc")))).send().await;
+    let answer = http_assertion(&server, &key.sign(&hour(&server, "svc"))).await;
     assert_eq!(answer.status, 200, "{answer}");
     let strict = Server::start_with(&["--max-assertion-lifetime", "300"]);
     strict.create_client("svc", &["--scope", "read"]);
     let key = register_key(&strict, "svc", "k1", KeyAlgorithm::Es256);
-    strict
-        .token_form(&body(key.sign(&hour(&strict, "svc"))))
-        .send()
+    http_assertion(&strict, &key.sign(&hour(&strict, "svc")))
         .await
         .assert_error(401, "invalid_client");
 }

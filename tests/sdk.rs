@@ -323,14 +323,10 @@ async fn concurrent_introspections_of_one_token_are_one_request() {
 }
 
 /// IntrospectToken calls answered so far, from the server's metrics.
-async fn introspections(server: &Server) -> usize {
-    let text = server.http("GET", "/metrics").send().await.body;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(r#"tessera_requests_total{face="grpc",endpoint="introspect_token",outcome="ok"} "#)
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+async fn introspections(server: &Server) -> u64 {
+    server
+        .metric(r#"tessera_requests_total{face="grpc",endpoint="introspect_token",outcome="ok"}"#)
+        .await
 }
 
 #[tokio::test]

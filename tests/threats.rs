@@ -752,13 +752,7 @@ async fn h_04_a_short_deadline_while_argon2_is_queued_is_deadline_exceeded_and_l
 async fn h_04_wrong_secrets_past_their_deadline_run_no_argon2() {
     let server = Server::start();
     server.create_client("svc", &["--scope", "read"]);
-    let hashed = async || {
-        let text = server.http("GET", "/metrics").send().await.body;
-        text.lines()
-            .find_map(|l| l.strip_prefix("tessera_hashing_wait_seconds_count "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let hashed = async || server.metric("tessera_hashing_wait_seconds_count").await;
     let before = hashed().await;
     let mut grpc = server.grpc().await;
     for _ in 0..12 {

@@ -280,12 +280,6 @@ pub async fn run(
         per_address: PerAddress::new(options.max_connections_per_address),
     };
     loop {
-        let stop_accepting = async {
-            match accepting_until {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
         let permit = tokio::select! {
             permit = connections.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
@@ -295,13 +289,7 @@ pub async fn run(
                 accepting_until = Some(begin_drain(&authority, &phase, options.drain_delay));
                 continue;
             }
-            () = stop_accepting => break,
-        };
-        let stop_accepting = async {
-            match accepting_until {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
+            () = until(accepting_until) => break,
         };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -317,7 +305,7 @@ pub async fn run(
                 accepting_until = Some(begin_drain(&authority, &phase, options.drain_delay));
                 continue;
             }
-            () = stop_accepting => break,
+            () = until(accepting_until) => break,
         };
         spawn_connection(&context, tcp, peer, Some(permit));
     }
@@ -433,6 +421,14 @@ fn spawn_connection(
         let connection = builder.serve_connection(TokioIo::new(stream), service.into_hyper());
         connection::drive(connection, state, phase, timeouts).await;
     });
+}
+
+/// Completes at `deadline`; never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// After the drain delay, how long connections accepted last may take to

@@ -251,6 +251,16 @@ impl Server {
         TokenServiceClient::connect(self.url()).await.expect("gRPC connection")
     }
 
+    /// The value of one line of `/metrics`, named up to its value (labels
+    /// included, e.g. `tessera_hashing_busy`); 0 when absent.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.http("GET", "/metrics").send().await.body;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// A raw HTTP request to this server.
     pub fn http(&self, method: &str, path: &str) -> HttpRequest {
         HttpRequest {
