@@ -1,7 +1,18 @@
-//! Tessera's gRPC contract, `tessera.v1.TokenService`, as generated Rust code.
+//! Tessera's contract: what the server promises and the SDK relies on.
 //!
-//! Both the server and the SDK build on these types; the `.proto` files in
-//! `proto/` are the source of truth.
+//! - [`pb`]: `tessera.v1.TokenService` as generated Rust code; the `.proto`
+//!   files in `proto/` are the source of truth.
+//! - [`oauth`]: the OAuth 2.0 vocabulary both sides speak: error codes, the
+//!   grant and assertion-type identifiers, Tessera's own scopes, the gRPC
+//!   error domain.
+//! - [`claims`]: the one access-token claims type, with the checks every
+//!   verifier applies (`typ`, times).
+//! - [`limits`]: the size limits of requests and registrations, defined once.
+#![deny(missing_docs)]
+
+pub mod claims;
+pub mod limits;
+pub mod oauth;
 
 /// The generated messages, client and server of package `tessera.v1`.
 pub mod pb {

@@ -102,7 +102,7 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
     };
     match store.create_client(client).await {
         Ok(()) => {
-            tracing::info!(target: "tessera::audit", event = "client_created", client_id = %new.client_id);
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, client_id = %new.client_id);
             Ok(secret)
         }
         Err(StoreError::AlreadyExists(_)) => Err(format!(
@@ -242,7 +242,7 @@ pub async fn rotate_key(
         .add_signing_key(record.clone(), None)
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(target: "tessera::audit", event = "signing_key_rotated", kid = %record.kid, activates_at = record.activates_at);
+    tracing::info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ROTATED, kid = %record.kid, activates_at = record.activates_at);
     Ok(record)
 }
 
@@ -279,7 +279,7 @@ pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<O
     }
     tracing::warn!(
         target: "tessera::audit",
-        event = "signing_key_revoked",
+        event = crate::audit::SIGNING_KEY_REVOKED,
         kid = %kid,
         replacement = %replacement.as_ref().map_or("", |r| r.kid.as_str()),
     );
@@ -353,7 +353,7 @@ pub async fn rotate_secret(
     {
         return Err(format!("no client {client_id:?} in the store"));
     }
-    tracing::info!(target: "tessera::audit", event = "client_secret_rotated", client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_SECRET_ROTATED, client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
     Ok(secret)
 }
 
@@ -451,7 +451,7 @@ pub async fn add_client_key(
     crate::authority::client_decoding_key(&record)?;
     match store.add_client_key(client_id, record.clone()).await {
         Ok(true) => {
-            tracing::info!(target: "tessera::audit", event = "client_key_added", client_id = %client_id, kid = %record.kid, alg = %record.alg);
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_ADDED, client_id = %client_id, kid = %record.kid, alg = %record.alg);
             Ok(record)
         }
         Ok(false) => Err(format!("no client {client_id:?} in the store")),

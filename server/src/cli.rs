@@ -624,7 +624,7 @@ async fn client_command(command: ClientCommand) -> Result<ExitCode, ExitCode> {
             let store = open_store(&store.store).await?;
             match store.delete_client(&id).await {
                 Ok(true) => {
-                    tracing::info!(target: "tessera::audit", event = "client_deleted", client_id = %id);
+                    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_DELETED, client_id = %id);
                     println!("Deleted client {id:?}.");
                     ExitCode::SUCCESS
                 }
@@ -640,7 +640,11 @@ async fn set_disabled(url: &str, id: &str, disabled: bool) -> Result<ExitCode, E
     let verb = if disabled { "Disabled" } else { "Enabled" };
     Ok(match store.set_client_disabled(id, disabled).await {
         Ok(true) => {
-            let event = if disabled { "client_disabled" } else { "client_enabled" };
+            let event = if disabled {
+                crate::audit::CLIENT_DISABLED
+            } else {
+                crate::audit::CLIENT_ENABLED
+            };
             tracing::info!(target: "tessera::audit", event, client_id = %id);
             println!("{verb} client {id:?}.");
             ExitCode::SUCCESS

@@ -6,12 +6,14 @@
 //! point is [`server::run`], which tests drive with a port-0 listener.
 
 pub mod admin;
+pub mod audit;
 pub mod authority;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod faces;
+pub mod health;
 pub mod keys;
 pub mod logging;
 pub mod malloc;

@@ -22,9 +22,10 @@ use tokio::sync::Semaphore;
 use tonic::server::NamedService;
 use tracing::{debug, info, warn};
 
-use crate::authority::{Authority, StoreHealth};
+use crate::authority::Authority;
 use crate::connection::{self, ConnectionState, DrainPhase, PerAddress, Timeouts};
-use crate::faces::{grpc, http};
+use crate::faces::{grpc, http, ops};
+use crate::health::Health;
 use crate::request_id::RequestId;
 use crate::tls::{PeerCertificate, TlsReloader};
 
@@ -74,11 +75,17 @@ impl Default for ServeOptions {
 ///
 /// Must be called within a Tokio runtime: it starts the task that keeps the
 /// gRPC health status in step with readiness.
-pub fn app(authority: Arc<Authority>) -> Router {
+pub fn app(health: &Arc<Health>) -> Router {
+    let authority = health.authority().clone();
     let token_service = grpc::TokenService::new(authority.clone()).into_server();
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    tokio::spawn(report_health(Arc::downgrade(&authority), reporter));
+    tokio::spawn(Health::report(
+        Arc::downgrade(health),
+        reporter,
+        &[<grpc::TokenService as ServiceName>::NAME],
+    ));
     let mut router = http::router(authority)
+        .merge(ops::router(health.clone()))
         .route_service(
             &grpc_route(<grpc::TokenService as ServiceName>::NAME),
             GrpcDeadline(token_service),
@@ -189,39 +196,6 @@ impl ServiceName for grpc::TokenService {
         <tessera_proto::pb::token_service_server::TokenServiceServer<grpc::TokenService> as NamedService>::NAME;
 }
 
-/// Keeps the gRPC health status in step with readiness: SERVING unless the
-/// server is draining or the store has been out of reach for longer than
-/// the staleness window (the rule of the HTTP readiness probe). Reported
-/// for the server as a whole (`""`) and for `tessera.v1.TokenService`.
-async fn report_health(authority: std::sync::Weak<Authority>, reporter: tonic_health::server::HealthReporter) {
-    use tonic_health::ServingStatus;
-    let mut reported = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        let Some(authority) = authority.upgrade() else {
-            return;
-        };
-        let status = if authority.is_draining() || authority.store_health() == StoreHealth::Stale {
-            ServingStatus::NotServing
-        } else {
-            ServingStatus::Serving
-        };
-        if reported != Some(status) {
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status(<grpc::TokenService as ServiceName>::NAME, status)
-                .await;
-            reported = Some(status);
-        }
-        let changed = authority.health_changed();
-        drop(authority);
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = changed.notified() => {}
-        }
-    }
-}
-
 /// A connection silent for 60 s is probed every 10 s, and closed after 3
 /// unanswered probes: a vanished client's connection (and its slot under
 /// `--max-connections`) is freed within 90 s.
@@ -243,7 +217,8 @@ pub async fn run(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(authority.clone());
+    let health = Health::new(authority);
+    let app = app(&health);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -268,7 +243,7 @@ pub async fn run(
     let mut accepting_until: Option<tokio::time::Instant> = None;
     let context = ConnectionContext {
         app,
-        authority: authority.clone(),
+        health: health.clone(),
         builder,
         phase: phase.clone(),
         tls: options.tls.clone(),
@@ -286,7 +261,7 @@ pub async fn run(
                 Err(_) => break,
             },
             () = &mut shutdown, if accepting_until.is_none() => {
-                accepting_until = Some(begin_drain(&authority, &phase, options.drain_delay));
+                accepting_until = Some(begin_drain(&health, &phase, options.drain_delay));
                 continue;
             }
             () = until(accepting_until) => break,
@@ -302,7 +277,7 @@ pub async fn run(
                 }
             },
             () = &mut shutdown, if accepting_until.is_none() => {
-                accepting_until = Some(begin_drain(&authority, &phase, options.drain_delay));
+                accepting_until = Some(begin_drain(&health, &phase, options.drain_delay));
                 continue;
             }
             () = until(accepting_until) => break,
@@ -310,7 +285,7 @@ pub async fn run(
         spawn_connection(&context, tcp, peer, Some(permit));
     }
     if accepting_until.is_none() {
-        begin_drain(&authority, &phase, Duration::ZERO);
+        begin_drain(&health, &phase, Duration::ZERO);
     }
     // Connections the kernel completed but we have not accepted yet would be
     // reset when the listener closes, with a request perhaps already sent on
@@ -356,7 +331,7 @@ pub async fn run(
 /// What every connection task needs from the accept loop.
 struct ConnectionContext {
     app: Router,
-    authority: Arc<Authority>,
+    health: Arc<Health>,
     builder: auto::Builder<TokioExecutor>,
     phase: tokio::sync::watch::Sender<DrainPhase>,
     tls: Option<Arc<TlsReloader>>,
@@ -388,7 +363,7 @@ fn spawn_connection(
     let state = Arc::new(ConnectionState::default());
     let service = ConnectionService {
         app: context.app.clone(),
-        authority: context.authority.clone(),
+        health: context.health.clone(),
         peer,
         certificate: None,
         state: state.clone(),
@@ -438,11 +413,11 @@ const DRAIN_SETTLE: Duration = Duration::from_millis(500);
 /// Starts draining: readiness and health turn negative at once, and every
 /// connection is asked to reconnect. Returns when to stop accepting.
 fn begin_drain(
-    authority: &Authority,
+    health: &Health,
     phase: &tokio::sync::watch::Sender<DrainPhase>,
     delay: Duration,
 ) -> tokio::time::Instant {
-    authority.begin_draining();
+    health.begin_draining();
     if !delay.is_zero() {
         phase.send_replace(DrainPhase::Draining);
         info!(
@@ -493,7 +468,7 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 #[derive(Clone)]
 struct ConnectionService {
     app: Router,
-    authority: Arc<Authority>,
+    health: Arc<Health>,
     peer: SocketAddr,
     certificate: Option<PeerCertificate>,
     state: Arc<ConnectionState>,
@@ -528,7 +503,7 @@ impl ConnectionService {
             // request being sent (see `crate::connection`). Read as the
             // request arrives: a request already in hand when draining
             // starts is answered as usual, and the next one is told.
-            let close_after = version <= ::http::Version::HTTP_11 && self.authority.is_draining();
+            let close_after = version <= ::http::Version::HTTP_11 && self.health.is_draining();
             async move {
                 let mut response = answer.await?;
                 drop(in_flight);

@@ -78,7 +78,7 @@ fn harness() -> &'static Harness {
             };
             let secret = admin::create_client(store.as_ref(), new, clock.now()).await.unwrap();
             let authority = Arc::new(Authority::new(config, store, clock).await.unwrap());
-            let router = tessera_server::server::app(authority);
+            let router = tessera_server::server::app(&tessera_server::health::Health::new(authority));
             let basic = STANDARD.encode(format!("fz:{}", secret.expose()));
             let response = router
                 .clone()

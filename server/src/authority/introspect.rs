@@ -9,29 +9,22 @@
 //! Anything else is inactive, except a failure inside Tessera, which is an
 //! error (`temporarily_unavailable`), never a false "inactive".
 
-use crate::request_id::RequestId;
 use jsonwebtoken::{Validation, decode, decode_header};
-use serde::Deserialize;
+use tessera_proto::claims::{AccessTokenClaims, REQUIRED_CLAIMS};
 use tracing::{info, warn};
 
-use super::{
-    AccessToken, AuthError, Authority, Challenge, Credential, PresentedCredentials, resolve_credentials,
-    store_unavailable,
-};
+use super::credentials::{self, Credential};
+use super::request::PresentedCredentials;
+use super::{AuthError, Authority, Challenge};
+use crate::audit;
 use crate::clock::UnixTime;
+use crate::request_id::RequestId;
 use crate::store::RevokedToken;
 
-/// Longest token considered; anything longer is inactive without parsing.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
-/// The scope that lets a client introspect any token.
-pub const INTROSPECT_SCOPE: &str = "tessera:introspect";
-/// The scope that lets a client revoke any token, not only its own.
-pub const REVOKE_SCOPE: &str = "tessera:revoke";
-/// Most verified tokens remembered; beyond it expired ones go, then all.
-/// Sized for the working set resource servers re-introspect (a few hundred
-/// bytes each, so about 12 MB at most); the soak showed 100,000 cost ~60 MB.
-const MAX_VERIFIED_TOKENS: usize = 20_000;
-/// Clock difference tolerated on `nbf` between replicas.
+pub use tessera_proto::limits::MAX_TOKEN_LEN;
+pub use tessera_proto::oauth::{INTROSPECT_SCOPE, REVOKE_SCOPE};
+
+/// Clock difference tolerated on `nbf` and `iat` between replicas.
 const NBF_LEEWAY_SECS: i64 = 5;
 
 /// The claims of an active token, as introspection reports them.
@@ -57,27 +50,20 @@ pub struct ActiveToken {
     pub jti: String,
 }
 
-/// The claims as signed. Time claims are integers: a string or a float fails
-/// deserialisation and the token is inactive (THREATS C-10).
-#[derive(Debug, Deserialize)]
-struct SignedClaims {
-    iss: String,
-    sub: String,
-    client_id: String,
-    aud: OneOrMany,
-    #[serde(default)]
-    scope: Option<String>,
-    exp: i64,
-    iat: i64,
-    nbf: i64,
-    jti: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+impl From<AccessTokenClaims> for ActiveToken {
+    fn from(claims: AccessTokenClaims) -> Self {
+        Self {
+            scopes: claims.scopes(),
+            audiences: claims.aud,
+            client_id: claims.client_id,
+            sub: claims.sub,
+            iss: claims.iss,
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: claims.nbf,
+            jti: claims.jti,
+        }
+    }
 }
 
 /// Who is calling introspection or revocation.
@@ -101,7 +87,7 @@ impl Authority {
     ) -> Result<Option<ActiveToken>, AuthError> {
         let caller = self.authenticate_caller(caller).await?;
         if !caller.scopes.iter().any(|s| s == INTROSPECT_SCOPE) {
-            warn!(target: "tessera::audit", event = "introspection_refused", request_id = %RequestId::current(), client_id = %caller.client_id);
+            warn!(target: "tessera::audit", event = audit::INTROSPECTION_REFUSED, request_id = %RequestId::current(), client_id = %caller.client_id);
             return Err(AuthError::UnauthorizedClient(
                 format!("this client may not introspect tokens; register it with --scope {INTROSPECT_SCOPE}").into(),
             ));
@@ -126,11 +112,11 @@ impl Authority {
         let Some(active) = self.verify_signed(token) else {
             return Ok(());
         };
-        if self.denied.contains_key(&active.jti) {
+        if self.replica.is_denied(&active.jti) {
             return Ok(());
         }
         if active.client_id != caller.client_id && !caller.scopes.iter().any(|s| s == REVOKE_SCOPE) {
-            warn!(target: "tessera::audit", event = "revocation_refused", request_id = %RequestId::current(), client_id = %caller.client_id, jti = %active.jti);
+            warn!(target: "tessera::audit", event = audit::REVOCATION_REFUSED, request_id = %RequestId::current(), client_id = %caller.client_id, jti = %active.jti);
             return Err(AuthError::UnauthorizedClient(
                 "a client may revoke only its own tokens".into(),
             ));
@@ -142,9 +128,12 @@ impl Authority {
             revoked_at: self.clock.now(),
         };
         // Durable first: the answer acknowledges the revocation only after this.
-        self.store.revoke_token(revoked).await.map_err(store_unavailable)?;
-        self.denied.insert(active.jti.clone(), active.exp);
-        info!(target: "tessera::audit", event = "token_revoked", request_id = %RequestId::current(), client_id = %caller.client_id, jti = %active.jti, owner = %active.client_id);
+        self.store
+            .revoke_token(revoked)
+            .await
+            .map_err(|e| self.store_unavailable(e))?;
+        self.replica.deny(active.jti.clone(), active.exp);
+        info!(target: "tessera::audit", event = audit::TOKEN_REVOKED, request_id = %RequestId::current(), client_id = %caller.client_id, jti = %active.jti, owner = %active.client_id);
         Ok(())
     }
 
@@ -152,7 +141,7 @@ impl Authority {
     /// bearer token whose scopes then count.
     async fn authenticate_caller(&self, presented: PresentedCredentials) -> Result<Caller, AuthError> {
         let source = presented.source;
-        match resolve_credentials(presented, true)? {
+        match credentials::resolve(presented, true)? {
             credential @ (Credential::Secret { .. } | Credential::Assertion { .. }) => {
                 let client = self.authenticate(credential, source).await?;
                 Ok(Caller {
@@ -169,7 +158,7 @@ impl Authority {
                     scopes: active.scopes,
                 }),
                 Some(active) => {
-                    warn!(target: "tessera::audit", event = "bearer_caller_refused", request_id = %RequestId::current(), client_id = %active.client_id, reason = "audience is not this issuer");
+                    warn!(target: "tessera::audit", event = audit::BEARER_CALLER_REFUSED, request_id = %RequestId::current(), client_id = %active.client_id, reason = "audience is not this issuer");
                     Err(AuthError::InvalidClient {
                         challenge: Challenge::Bearer,
                     })
@@ -190,11 +179,11 @@ impl Authority {
         let Some(claims) = self.verify_signed(token) else {
             return Ok(None);
         };
-        if self.denied.contains_key(&claims.jti) {
+        if self.replica.is_denied(&claims.jti) {
             return Ok(None);
         }
         // A token outlives neither its client nor the client's enablement
-        // (THREATS B-11), and a client deleted and registered again under the
+        // (docs/THREATS.md, row B-11), and a client deleted and registered again under the
         // same id does not inherit its predecessor's tokens.
         match self.client(&claims.client_id).await? {
             Some(client) if !client.disabled && claims.iat >= client.created_at => {}
@@ -219,74 +208,39 @@ impl Authority {
             .as_ref()
             .try_into()
             .ok()?;
-        if let Some(known) = self.verified.get(&digest) {
+        if let Some(known) = self.replica.verified(&digest) {
             return within_time(&known, now).then(|| known.as_ref().clone());
         }
         let verified = self.verify_signed_uncached(token, now)?;
-        if self.verified.len() >= MAX_VERIFIED_TOKENS {
-            self.verified.retain(|_, t| t.exp > now);
-            if self.verified.len() >= MAX_VERIFIED_TOKENS {
-                self.verified.clear();
-            }
-        }
-        self.verified.insert(digest, std::sync::Arc::new(verified.clone()));
+        self.replica.remember_verified(digest, verified.clone(), now);
         Some(verified)
     }
 
     fn verify_signed_uncached(&self, token: &str, now: UnixTime) -> Option<ActiveToken> {
         let header = decode_header(token).ok()?;
-        if !header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
-        {
+        if !tessera_proto::oauth::is_access_token_typ(header.typ.as_deref()) {
             return None;
         }
-        let ring = self.key_ring();
+        let ring = self.replica.key_ring();
         let key = ring.verifier(header.kid.as_deref()?, now)?;
         // The algorithm comes from our key; a header naming another (none,
         // HS256 keyed with our public key, …) fails here.
         let mut validation = Validation::new(key.algorithm().jwt_algorithm());
         validation.set_issuer(&[self.config.issuer.as_str()]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub", "aud"]);
+        validation.set_required_spec_claims(&REQUIRED_CLAIMS);
         validation.validate_aud = false;
         // Time is checked below against the injected clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        let claims = decode::<SignedClaims>(token, key.decoding_key(), &validation)
+        let claims = decode::<AccessTokenClaims>(token, key.decoding_key(), &validation)
             .ok()?
             .claims;
-        let token = ActiveToken {
-            scopes: claims
-                .scope
-                .map(|s| s.split(' ').map(str::to_owned).collect())
-                .unwrap_or_default(),
-            audiences: match claims.aud {
-                OneOrMany::One(aud) => vec![aud],
-                OneOrMany::Many(auds) => auds,
-            },
-            client_id: claims.client_id,
-            sub: claims.sub,
-            iss: claims.iss,
-            exp: claims.exp,
-            iat: claims.iat,
-            nbf: claims.nbf,
-            jti: claims.jti,
-        };
-        within_time(&token, now).then_some(token)
+        claims.check_times(now, NBF_LEEWAY_SECS).ok()?;
+        Some(claims.into())
     }
 }
 
-/// `nbf <= now < exp` (and `iat` not in the future), with a small leeway for
-/// clock differences between replicas on the start times.
+/// The time checks of every verifier, on a token remembered as verified.
 fn within_time(token: &ActiveToken, now: UnixTime) -> bool {
-    now < token.exp && token.nbf <= now + NBF_LEEWAY_SECS && token.iat <= now + NBF_LEEWAY_SECS
-}
-
-/// An `Authorization: Bearer` credential, for callers of introspection and revocation.
-pub fn bearer(token: impl Into<String>) -> PresentedCredentials {
-    PresentedCredentials {
-        authorization: Some(super::Authorization::Bearer(AccessToken::new(token))),
-        ..Default::default()
-    }
+    tessera_proto::claims::check_times(token.exp, token.nbf, token.iat, now, NBF_LEEWAY_SECS).is_ok()
 }

@@ -45,8 +45,8 @@ use crate::metrics::Metrics;
 use super::AuthError;
 
 /// Longest secret we will hash. Tessera's own secrets are 43 characters;
-/// anything far longer is refused before it reaches argon2 (THREATS A-08).
-pub const MAX_SECRET_LEN: usize = 512;
+/// anything far longer is refused before it reaches argon2 (docs/THREATS.md, row A-08).
+pub use tessera_proto::limits::MAX_SECRET_LEN;
 
 /// OWASP's argon2id parameters: 19 MiB, two passes, one lane.
 const M_COST_KIB: u32 = 19 * 1024;

@@ -4,6 +4,7 @@
 //! Every answer, success or failure, is JSON in the RFC's shape; a framework
 //! rejection (wrong method, bad body) never leaks through as plain text.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,12 +20,12 @@ use super::authorization;
 use super::form::FormBody;
 use super::respond::{http_error, no_store, outcome};
 use crate::authority::{
-    ActiveToken, AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, StoreHealth, TokenRequest,
+    ActiveToken, AuthError, Authority, ClientSecret, IssuedToken, PresentedCredentials, TokenRequest,
 };
 use crate::metrics::Face;
 use crate::tls::PeerCertificate;
 
-/// Largest request body read; a larger one is refused unread (THREATS A-07).
+/// Largest request body read; a larger one is refused unread (docs/THREATS.md, row A-07).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// How long a request body may take to arrive once the headers have.
@@ -40,19 +41,8 @@ pub const REVOKE_PATH: &str = "/oauth2/revoke";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// The JWK set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-/// Liveness probe.
-pub const LIVENESS_PATH: &str = "/health/live";
-/// Readiness probe.
-pub const READINESS_PATH: &str = "/health/ready";
-/// Prometheus metrics.
-pub const METRICS_PATH: &str = "/metrics";
-/// The OpenAPI 3.1 description of these endpoints.
-pub const OPENAPI_PATH: &str = "/openapi.json";
-
-/// The OpenAPI document, as kept in the repository (`server/api/openapi.json`).
-pub const OPENAPI_DOCUMENT: &str = include_str!("../../api/openapi.json");
-
-/// The shim's routes. The gRPC service is mounted beside them by `server::app`.
+/// The OAuth routes. The operational routes (`faces::ops`) and the gRPC
+/// services are mounted beside them by `server::app`.
 pub fn router(authority: Arc<Authority>) -> Router {
     Router::new()
         .route(TOKEN_PATH, post(token).fallback(method_not_allowed))
@@ -60,20 +50,18 @@ pub fn router(authority: Arc<Authority>) -> Router {
         .route(REVOKE_PATH, post(revoke).fallback(method_not_allowed))
         .route(JWKS_PATH, get(jwks).fallback(method_not_allowed))
         .route(METADATA_PATH, get(metadata).fallback(method_not_allowed))
-        .route(LIVENESS_PATH, get(liveness).fallback(method_not_allowed))
-        .route(READINESS_PATH, get(readiness).fallback(method_not_allowed))
-        .route(METRICS_PATH, get(metrics).fallback(method_not_allowed))
-        .route(OPENAPI_PATH, get(openapi).fallback(method_not_allowed))
         .with_state(authority)
 }
 
-async fn method_not_allowed(State(authority): State<Arc<Authority>>, method: Method) -> Response {
+/// 405 with `Allow`, as an RFC 6749 section 5.2 `invalid_request`.
+pub(super) async fn method_not_allowed(method: Method) -> Response {
     let allow = if method == Method::GET { "POST" } else { "GET, POST" };
     let mut response = http_error(
         &AuthError::invalid_request(format!(
             "method {method} is not allowed here; the OAuth endpoints take POST with an application/x-www-form-urlencoded body (RFC 6749 section 3.2)"
         )),
-        authority.issuer(),
+        // No challenge is sent with invalid_request, so no realm is needed.
+        "",
     );
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     response
@@ -82,21 +70,31 @@ async fn method_not_allowed(State(authority): State<Arc<Authority>>, method: Met
     response
 }
 
-/// `POST /oauth2/token` (RFC 6749 §4.4).
-async fn token(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+/// Runs one OAuth operation: times it, records it in the metrics under
+/// `endpoint`, and renders its outcome, a refusal as RFC 6749 section 5.2
+/// JSON. What the gRPC face's `answer` is to gRPC.
+async fn answer<T>(
+    authority: &Authority,
+    endpoint: &'static str,
+    operation: impl Future<Output = Result<T, AuthError>>,
+    render: impl FnOnce(T) -> Response,
+) -> Response {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
-    let result = match token_request(&parts, body).await {
-        Ok(request) => authority.issue(request).await,
-        Err(e) => Err(e),
-    };
+    let result = operation.await;
     authority
         .metrics()
-        .observe(Face::Http, "token", outcome(&result), started.elapsed());
+        .observe(Face::Http, endpoint, outcome(&result), started.elapsed());
     match result {
-        Ok(issued) => token_response(&issued),
+        Ok(value) => render(value),
         Err(e) => http_error(&e, authority.issuer()),
     }
+}
+
+/// `POST /oauth2/token` (RFC 6749 section 4.4).
+async fn token(State(authority): State<Arc<Authority>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let issue = async { authority.issue(token_request(&parts, body).await?).await };
+    answer(&authority, "token", issue, |issued| token_response(&issued)).await
 }
 
 /// The client credentials a request carries, in the header and the body.
@@ -176,7 +174,7 @@ async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
             "compressed request bodies are not accepted; send the form uncompressed, without Content-Encoding",
         ));
     }
-    // A slow sender cannot hold a request open (THREATS A-07).
+    // A slow sender cannot hold a request open (docs/THREATS.md, row A-07).
     let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
         .map_err(|_| {
@@ -250,23 +248,17 @@ async fn token_operation(parts: &Parts, body: Body) -> Result<(PresentedCredenti
 
 /// `POST /oauth2/introspect` (RFC 7662).
 async fn introspect(State(authority): State<Arc<Authority>>, request: Request) -> Response {
-    let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let result = match token_operation(&parts, body).await {
-        Ok((caller, token)) => authority.introspect(caller, &token).await,
-        Err(e) => Err(e),
+    let introspect = async {
+        let (caller, token) = token_operation(&parts, body).await?;
+        authority.introspect(caller, &token).await
     };
-    authority
-        .metrics()
-        .observe(Face::Http, "introspect", outcome(&result), started.elapsed());
-    match result {
-        Ok(active) => {
-            let mut response = axum::Json(introspection_json(active.as_ref())).into_response();
-            no_store(&mut response);
-            response
-        }
-        Err(e) => http_error(&e, authority.issuer()),
-    }
+    answer(&authority, "introspect", introspect, |active| {
+        let mut response = axum::Json(introspection_json(active.as_ref())).into_response();
+        no_store(&mut response);
+        response
+    })
+    .await
 }
 
 /// RFC 7662 §2.2: the members of an active token; `{"active": false}` alone otherwise.
@@ -295,23 +287,17 @@ pub fn introspection_json(active: Option<&ActiveToken>) -> serde_json::Value {
 
 /// `POST /oauth2/revoke` (RFC 7009).
 async fn revoke(State(authority): State<Arc<Authority>>, request: Request) -> Response {
-    let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let result = match token_operation(&parts, body).await {
-        Ok((caller, token)) => authority.revoke(caller, &token).await,
-        Err(e) => Err(e),
+    let revoke = async {
+        let (caller, token) = token_operation(&parts, body).await?;
+        authority.revoke(caller, &token).await
     };
-    authority
-        .metrics()
-        .observe(Face::Http, "revoke", outcome(&result), started.elapsed());
-    match result {
-        Ok(()) => {
-            let mut response = StatusCode::OK.into_response();
-            no_store(&mut response);
-            response
-        }
-        Err(e) => http_error(&e, authority.issuer()),
-    }
+    answer(&authority, "revoke", revoke, |()| {
+        let mut response = StatusCode::OK.into_response();
+        no_store(&mut response);
+        response
+    })
+    .await
 }
 
 /// How long verifiers may keep the key set: short enough that they see a new
@@ -329,72 +315,16 @@ async fn jwks(State(authority): State<Arc<Authority>>) -> Response {
     response
 }
 
-/// `GET /openapi.json`.
-async fn openapi() -> Response {
-    let mut response = OPENAPI_DOCUMENT.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// `GET /metrics`: Prometheus text exposition (format 0.0.4).
-async fn metrics(State(authority): State<Arc<Authority>>) -> Response {
-    let mut response = authority.render_metrics().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-/// Liveness: the process answers. Says nothing about the store, so an
-/// orchestrator does not restart healthy replicas during a database outage.
-async fn liveness() -> Response {
-    axum::Json(json!({ "status": "alive" })).into_response()
-}
-
-/// Readiness: 200 while Tessera can answer correctly, with the store's state;
-/// 503 once the store has been out of reach for longer than the staleness
-/// window (`--store-staleness`), when issuance and introspection refuse too.
-/// A store that is briefly unreachable keeps the replica ready: failing
-/// readiness at once would take every replica out of the load balancer
-/// together at the first database hiccup.
-async fn readiness(State(authority): State<Arc<Authority>>) -> Response {
-    let (status, ready, store) = match authority.store_health() {
-        StoreHealth::Reachable => (StatusCode::OK, "ready", "reachable"),
-        StoreHealth::Unreachable => (StatusCode::OK, "ready", "unreachable"),
-        StoreHealth::Stale => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", "stale"),
-    };
-    let (status, ready) = if authority.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining")
-    } else {
-        (status, ready)
-    };
-    (status, axum::Json(json!({ "status": ready, "store": store }))).into_response()
-}
-
-/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 section 3): the
+/// document the core describes itself with, at this face's paths.
 async fn metadata(State(authority): State<Arc<Authority>>) -> Response {
-    let issuer = authority.issuer().trim_end_matches('/');
-    axum::Json(json!({
-        "issuer": authority.issuer(),
-        "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
-        "jwks_uri": format!("{issuer}{JWKS_PATH}"),
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
-        "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
-        // RFC 8414 §2 takes values from the OAuth token endpoint
-        // authentication methods registry. A bearer token is also accepted
-        // (its client's scopes count), but "bearer" is no registered value.
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        // RFC 8414 makes this member required; with no authorization endpoint there are none.
-        "response_types_supported": [],
-    }))
-    .into_response()
+    let paths = crate::authority::EndpointPaths {
+        token: TOKEN_PATH,
+        introspection: INTROSPECT_PATH,
+        revocation: REVOKE_PATH,
+        jwks: JWKS_PATH,
+    };
+    axum::Json(authority.metadata(&paths)).into_response()
 }
 
 /// JSON 404 for any other path.

@@ -6,4 +6,5 @@ pub mod authorization;
 pub mod form;
 pub mod grpc;
 pub mod http;
+pub mod ops;
 pub mod respond;

@@ -33,6 +33,9 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
+    /// Every algorithm Tessera signs and verifies with.
+    pub const ALL: [KeyAlgorithm; 3] = [Self::Es256, Self::EdDsa, Self::Rs256];
+
     /// The JWS `alg` name.
     pub fn jws_name(self) -> &'static str {
         match self {
@@ -81,8 +84,8 @@ enum KeyPairKind {
     Rsa(RsaKeyPair),
 }
 
-/// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3 requires 2048).
-const MIN_RSA_BITS: usize = 2048;
+// Smallest RSA modulus accepted (RFC 7518 section 3.3 requires 2048).
+use tessera_proto::limits::MIN_RSA_BITS;
 
 /// A public key as a JSON Web Key (RFC 7517): public members only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

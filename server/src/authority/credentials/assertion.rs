@@ -18,12 +18,11 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
-use super::{AuthError, Authority, Challenge};
+use crate::audit;
+use crate::authority::{AuthError, Authority, Challenge};
 use crate::keys::KeyAlgorithm;
 use crate::store::{ClientKeyRecord, ClientRecord};
-
-/// Longest assertion read; longer ones are refused before parsing.
-pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
+pub use tessera_proto::limits::MAX_ASSERTION_LEN;
 /// Clock difference tolerated between the client and Tessera.
 pub const ASSERTION_LEEWAY_SECS: i64 = 30;
 /// Longest `jti` accepted.
@@ -37,7 +36,7 @@ struct Subject {
 }
 
 /// The claims an assertion must carry. Time claims are integers; another
-/// JSON type fails deserialisation (THREATS C-10).
+/// JSON type fails deserialisation (docs/THREATS.md, row C-10).
 #[derive(Debug, Deserialize)]
 struct AssertionClaims {
     sub: String,
@@ -52,7 +51,7 @@ struct AssertionClaims {
 /// Why an assertion failed, for the audit log only: the caller always gets
 /// the same `invalid_client`.
 fn refuse(reason: &'static str) -> AuthError {
-    tracing::warn!(target: "tessera::audit", event = "client_assertion_refused", request_id = %RequestId::current(), reason);
+    tracing::warn!(target: "tessera::audit", event = audit::CLIENT_ASSERTION_REFUSED, request_id = %RequestId::current(), reason);
     AuthError::InvalidClient {
         challenge: Challenge::None,
     }
@@ -80,7 +79,7 @@ pub fn decoding_key(key: &ClientKeyRecord) -> Result<(DecodingKey, KeyAlgorithm)
 impl Authority {
     /// Authenticates a client by its assertion. `client_id`, when the request
     /// also sent one, must name the same client.
-    pub(super) async fn authenticate_assertion(
+    pub(in crate::authority) async fn authenticate_assertion(
         &self,
         client_id: Option<&str>,
         assertion: &str,
@@ -151,7 +150,7 @@ impl Authority {
             .store
             .remember_assertion(&client.client_id, &claims.jti, claims.exp + leeway)
             .await
-            .map_err(super::store_unavailable)?;
+            .map_err(|e| self.store_unavailable(e))?;
         if !first_use {
             return Err(refuse("replayed jti"));
         }

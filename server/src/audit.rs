@@ -1,0 +1,42 @@
+//! Every audit event, defined once. Audit lines go to the `tessera::audit`
+//! log target with `event = <one of these>`; operators alert and search on
+//! the names, so they are part of the contract (README, "Audit log").
+
+/// A token was issued (`client_id`, `jti`, `scope`, `aud`, `expires_in`).
+pub const TOKEN_ISSUED: &str = "token_issued";
+/// A token request was refused (`reason`: the OAuth error code).
+pub const TOKEN_REFUSED: &str = "token_refused";
+/// A client secret did not authenticate (`client_id`, cut short).
+pub const CLIENT_AUTHENTICATION_FAILED: &str = "client_authentication_failed";
+/// A client assertion was refused (`reason`, for the operator only).
+pub const CLIENT_ASSERTION_REFUSED: &str = "client_assertion_refused";
+/// A legacy secret gained its check value at its first success.
+pub const SECRET_CHECK_RECORDED: &str = "secret_check_recorded";
+/// A caller without `tessera:introspect` asked to introspect.
+pub const INTROSPECTION_REFUSED: &str = "introspection_refused";
+/// A client asked to revoke another client's token without `tessera:revoke`.
+pub const REVOCATION_REFUSED: &str = "revocation_refused";
+/// A token was revoked (`client_id` of the caller, `jti`, `owner`).
+pub const TOKEN_REVOKED: &str = "token_revoked";
+/// A bearer token was refused as the caller of introspection or revocation.
+pub const BEARER_CALLER_REFUSED: &str = "bearer_caller_refused";
+/// A client was registered.
+pub const CLIENT_CREATED: &str = "client_created";
+/// A client was deleted.
+pub const CLIENT_DELETED: &str = "client_deleted";
+/// A client was disabled.
+pub const CLIENT_DISABLED: &str = "client_disabled";
+/// A client was enabled again.
+pub const CLIENT_ENABLED: &str = "client_enabled";
+/// A client's secret was rotated (`others_expire_at`: when its older secrets stop).
+pub const CLIENT_SECRET_ROTATED: &str = "client_secret_rotated";
+/// A public key was registered for `private_key_jwt`.
+pub const CLIENT_KEY_ADDED: &str = "client_key_added";
+/// A signing key was added, by hand or on schedule (`kid`, `activates_at`).
+pub const SIGNING_KEY_ROTATED: &str = "signing_key_rotated";
+/// A signing key was revoked (`kid`, `replacement`).
+pub const SIGNING_KEY_REVOKED: &str = "signing_key_revoked";
+/// A replica saw a signing key appear in the store.
+pub const SIGNING_KEY_ADDED: &str = "signing_key_added";
+/// A replica saw a signing key leave the store.
+pub const SIGNING_KEY_REMOVED: &str = "signing_key_removed";

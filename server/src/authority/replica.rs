@@ -1,0 +1,254 @@
+//! The hot copies of the store that a replica answers from: signing keys,
+//! clients, the deny-list of revoked tokens, and the tokens whose signature
+//! already verified; and how they follow the store.
+//!
+//! The store is the truth and every replica reads it; these copies make a
+//! warm request cost no store read. They follow the store's change counters
+//! ([`Generations`]): each counter that moved reloads what it counts, so a
+//! change made by the CLI or another replica applies within one look.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use dashmap::DashMap;
+use tracing::{info, warn};
+
+use super::introspect::ActiveToken;
+use crate::clock::{Clock, UnixTime};
+use crate::keys::{KeyRing, SigningKey};
+use crate::store::{ClientRecord, Generations, Store, StoreError};
+
+/// Most verified tokens remembered; beyond it expired ones go, then all.
+/// Sized for the working set resource servers re-introspect (a few hundred
+/// bytes each, so about 12 MB at most); the soak showed 100,000 cost ~60 MB.
+const MAX_VERIFIED_TOKENS: usize = 20_000;
+
+/// What one replica holds of the store.
+pub(crate) struct Replica {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Keys are published at least this long after they stop signing.
+    max_token_ttl: u32,
+    /// Swapped whole when the store's keys change; readers clone the `Arc`.
+    keys: RwLock<Arc<KeyRing>>,
+    /// Clients read so far. Cleared whenever the store's client counter moves.
+    clients: DashMap<String, Arc<ClientRecord>>,
+    /// Bumped on every clear, so a store read that began before a change
+    /// does not put a stale copy back into `clients`.
+    client_epoch: AtomicU64,
+    /// The store generations the copies reflect.
+    seen: Mutex<Generations>,
+    /// Revoked tokens' `jti` → `exp`, kept until they expire anyway. Read on
+    /// every introspection, so it lives in memory; the store is its truth.
+    denied: DashMap<String, UnixTime>,
+    /// Position of the newest revocation read from the store.
+    revocation_cursor: AtomicU64,
+    /// Tokens whose signature verified, by SHA-256 of the token, so a repeat
+    /// introspection is nearly free. Dropped whenever signing keys change.
+    verified: DashMap<[u8; 32], Arc<ActiveToken>>,
+    /// Whether the store answered the last look, and for how long it has not.
+    pub(super) state: StoreState,
+}
+
+/// What the store watch last learned about the store, read on every request.
+#[derive(Debug, Default)]
+pub(super) struct StoreState {
+    pub(super) unreachable: AtomicBool,
+    pub(super) stale: AtomicBool,
+    /// Woken when readiness may have changed.
+    pub(super) changed: Arc<tokio::sync::Notify>,
+}
+
+/// How current the hot copies are, for readiness probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// The store answered the last look.
+    Reachable,
+    /// The store did not answer, but for less than the staleness window:
+    /// Tessera serves from its hot copies; writes fail.
+    Unreachable,
+    /// The store has been out of reach for longer than the staleness window:
+    /// issuance and introspection answer `temporarily_unavailable`.
+    Stale,
+}
+
+impl Replica {
+    /// Reads keys and revocations from the store, creating the first signing
+    /// key (of `first_key`'s algorithm) when the store has none.
+    pub(super) async fn load(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        max_token_ttl: u32,
+        first_key: crate::keys::KeyAlgorithm,
+    ) -> Result<Self, String> {
+        let generations = store.generations().await.map_err(|e| e.to_string())?;
+        let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
+        if records.is_empty() {
+            let fresh = SigningKey::generate(first_key, clock.now())?;
+            records = store.insert_first_signing_key(fresh).await.map_err(|e| e.to_string())?;
+        }
+        let ring = KeyRing::load(&records, max_token_ttl).map_err(|e| e.to_string())?;
+        let signer = ring.signer(clock.now());
+        info!(
+            kid = signer.kid(),
+            alg = signer.algorithm().jws_name(),
+            keys = ring.keys().len(),
+            "signing keys loaded"
+        );
+        let denied = DashMap::new();
+        let (revoked, cursor) = store
+            .revoked_tokens_after(clock.now(), 0)
+            .await
+            .map_err(|e| e.to_string())?;
+        for revoked in revoked {
+            denied.insert(revoked.jti, revoked.expires_at);
+        }
+        Ok(Self {
+            store,
+            clock,
+            max_token_ttl,
+            keys: RwLock::new(Arc::new(ring)),
+            clients: DashMap::new(),
+            client_epoch: AtomicU64::new(0),
+            seen: Mutex::new(generations),
+            denied,
+            revocation_cursor: AtomicU64::new(cursor),
+            verified: DashMap::new(),
+            state: StoreState::default(),
+        })
+    }
+
+    /// The current key ring.
+    pub(super) fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The client with this id, from the hot copies or else the store.
+    pub(super) async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        if let Some(hot) = self.clients.get(client_id) {
+            return Ok(Some(hot.clone()));
+        }
+        let epoch = self.client_epoch.load(Ordering::Acquire);
+        let Some(record) = self.store.client(client_id).await? else {
+            return Ok(None);
+        };
+        let record = Arc::new(record);
+        if self.client_epoch.load(Ordering::Acquire) == epoch {
+            self.clients.insert(record.client_id.clone(), record.clone());
+        }
+        Ok(Some(record))
+    }
+
+    /// Whether the token with this `jti` is revoked.
+    pub(super) fn is_denied(&self, jti: &str) -> bool {
+        self.denied.contains_key(jti)
+    }
+
+    /// Records a revocation this replica made durable.
+    pub(super) fn deny(&self, jti: String, expires_at: UnixTime) {
+        self.denied.insert(jti, expires_at);
+    }
+
+    /// Revoked tokens not yet expired.
+    pub(super) fn denied_count(&self) -> usize {
+        self.denied.len()
+    }
+
+    /// A token verified earlier, by the SHA-256 of its bytes.
+    pub(super) fn verified(&self, digest: &[u8; 32]) -> Option<Arc<ActiveToken>> {
+        self.verified.get(digest).map(|t| t.clone())
+    }
+
+    /// Remembers a verified token; past the bound, expired ones go, then all.
+    pub(super) fn remember_verified(&self, digest: [u8; 32], token: ActiveToken, now: UnixTime) {
+        if self.verified.len() >= MAX_VERIFIED_TOKENS {
+            self.verified.retain(|_, t| t.exp > now);
+            if self.verified.len() >= MAX_VERIFIED_TOKENS {
+                self.verified.clear();
+            }
+        }
+        self.verified.insert(digest, Arc::new(token));
+    }
+
+    /// Verified tokens remembered.
+    pub(super) fn verified_count(&self) -> usize {
+        self.verified.len()
+    }
+
+    /// Forgets revocations and verifications of tokens expired by `now`.
+    pub(super) fn forget_expired(&self, now: UnixTime) {
+        self.denied.retain(|_, exp| *exp > now);
+        self.verified.retain(|_, token| token.exp > now);
+    }
+
+    /// Brings the copies up to date if the store changed since the last
+    /// look. Returns true when something changed.
+    ///
+    /// # Errors
+    /// When the store cannot be read; the copies are then kept as they are.
+    pub(super) async fn sync(&self) -> Result<bool, StoreError> {
+        let now = self.store.generations().await?;
+        let seen = *self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now == seen {
+            return Ok(false);
+        }
+        if now.keys != seen.keys {
+            self.reload_keys().await?;
+        }
+        if now.revocations != seen.revocations {
+            // Only the revocations recorded since the last look: the deny-list
+            // is read once per replica, not again on every change.
+            let cursor = self.revocation_cursor.load(Ordering::Acquire);
+            let (added, cursor) = self.store.revoked_tokens_after(self.clock.now(), cursor).await?;
+            for entry in added {
+                self.denied.insert(entry.jti, entry.expires_at);
+            }
+            self.revocation_cursor.store(cursor, Ordering::Release);
+        }
+        if now.clients != seen.clients {
+            self.client_epoch.fetch_add(1, Ordering::AcqRel);
+            self.clients.clear();
+        }
+        *self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
+        Ok(true)
+    }
+
+    async fn reload_keys(&self) -> Result<(), StoreError> {
+        let records = self.store.signing_keys().await?;
+        match KeyRing::load(&records, self.max_token_ttl) {
+            Ok(ring) => {
+                let before: Vec<String> = self.key_ring().keys().iter().map(|k| k.kid().to_owned()).collect();
+                for gone in before
+                    .iter()
+                    .filter(|kid| !ring.keys().iter().any(|k| k.kid() == kid.as_str()))
+                {
+                    warn!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_REMOVED, kid = %gone);
+                }
+                for added in ring.keys().iter().filter(|k| !before.iter().any(|kid| kid == k.kid())) {
+                    info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ADDED, kid = %added.kid(), activates_at = added.activates_at());
+                }
+                let mut keys = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _old = std::mem::replace(&mut *keys, Arc::new(ring));
+                drop(keys);
+                // A revoked key's tokens must not stay active through the cache.
+                self.verified.clear();
+            }
+            Err(e) => warn!(error = %e, "keys in the store did not load; keeping the current ones"),
+        }
+        Ok(())
+    }
+
+    /// How current the copies are.
+    pub(super) fn health(&self) -> StoreHealth {
+        if self.state.stale.load(Ordering::Acquire) {
+            StoreHealth::Stale
+        } else if self.state.unreachable.load(Ordering::Acquire) {
+            StoreHealth::Unreachable
+        } else {
+            StoreHealth::Reachable
+        }
+    }
+}
