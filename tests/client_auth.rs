@@ -142,7 +142,7 @@ async fn rotate_secret_keeps_the_old_secret_for_the_overlap_then_only_the_new_wo
     assert_eq!(shown.matches("secret:").count(), 3, "{shown}");
 }
 
-/// THREATS B-05: client ids are not secret, so whoever knows one must not be
+/// docs/THREATS.md, row B-05: client ids are not secret, so whoever knows one must not be
 /// able to lock its client out. 50 wrong secrets for X on both faces, then
 /// X's correct secret, never seen by this server, is served at once.
 #[tokio::test]

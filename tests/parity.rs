@@ -1,6 +1,6 @@
 //! One list of cases through the HTTP shim and through gRPC: both faces must
 //! reach the same outcome, with the status each protocol maps it to
-//! (DESIGN.md §4). Keeps the faces thin: a rule written in one face only
+//! (docs/ARCHITECTURE.md, "Errors"). Keeps the faces thin: a rule written in one face only
 //! shows up here as a disagreement.
 
 // A test that panics is a failed test: unwrap is the assertion here.
@@ -104,7 +104,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// DESIGN.md §4: the HTTP status and gRPC code of each OAuth error.
+/// docs/ARCHITECTURE.md, "Errors": the HTTP status and gRPC code of each OAuth error.
 fn expected_statuses(code: &str) -> (u16, tonic::Code) {
     match code {
         "invalid_client" => (401, tonic::Code::Unauthenticated),

@@ -63,19 +63,26 @@ fn hot_path(c: &mut Criterion) {
     });
 }
 
-fn verifier(c: &mut Criterion) {
-    use tessera_server::keys::{KeyAlgorithm, SigningKey};
-    let record = SigningKey::generate(KeyAlgorithm::Es256, 0).unwrap();
-    let key = SigningKey::from_record(&record).unwrap();
-    let public = key.public_jwk();
+/// An ES256 key pair made here, and a token signed with it the way Tessera
+/// signs (`typ: at+jwt`, the claims of RFC 9068), so the benchmark needs no
+/// server crate.
+fn signed_token() -> (tessera_sdk::tessera_proto::pb::JsonWebKey, String) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    // Uncompressed point: 0x04, then x and y, 32 bytes each.
+    let point = pair.public_key().as_ref();
     let jwk = tessera_sdk::tessera_proto::pb::JsonWebKey {
-        kty: public.kty.into(),
-        kid: public.kid.clone(),
+        kty: "EC".into(),
+        kid: "bench".into(),
         r#use: "sig".into(),
-        alg: public.alg.into(),
-        crv: public.crv.unwrap_or_default().into(),
-        x: public.x.clone().unwrap_or_default(),
-        y: public.y.clone().unwrap_or_default(),
+        alg: "ES256".into(),
+        crv: "P-256".into(),
+        x: URL_SAFE_NO_PAD.encode(&point[1..33]),
+        y: URL_SAFE_NO_PAD.encode(&point[33..65]),
         n: String::new(),
         e: String::new(),
     };
@@ -83,12 +90,19 @@ fn verifier(c: &mut Criterion) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let token = key
-        .sign_jwt(&serde_json::json!({
-            "iss": "https://tessera.internal", "sub": "billing", "client_id": "billing", "aud": "https://ledger",
-            "scope": "invoices:read", "exp": now + 3600, "iat": now, "nbf": now, "jti": "Xk3V9qLr2mN8pQ4sT6wY1z",
-        }))
-        .unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("bench".into());
+    header.typ = Some("at+jwt".into());
+    let claims = serde_json::json!({
+        "iss": "https://tessera.internal", "sub": "billing", "client_id": "billing", "aud": "https://ledger",
+        "scope": "invoices:read", "exp": now + 3600, "iat": now, "nbf": now, "jti": "Xk3V9qLr2mN8pQ4sT6wY1z",
+    });
+    let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+    (jwk, jsonwebtoken::encode(&header, &claims, &key).unwrap())
+}
+
+fn verifier(c: &mut Criterion) {
+    let (jwk, token) = signed_token();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -21,14 +21,20 @@ use crate::verifier::{Claims, Verifier, VerifyError};
 
 /// Requires a valid token with every one of a set of scopes.
 ///
+/// With axum, `Router::layer(RequireScopes::new(…))` and an
+/// `Extension<Claims>` argument; with tonic, `Server::builder().layer(…)`.
+/// Around any `http` service:
+///
 /// ```no_run
 /// # fn example(verifier: tessera_sdk::Verifier) {
 /// use tessera_sdk::{Claims, RequireScopes};
-/// let app: axum::Router = axum::Router::new()
-///     .route("/invoices", axum::routing::get(|axum::Extension(claims): axum::Extension<Claims>| async move {
-///         format!("hello {}", claims.client_id)
-///     }))
-///     .layer(RequireScopes::new(verifier, ["invoices:read"]));
+/// use tower::Layer as _;
+/// let invoices = tower::service_fn(|request: http::Request<String>| async move {
+///     let claims = request.extensions().get::<Claims>().expect("set by RequireScopes");
+///     Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello {}", claims.client_id)))
+/// });
+/// let protected = RequireScopes::new(verifier, ["invoices:read"]).layer(invoices);
+/// # let _ = protected;
 /// # }
 /// ```
 #[derive(Clone, Debug)]
@@ -77,36 +83,30 @@ fn refusal<B: Default>(grpc: bool, refusal: Refusal) -> http::Response<B> {
     let (status, grpc_code, challenge, message) = match refusal {
         Refusal::InvalidToken(why) => (
             StatusCode::UNAUTHORIZED,
-            "16",
+            tonic::Code::Unauthenticated,
             Some(r#"Bearer error="invalid_token""#),
             why,
         ),
         Refusal::InsufficientScope => (
             StatusCode::FORBIDDEN,
-            "7",
+            tonic::Code::PermissionDenied,
             Some(r#"Bearer error="insufficient_scope""#),
             "insufficient_scope",
         ),
         Refusal::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "14",
+            tonic::Code::Unavailable,
             None,
             "cannot check the token now",
         ),
     };
-    let mut response = http::Response::new(B::default());
-    if grpc {
+    let mut response = if grpc {
         // A trailers-only gRPC answer: HTTP 200 with the status in the headers.
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        response
-            .headers_mut()
-            .insert("grpc-status", HeaderValue::from_static(grpc_code));
-        if let Ok(value) = HeaderValue::from_str(message) {
-            response.headers_mut().insert("grpc-message", value);
-        }
+        tonic::Status::new(grpc_code, message).into_http()
     } else {
+        http::Response::new(B::default())
+    };
+    if !grpc {
         *response.status_mut() = status;
     }
     if let Some(challenge) = challenge {

@@ -4,7 +4,9 @@
 //! without a network call in the common case: the signature with the
 //! algorithm of the key its `kid` names (never the algorithm its header
 //! claims), from an allow-list; `typ: at+jwt` (RFC 9068); `iss`; `aud`; and
-//! `exp`/`nbf` with a small leeway. Keys are cached; a token naming an unknown
+//! the times, by the rule the server applies too
+//! ([`tessera_proto::claims::AccessTokenClaims::check_times`]): `nbf` and `iat`
+//! with a small leeway, `exp` exactly. Keys are cached; a token naming an unknown
 //! `kid` (a key rotated in since the last fetch) triggers one refetch, at most
 //! once per [`VerifierBuilder::min_refetch_interval`] (default 1 s), so a flood
 //! of forged `kid`s cannot hammer Tessera. The key set is also refetched in the
@@ -21,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use serde::Deserialize;
+use tessera_proto::claims::{AccessTokenClaims, REQUIRED_CLAIMS, TimeError};
+use tessera_proto::oauth::is_access_token_typ;
 
 use crate::{Error, TokenClient};
 
@@ -91,30 +94,17 @@ impl Claims {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenClaims {
-    sub: String,
-    client_id: String,
-    iss: String,
-    aud: OneOrMany,
-    #[serde(default)]
-    scope: Option<String>,
-    exp: i64,
-    #[allow(dead_code)]
-    nbf: i64,
-    jti: String,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
 struct Key {
     decoding: DecodingKey,
     algorithm: Algorithm,
+}
+
+/// Seconds since the Unix epoch by the system clock (0 if it is before 1970,
+/// which makes every token not yet valid rather than valid).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The keys in hand, and when to fetch them again.
@@ -329,11 +319,7 @@ impl Verifier {
         let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
         // RFC 9068 §2.1 names `at+jwt`; `application/at+jwt` is the same
         // media type written in full (RFC 7515 §4.1.9), as the server accepts.
-        if !header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
-        {
+        if !is_access_token_typ(header.typ.as_deref()) {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
@@ -354,14 +340,13 @@ impl Verifier {
         let mut validation = Validation::new(key.algorithm);
         validation.set_issuer(&[self.inner.issuer.as_str()]);
         validation.set_audience(&[self.inner.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.leeway = self.inner.leeway.as_secs();
-        validation.validate_nbf = true;
-        let claims = decode::<TokenClaims>(token, &key.decoding, &validation).map_err(|e| {
+        validation.set_required_spec_claims(&REQUIRED_CLAIMS);
+        // Times are checked below by the contract's rule, the server's too.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let claims = decode::<AccessTokenClaims>(token, &key.decoding, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
-                ErrorKind::ExpiredSignature => VerifyError::Expired,
-                ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
                 ErrorKind::InvalidAudience => VerifyError::Audience,
                 ErrorKind::InvalidIssuer => VerifyError::Issuer,
                 ErrorKind::InvalidSignature => VerifyError::Signature,
@@ -369,20 +354,20 @@ impl Verifier {
             }
         })?;
         let claims = claims.claims;
+        claims
+            .check_times(unix_now(), self.inner.leeway.as_secs() as i64)
+            .map_err(|e| match e {
+                TimeError::Expired => VerifyError::Expired,
+                TimeError::NotYetValid => VerifyError::NotYetValid,
+            })?;
         if self.inner.introspect && !self.still_active(token).await? {
             return Err(VerifyError::Inactive);
         }
         Ok(Claims {
+            scopes: claims.scopes(),
             client_id: claims.client_id,
             subject: claims.sub,
-            scopes: claims
-                .scope
-                .map(|s| s.split(' ').map(str::to_owned).collect())
-                .unwrap_or_default(),
-            audiences: match claims.aud {
-                OneOrMany::One(aud) => vec![aud],
-                OneOrMany::Many(auds) => auds,
-            },
+            audiences: claims.aud,
             issuer: claims.iss,
             expires_at: claims.exp,
             token_id: claims.jti,

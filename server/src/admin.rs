@@ -7,8 +7,8 @@ use crate::clock::UnixTime;
 use crate::keys::{KeyAlgorithm, SigningKey};
 use crate::store::{ClientKeyRecord, ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
 
-/// Longest client id that may be registered.
-pub const MAX_CLIENT_ID_LEN: usize = 128;
+pub use tessera_proto::limits::MAX_CLIENT_ID_LEN;
+use tessera_proto::limits::{MAX_AUDIENCE_LEN, MAX_SCOPE_LEN, MIN_RSA_BITS};
 
 /// What to register.
 #[derive(Debug, Clone)]
@@ -75,12 +75,12 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
     }
     if let Some(bad) = new.scopes.iter().find(|s| !is_valid_scope_token(s)) {
         return Err(format!(
-            "scope {bad:?} is not valid: visible ASCII without spaces, '\"' or '\\' (RFC 6749 section 3.3), at most 128 characters"
+            "scope {bad:?} is not valid: visible ASCII without spaces, '\"' or '\\' (RFC 6749 section 3.3), at most {MAX_SCOPE_LEN} characters"
         ));
     }
     if let Some(bad) = new.audiences.iter().find(|a| !is_valid_audience(a)) {
         return Err(format!(
-            "audience {bad:?} is not valid: visible ASCII without spaces, at most 512 characters"
+            "audience {bad:?} is not valid: visible ASCII without spaces, at most {MAX_AUDIENCE_LEN} characters"
         ));
     }
     if new.token_ttl == Some(0) {
@@ -357,9 +357,6 @@ pub async fn rotate_secret(
     Ok(secret)
 }
 
-/// Smallest RSA modulus a client key may have, in bits.
-const MIN_CLIENT_RSA_BITS: usize = 2048;
-
 /// Registers a public key for `private_key_jwt`, from a JWK (JSON) or a PEM
 /// public key. The `kid` defaults to the JWK's, else its RFC 7638
 /// thumbprint; the algorithm to the JWK's `alg`, else the one its key type
@@ -413,9 +410,9 @@ pub async fn add_client_key(
             let bits = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &rsa.n)
                 .map(|n| n.iter().skip_while(|b| **b == 0).count() * 8)
                 .unwrap_or(0);
-            if bits < MIN_CLIENT_RSA_BITS {
+            if bits < MIN_RSA_BITS {
                 return Err(format!(
-                    "RSA keys must have at least {MIN_CLIENT_RSA_BITS} bits (this one: {bits})"
+                    "RSA keys must have at least {MIN_RSA_BITS} bits (this one: {bits})"
                 ));
             }
             KeyAlgorithm::Rs256

@@ -120,7 +120,7 @@ fn grpc_route(service: &str) -> String {
 /// Honours the caller's `grpc-timeout`: past it the caller gets
 /// DEADLINE_EXCEEDED at once, as gRPC specifies, instead of an answer it no
 /// longer waits for. Work already handed to a hashing thread still finishes
-/// and keeps its slot until then (THREATS B-07, H-04).
+/// and keeps its slot until then (docs/THREATS.md, rows B-07 and H-04).
 #[derive(Clone)]
 struct GrpcDeadline<S>(S);
 
@@ -230,7 +230,7 @@ pub async fn run(
         .timer(TokioTimer::new())
         .max_concurrent_streams(options.max_connection_streams)
         .max_header_list_size(16 * 1024)
-        // Rapid-reset floods (CVE-2023-44487) end the connection (THREATS H-03).
+        // Rapid-reset floods (CVE-2023-44487) end the connection (docs/THREATS.md, row H-03).
         .max_pending_accept_reset_streams(Some(20));
     // Dead peers are found by TCP keep-alive, set on each socket below, not by
     // HTTP/2 PINGs: with PINGs on, hyper reads the clock and takes a lock on

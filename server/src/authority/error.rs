@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+pub use tessera_proto::oauth::ErrorCode;
+
 /// Why a request to the authority did not succeed.
 ///
 /// The `Display` text of every variant but [`AuthError::Internal`] is safe to
@@ -109,21 +111,27 @@ impl AuthError {
         Self::InvalidRequest(description.into())
     }
 
-    /// The RFC 6749 §5.2 `error` code (or the registered extension code).
-    pub fn oauth_code(&self) -> &'static str {
+    /// The OAuth error code of this outcome (RFC 6749 section 5.2, or a
+    /// registered extension code).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::InvalidClient { .. } => "invalid_client",
-            Self::UnauthorizedClient(_) => "unauthorized_client",
-            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
-            Self::InvalidScope(_) => "invalid_scope",
-            Self::InvalidTarget(_) => "invalid_target",
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::InvalidClient { .. } => ErrorCode::InvalidClient,
+            Self::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
+            Self::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
+            Self::InvalidScope(_) => ErrorCode::InvalidScope,
+            Self::InvalidTarget(_) => ErrorCode::InvalidTarget,
             // RFC 6749 registers no code for throttling; `slow_down` (RFC 8628)
             // says the same thing and is widely understood by clients.
-            Self::TooManyRequests { .. } => "slow_down",
-            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
-            Self::Internal(_) => "server_error",
+            Self::TooManyRequests { .. } => ErrorCode::SlowDown,
+            Self::TemporarilyUnavailable(_) => ErrorCode::TemporarilyUnavailable,
+            Self::Internal(_) => ErrorCode::ServerError,
         }
+    }
+
+    /// [`AuthError::code`] as sent on the wire.
+    pub fn oauth_code(&self) -> &'static str {
+        self.code().as_str()
     }
 
     /// The `error_description` sent to the caller: only characters RFC 6749

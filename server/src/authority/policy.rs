@@ -10,14 +10,7 @@ use super::AuthError;
 use super::error::echo;
 use crate::store::ClientRecord;
 
-/// Most scopes one request may name.
-pub const MAX_SCOPES: usize = 64;
-/// Longest scope token accepted.
-pub const MAX_SCOPE_LEN: usize = 128;
-/// Most audiences one request may name.
-pub const MAX_AUDIENCES: usize = 16;
-/// Longest audience accepted.
-pub const MAX_AUDIENCE_LEN: usize = 512;
+pub use tessera_proto::limits::{MAX_AUDIENCE_LEN, MAX_AUDIENCES, MAX_SCOPE_LEN, MAX_SCOPES};
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, i.e. visible
 /// ASCII except `"` and `\`.

@@ -40,7 +40,7 @@ pub struct PresentedCredentials {
     /// methods. Not yet an authentication method of its own.
     pub client_certificate: Option<crate::tls::PeerCertificate>,
     /// The peer's address, for failure accounting. Forwarding headers are
-    /// not trusted for this (THREATS A-15).
+    /// not trusted for this (docs/THREATS.md, row A-15).
     pub source: Option<IpAddr>,
 }
 

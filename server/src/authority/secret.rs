@@ -54,7 +54,7 @@ const T_COST: u32 = 2;
 const P_COST: u32 = 1;
 
 /// Bounds on parameters read back from the store. A hash outside them was not
-/// written by Tessera and is refused before argon2 allocates (THREATS B-04).
+/// written by Tessera and is refused before argon2 allocates (docs/THREATS.md, row B-04).
 const MAX_M_COST_KIB: u32 = 64 * 1024;
 const MAX_T_COST: u32 = 16;
 const MAX_P_COST: u32 = 8;
@@ -229,7 +229,7 @@ fn verify_secret_with(phc: &str, secret: &ClientSecret, memory: &mut Vec<argon2:
 /// Lowers the calling thread's CPU priority to nice 10. When argon2 and cheap
 /// requests compete for the CPU (a flood of wrong or cold secrets), the
 /// scheduler then favours the cheap ones ten to one: the flood slows other
-/// argon2 work, not warm clients (THREATS B-06). Failure is harmless.
+/// argon2 work, not warm clients (docs/THREATS.md, row B-06). Failure is harmless.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
@@ -243,7 +243,7 @@ struct Job {
     secret: ClientSecret,
     reply: tokio::sync::oneshot::Sender<Option<usize>>,
     /// Held until the hash is done, even if the caller has gone: a caller
-    /// that gives up cannot free its place early (THREATS B-07).
+    /// that gives up cannot free its place early (docs/THREATS.md, row B-07).
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 

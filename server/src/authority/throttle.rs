@@ -6,7 +6,7 @@
 //! Everything else never meets the throttle: a secret with a check value is
 //! refused in a microsecond when wrong and verified when right, and an
 //! assertion is judged by its signature, so no one's failures can refuse
-//! another caller's correct credential (THREATS B-05).
+//! another caller's correct credential (docs/THREATS.md, row B-05).
 
 use std::net::IpAddr;
 

@@ -121,7 +121,7 @@ impl TokenService {
     }
 }
 
-/// The connection's peer; forwarding metadata is not trusted (THREATS A-15).
+/// The connection's peer; forwarding metadata is not trusted (docs/THREATS.md, row A-15).
 fn peer_ip<T>(request: &Request<T>) -> Option<std::net::IpAddr> {
     request
         .extensions()

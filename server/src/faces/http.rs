@@ -137,7 +137,7 @@ async fn token_request(parts: &Parts, body: Body) -> Result<TokenRequest, AuthEr
 }
 
 /// The connection's peer. `X-Forwarded-For` is deliberately not consulted:
-/// no proxy is trusted yet (THREATS A-15).
+/// no proxy is trusted yet (docs/THREATS.md, row A-15).
 pub fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
@@ -166,7 +166,7 @@ async fn read_form(parts: &Parts, body: Body) -> Result<FormBody, AuthError> {
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    // Nothing is decompressed, so a compressed bomb cannot inflate here (THREATS H-02).
+    // Nothing is decompressed, so a compressed bomb cannot inflate here (docs/THREATS.md, row H-02).
     if let Some(coding) = parts.headers.get(header::CONTENT_ENCODING)
         && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
     {

@@ -8,8 +8,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::authority::{AuthError, Challenge};
 
-/// Domain of the `google.rpc.ErrorInfo` attached to every gRPC error.
-pub const ERROR_DOMAIN: &str = "tessera";
+pub use tessera_proto::oauth::ERROR_DOMAIN;
 
 /// The outcome label of an answer in the metrics: `ok`, or the OAuth error code.
 pub fn outcome<T>(result: &Result<T, AuthError>) -> &'static str {
@@ -19,7 +18,8 @@ pub fn outcome<T>(result: &Result<T, AuthError>) -> &'static str {
     }
 }
 
-/// DESIGN.md §4, as code: the HTTP status and gRPC code of each core error.
+/// The HTTP status and gRPC code of each core error (the table in
+/// docs/ARCHITECTURE.md, "Errors").
 fn encodings(error: &AuthError) -> (StatusCode, Code) {
     match error {
         AuthError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),

@@ -488,7 +488,7 @@ fn from(mut request: TokenRequest, source: &str) -> TokenRequest {
     request
 }
 
-/// THREATS B-05: whoever knows a client id cannot keep the client from
+/// docs/THREATS.md, row B-05: whoever knows a client id cannot keep the client from
 /// its token, however many wrong secrets they send, and those cost no argon2.
 #[tokio::test]
 async fn wrong_secrets_for_a_client_never_refuse_its_correct_secret_cold() {
@@ -570,7 +570,7 @@ async fn a_legacy_secret_gains_its_check_value_at_its_next_success() {
     assert!(cold.issue(post("svc", &secret)).await.is_ok());
 }
 
-/// THREATS B-02: unknown, wrong-secret and disabled answers all wait for
+/// docs/THREATS.md, row B-02: unknown, wrong-secret and disabled answers all wait for
 /// the refusal floor, so the microseconds between them do not show.
 #[tokio::test]
 async fn every_refusal_takes_at_least_the_floor() {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! TESSERA=http://127.0.0.1:8080 CLIENT_ID=billing CLIENT_SECRET=… \
-//!   cargo run -p tessera-sdk --example caller_service
+//!   cargo run -p tessera-examples --example caller_service
 //! ```
 //!
 //! Settings (environment): `TESSERA`, `CLIENT_ID`, `CLIENT_SECRET`,

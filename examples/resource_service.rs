@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! TESSERA=http://127.0.0.1:8080 CLIENT_ID=invoices CLIENT_SECRET=… \
-//!   cargo run -p tessera-sdk --example resource_service
+//!   cargo run -p tessera-examples --example resource_service
 //! ```
 //!
 //! Settings (environment): `TESSERA` (Tessera's endpoint, and its issuer

@@ -1,7 +1,7 @@
 //! Gets a token from Tessera over gRPC and prints what it grants.
 //!
 //! ```text
-//! cargo run -p tessera-sdk --example issue_token -- http://127.0.0.1:8080 demo SECRET [SCOPE…]
+//! cargo run -p tessera-examples --example issue_token -- http://127.0.0.1:8080 demo SECRET [SCOPE…]
 //! ```
 
 use tessera_sdk::{TokenClient, TokenRequest};

@@ -1,0 +1,366 @@
+//! [`TokenClient`]: typed calls to `tessera.v1.TokenService`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_proto::oauth::JWT_BEARER_ASSERTION;
+use tessera_proto::pb;
+use tessera_proto::pb::token_service_client::TokenServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::credentials::{AssertionKey, ClientSecret, Credentials, base64_encode, form_encode};
+use crate::{AccessToken, CachePolicy, Error, Token, TokenRequest, TokenSource};
+
+/// TLS settings for a `https://` endpoint.
+#[derive(Default)]
+struct TlsSettings {
+    ca_pem: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    domain: Option<String>,
+}
+
+/// Builds a [`TokenClient`].
+#[must_use]
+pub struct TokenClientBuilder {
+    endpoint: String,
+    credentials: Option<Credentials>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    tls: TlsSettings,
+    assertion_audience: Option<String>,
+}
+
+impl fmt::Debug for TokenClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClientBuilder")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenClientBuilder {
+    /// Authenticates with a client id and secret (from `tessera client create`).
+    pub fn client_secret(mut self, client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::Secret {
+            client_id: client_id.into(),
+            secret: ClientSecret::new(secret),
+        });
+        self
+    }
+
+    /// Authenticates with a signed assertion (`private_key_jwt`, RFC 7523):
+    /// the secret never leaves the client, and each call signs a fresh,
+    /// single-use assertion. Its `aud` is the endpoint URL unless
+    /// [`Self::assertion_audience`] says otherwise (it must be Tessera's
+    /// issuer or its token endpoint).
+    ///
+    /// ```no_run
+    /// use tessera_sdk::{AssertionAlgorithm, AssertionKey, TokenClient};
+    /// # fn example() -> Result<(), tessera_sdk::Error> {
+    /// let pem = std::fs::read("billing-key.pem").expect("key file");
+    /// let key = AssertionKey::from_pem(AssertionAlgorithm::Es256, "k1", &pem)?;
+    /// let client = TokenClient::builder("https://tessera.internal")
+    ///     .private_key_jwt("billing", key)
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn private_key_jwt(mut self, client_id: impl Into<String>, key: AssertionKey) -> Self {
+        self.credentials = Some(Credentials::Assertion {
+            client_id: client_id.into(),
+            key,
+            audience: String::new(),
+        });
+        self
+    }
+
+    /// The `aud` of `private_key_jwt` assertions: Tessera's issuer, when the
+    /// endpoint URL differs from it (behind a load balancer, for example).
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion_audience = Some(audience.into());
+        self
+    }
+
+    /// Trusts this CA (PEM) for a `https://` endpoint, instead of the
+    /// system's roots.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM) to a Tessera that
+    /// requires mutual TLS.
+    pub fn tls_identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The name to verify the server certificate against, when it is not the
+    /// endpoint's host (e.g. connecting by IP address).
+    pub fn tls_domain(mut self, domain: impl Into<String>) -> Self {
+        self.tls.domain = Some(domain.into());
+        self
+    }
+
+    /// Time allowed to open a connection. Default: 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for each call, connection included. Default: 10 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Builds the client. No connection is made until the first call, and a
+    /// lost connection is re-established by later calls.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEndpoint`] for a malformed URL, [`Error::Config`] when
+    /// no credentials were given.
+    pub fn build(self) -> Result<TokenClient, Error> {
+        let invalid = |reason: String| Error::InvalidEndpoint {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| invalid(e.to_string()))?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout);
+        let https = self.endpoint.starts_with("https://");
+        let wants_tls = self.tls.ca_pem.is_some() || self.tls.identity.is_some() || self.tls.domain.is_some();
+        if wants_tls && !https {
+            return Err(invalid("TLS settings need an https:// endpoint".into()));
+        }
+        if https {
+            let mut tls = tonic::transport::ClientTlsConfig::new();
+            tls = match self.tls.ca_pem {
+                Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                None => tls.with_native_roots(),
+            };
+            if let Some((cert, key)) = self.tls.identity {
+                tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            if let Some(domain) = self.tls.domain {
+                tls = tls.domain_name(domain);
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| invalid(e.to_string()))?;
+        }
+        let mut credentials = self.credentials.ok_or(Error::Config(
+            "no client credentials; call client_secret() or private_key_jwt()",
+        ))?;
+        if let Credentials::Assertion { audience, .. } = &mut credentials {
+            *audience = self
+                .assertion_audience
+                .unwrap_or_else(|| self.endpoint.trim_end_matches('/').to_owned());
+        }
+        let channel: Channel = endpoint.connect_lazy();
+        Ok(TokenClient {
+            inner: Arc::new(Inner {
+                grpc: TokenServiceClient::new(channel),
+                credentials,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    grpc: TokenServiceClient<Channel>,
+    credentials: Credentials,
+}
+
+/// A typed client of `tessera.v1.TokenService`. Cloning is shallow: clones
+/// share one connection.
+#[derive(Clone)]
+pub struct TokenClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClient").finish_non_exhaustive()
+    }
+}
+
+impl TokenClient {
+    /// Starts building a client of the Tessera at `endpoint`, e.g. `http://tessera:8080`.
+    pub fn builder(endpoint: impl Into<String>) -> TokenClientBuilder {
+        TokenClientBuilder {
+            endpoint: endpoint.into(),
+            credentials: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            tls: TlsSettings::default(),
+            assertion_audience: None,
+        }
+    }
+
+    /// The id and credential of an IssueToken call.
+    fn credential(&self) -> Result<(String, pb::issue_token_request::Credential), Error> {
+        use pb::issue_token_request::Credential;
+        Ok(match &self.inner.credentials {
+            Credentials::Secret { client_id, secret } => {
+                (client_id.clone(), Credential::ClientSecret(secret.expose().to_owned()))
+            }
+            Credentials::Assertion {
+                client_id,
+                key,
+                audience,
+            } => (
+                client_id.clone(),
+                Credential::ClientAssertion(pb::ClientAssertion {
+                    assertion_type: JWT_BEARER_ASSERTION.to_owned(),
+                    assertion: key.sign(client_id, audience)?,
+                }),
+            ),
+        })
+    }
+
+    /// Asks for a new access token.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] with the OAuth code when Tessera refuses,
+    /// [`Error::Transport`] when it cannot be reached.
+    pub async fn issue_token(&self, request: &TokenRequest) -> Result<Token, Error> {
+        let (client_id, credential) = self.credential()?;
+        let message = pb::IssueTokenRequest {
+            grant_type: String::new(),
+            client_id,
+            credential: Some(credential),
+            scopes: request.scopes.clone(),
+            audiences: request.audiences.clone(),
+        };
+        let sent_at = Instant::now();
+        let response = self
+            .inner
+            .grpc
+            .clone()
+            .issue_token(message)
+            .await
+            .map_err(Error::from_status)?
+            .into_inner();
+        Ok(Token {
+            access_token: AccessToken(response.access_token),
+            expires_in: Duration::from_secs(response.expires_in.max(0) as u64),
+            // The request time, not the answer's: the token may have been
+            // minted at any moment in between, so this errs on the safe side.
+            received_at: sent_at,
+            scopes: response.scopes,
+            audiences: response.audiences,
+        })
+    }
+
+    /// A cached, refreshed-ahead token for `request`: what a service should
+    /// call before every outgoing request (see [`TokenSource`]). Cloning the
+    /// source is shallow; keep one per (scopes, audiences) and share it.
+    pub fn token_source(&self, request: TokenRequest, policy: CachePolicy) -> TokenSource {
+        TokenSource::new(self.clone(), request, policy)
+    }
+
+    /// Asks Tessera whether `token` is active (RFC 7662), authenticating with
+    /// this client's credentials; the client needs the scope `tessera:introspect`.
+    /// A `private_key_jwt` client authenticates with a token of its own
+    /// (`authorization: Bearer`), issued for the purpose.
+    ///
+    /// # Errors
+    /// As for [`TokenClient::issue_token`].
+    pub async fn introspect(&self, token: &str) -> Result<bool, Error> {
+        let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
+            token: token.to_owned(),
+            token_type_hint: String::new(),
+        });
+        let authorization = match &self.inner.credentials {
+            Credentials::Secret { client_id, secret } => {
+                let basic =
+                    base64_encode(format!("{}:{}", form_encode(client_id), form_encode(secret.expose())).as_bytes());
+                format!("Basic {basic}")
+            }
+            Credentials::Assertion { .. } => {
+                let own = self.issue_token(&TokenRequest::new()).await?;
+                format!("Bearer {}", own.access_token().expose())
+            }
+        };
+        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = authorization
+            .parse()
+            .map_err(|_| Error::Config("credentials cannot be sent as metadata"))?;
+        value.set_sensitive(true);
+        request.metadata_mut().insert("authorization", value);
+        let answer = self
+            .inner
+            .grpc
+            .clone()
+            .introspect_token(request)
+            .await
+            .map_err(Error::from_status)?;
+        Ok(answer.into_inner().active)
+    }
+
+    /// Fetches the public keys that verify Tessera's tokens.
+    ///
+    /// # Errors
+    /// As for [`TokenClient::issue_token`].
+    pub async fn jwks(&self) -> Result<Vec<pb::JsonWebKey>, Error> {
+        self.jwks_with_max_age().await.map(|(keys, _)| keys)
+    }
+
+    /// The keys, and how long Tessera says they may be kept (the response's
+    /// `cache-control: max-age`), when it says.
+    pub(crate) async fn jwks_with_max_age(&self) -> Result<(Vec<pb::JsonWebKey>, Option<Duration>), Error> {
+        let response = self
+            .inner
+            .grpc
+            .clone()
+            .get_jwks(pb::GetJwksRequest {})
+            .await
+            .map_err(Error::from_status)?;
+        let max_age = response
+            .metadata()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        Ok((response.into_inner().keys, max_age))
+    }
+}
+
+/// The `max-age` of a `Cache-Control` value (RFC 9111 §5.2.2.1).
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| value.trim().trim_matches('"').parse().ok())
+            .flatten()
+            .map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(max_age("Max-Age=\"60\""), Some(Duration::from_secs(60)));
+        assert_eq!(max_age("no-store"), None);
+        assert_eq!(max_age("max-age=-1"), None);
+    }
+
+    #[test]
+    fn a_malformed_endpoint_is_refused_before_any_call() {
+        let err = TokenClient::builder("not a url")
+            .client_secret("a", "b")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidEndpoint { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn missing_credentials_are_refused_before_any_call() {
+        let err = TokenClient::builder("http://127.0.0.1:1").build().unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,182 @@
+//! The credentials a client proves itself with: a client secret, or a key
+//! that signs `private_key_jwt` assertions (RFC 7523).
+
+use std::fmt;
+
+use crate::Error;
+
+/// A client secret. `Debug` is redacted so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
+
+/// How a [`crate::TokenClient`] proves who it is.
+pub(crate) enum Credentials {
+    Secret {
+        client_id: String,
+        secret: ClientSecret,
+    },
+    /// `private_key_jwt` (RFC 7523 §2.2): a fresh signed assertion per call.
+    Assertion {
+        client_id: String,
+        key: AssertionKey,
+        audience: String,
+    },
+}
+
+/// The signing algorithm of an [`AssertionKey`]; Tessera registers each
+/// client key for exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AssertionAlgorithm {
+    /// ECDSA P-256 with SHA-256: a `-----BEGIN PRIVATE KEY-----` or `EC PRIVATE KEY` PEM.
+    Es256,
+    /// Ed25519: a `-----BEGIN PRIVATE KEY-----` PEM.
+    EdDsa,
+    /// RSA PKCS#1 v1.5 with SHA-256, 2048 bits or more.
+    Rs256,
+}
+
+/// A client's private key for `private_key_jwt`, with the `kid` it was
+/// registered under (`tessera client add-key ID --pem PUBLIC.pem --kid KID`).
+/// `Debug` shows the `kid` and algorithm only.
+#[derive(Clone)]
+pub struct AssertionKey {
+    key: jsonwebtoken::EncodingKey,
+    algorithm: AssertionAlgorithm,
+    kid: String,
+}
+
+impl fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssertionKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AssertionKey {
+    /// Reads a PEM private key.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the PEM is not a private key of that algorithm.
+    pub fn from_pem(algorithm: AssertionAlgorithm, kid: impl Into<String>, pem: &[u8]) -> Result<Self, Error> {
+        let key = match algorithm {
+            AssertionAlgorithm::Es256 => jsonwebtoken::EncodingKey::from_ec_pem(pem),
+            AssertionAlgorithm::EdDsa => jsonwebtoken::EncodingKey::from_ed_pem(pem),
+            AssertionAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_pem(pem),
+        }
+        .map_err(|_| Error::Config("the assertion key is not a PEM private key of the given algorithm"))?;
+        Ok(Self {
+            key,
+            algorithm,
+            kid: kid.into(),
+        })
+    }
+
+    fn jwt_algorithm(&self) -> jsonwebtoken::Algorithm {
+        match self.algorithm {
+            AssertionAlgorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+            AssertionAlgorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+            AssertionAlgorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+
+    /// A single-use assertion for `client_id`, addressed to `audience`,
+    /// valid for one minute.
+    pub(crate) fn sign(&self, client_id: &str, audience: &str) -> Result<String, Error> {
+        #[derive(serde::Serialize)]
+        struct Claims<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            aud: &'a str,
+            iat: u64,
+            exp: u64,
+            jti: String,
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| Error::Config("the system clock is before 1970"))?
+            .as_secs();
+        let mut nonce = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| Error::Config("no randomness for the assertion id"))?;
+        let claims = Claims {
+            iss: client_id,
+            sub: client_id,
+            aud: audience,
+            iat: now,
+            exp: now + 60,
+            jti: nonce.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let mut header = jsonwebtoken::Header::new(self.jwt_algorithm());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|_| Error::Config("signing the assertion failed"))
+    }
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+pub(crate) fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(byte as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding, for a Basic header.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        assert!(!format!("{:?}", ClientSecret::new("hunter2")).contains("hunter2"));
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_then_base64_rfc6749_2_3_1() {
+        assert_eq!(form_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
+        assert_eq!(base64_encode(b"svc:s3cret"), "c3ZjOnMzY3JldA==");
+    }
+}
