@@ -148,10 +148,15 @@ impl TesseraSetup {
             token_ttl: None,
         };
         let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
-        let secret = admin::create_client(store.as_ref(), create("bench", "bench:read"), now).await?;
-        let introspector =
-            admin::create_client(store.as_ref(), create("introspector", "tessera:introspect"), now).await?;
-        let disabled = admin::create_client(store.as_ref(), create("disabled", "bench:read"), now).await?;
+        let secret = admin::create_client(store.as_ref(), create("bench", "bench:read"), now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let introspector = admin::create_client(store.as_ref(), create("introspector", "tessera:introspect"), now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let disabled = admin::create_client(store.as_ref(), create("disabled", "bench:read"), now)
+            .await
+            .map_err(|e| e.to_string())?;
         store
             .set_client_disabled("disabled", true)
             .await
@@ -171,7 +176,7 @@ impl TesseraSetup {
                 }));
             }
             for handle in handles {
-                cold.push(handle.await.map_err(|e| e.to_string())??);
+                cold.push(handle.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?);
             }
         }
         Ok(Self {

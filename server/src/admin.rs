@@ -7,6 +7,72 @@ use crate::clock::UnixTime;
 use crate::keys::{KeyAlgorithm, SigningKey};
 use crate::store::{ClientKeyRecord, ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
 
+/// Why an administrative change was not made. The messages name what is
+/// wrong, never a flag: the CLI, or an API face, adds how to say it there.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// A client id outside the registration grammar.
+    #[error("client id {0:?} is not valid: use 1 to {MAX_CLIENT_ID_LEN} characters from A-Z a-z 0-9 - . _ ~ : @ /")]
+    InvalidClientId(String),
+    /// A client with no scope.
+    #[error("a client needs at least one scope")]
+    NoScope,
+    /// A scope outside RFC 6749 section 3.3.
+    #[error(
+        "scope {0:?} is not valid: visible ASCII without spaces, '\"' or '\\' (RFC 6749 section 3.3), at most {MAX_SCOPE_LEN} characters"
+    )]
+    InvalidScope(String),
+    /// An audience that is not visible ASCII, or too long.
+    #[error("audience {0:?} is not valid: visible ASCII without spaces, at most {MAX_AUDIENCE_LEN} characters")]
+    InvalidAudience(String),
+    /// A token lifetime of zero.
+    #[error("a client's token lifetime must be at least 1 second")]
+    ZeroTokenLifetime,
+    /// The id is taken.
+    #[error("client {0:?} already exists; choose another id, or delete it first")]
+    ClientExists(String),
+    /// No such client.
+    #[error("no client {0:?} in the store")]
+    UnknownClient(String),
+    /// Rotation would leave the client more live secrets than allowed.
+    #[error(
+        "client {client_id:?} already has {live} live secrets (at most {MAX_LIVE_SECRETS}); wait for one to expire, or rotate keeping none of the old ones"
+    )]
+    TooManySecrets {
+        /// The client.
+        client_id: String,
+        /// Its live secrets.
+        live: usize,
+    },
+    /// A client key that cannot be registered (private, weak, unsupported, malformed).
+    #[error("{0}")]
+    InvalidKey(String),
+    /// The client already has a key with this id.
+    #[error("client {client_id:?} already has a key {kid:?}; choose another key id")]
+    DuplicateKeyId {
+        /// The client.
+        client_id: String,
+        /// The key id taken.
+        kid: String,
+    },
+    /// No signing key with this id.
+    #[error("no signing key {0:?}; see the list of signing keys")]
+    UnknownSigningKey(String),
+    /// The signing key was revoked before (or while) this request ran.
+    #[error("signing key {0:?} is revoked already")]
+    SigningKeyRevoked(String),
+    /// A duration that does not parse.
+    #[error("invalid duration {0:?}: use e.g. 0, 90s, 30m, 1h or 2d")]
+    InvalidDuration(String),
+    /// The store failed.
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+    /// Generating or hashing failed inside Tessera.
+    #[error("{0}")]
+    Internal(String),
+}
+
 pub use tessera_proto::limits::MAX_CLIENT_ID_LEN;
 use tessera_proto::limits::{MAX_AUDIENCE_LEN, MAX_SCOPE_LEN, MIN_RSA_BITS};
 
@@ -25,12 +91,10 @@ pub struct NewClient {
 
 /// Checks a client id for registration. Requests may name any id (and are
 /// simply refused), but registered ids stay unambiguous in logs and URLs.
-pub fn check_new_client_id(id: &str) -> Result<(), String> {
+pub fn check_new_client_id(id: &str) -> Result<(), AdminError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "-._~:@/".contains(c);
     if id.is_empty() || id.len() > MAX_CLIENT_ID_LEN || !id.chars().all(ok_char) {
-        return Err(format!(
-            "client id {id:?} is not valid: use 1 to {MAX_CLIENT_ID_LEN} characters from A-Z a-z 0-9 - . _ ~ : @ /"
-        ));
+        return Err(AdminError::InvalidClientId(id.to_owned()));
     }
     Ok(())
 }
@@ -39,14 +103,17 @@ pub fn check_new_client_id(id: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// When hashing fails.
-pub async fn new_secret(now: UnixTime, expires_at: Option<UnixTime>) -> Result<(ClientSecret, SecretRecord), String> {
+pub async fn new_secret(
+    now: UnixTime,
+    expires_at: Option<UnixTime>,
+) -> Result<(ClientSecret, SecretRecord), AdminError> {
     let secret = ClientSecret::generate();
     let check = secret::SecretCheck::new(&secret).into_inner();
     let to_hash = secret.clone();
     let phc = tokio::task::spawn_blocking(move || secret::hash_secret(&to_hash))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AdminError::Internal(e.to_string()))?
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
     let secret_id = base64::Engine::encode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         secret::random_bytes::<8>(),
@@ -68,23 +135,19 @@ pub async fn new_secret(now: UnixTime, expires_at: Option<UnixTime>) -> Result<(
 ///
 /// # Errors
 /// A message saying what to fix, or that the id is taken.
-pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> Result<ClientSecret, String> {
+pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> Result<ClientSecret, AdminError> {
     check_new_client_id(&new.client_id)?;
     if new.scopes.is_empty() {
-        return Err("a client needs at least one --scope".into());
+        return Err(AdminError::NoScope);
     }
     if let Some(bad) = new.scopes.iter().find(|s| !is_valid_scope_token(s)) {
-        return Err(format!(
-            "scope {bad:?} is not valid: visible ASCII without spaces, '\"' or '\\' (RFC 6749 section 3.3), at most {MAX_SCOPE_LEN} characters"
-        ));
+        return Err(AdminError::InvalidScope(bad.clone()));
     }
     if let Some(bad) = new.audiences.iter().find(|a| !is_valid_audience(a)) {
-        return Err(format!(
-            "audience {bad:?} is not valid: visible ASCII without spaces, at most {MAX_AUDIENCE_LEN} characters"
-        ));
+        return Err(AdminError::InvalidAudience(bad.clone()));
     }
     if new.token_ttl == Some(0) {
-        return Err("--ttl must be at least 1 second".into());
+        return Err(AdminError::ZeroTokenLifetime);
     }
     let (secret, record) = new_secret(now, None).await?;
     // Order kept, every repeat dropped (`Vec::dedup` drops adjacent ones only).
@@ -105,11 +168,8 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
             tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, client_id = %new.client_id);
             Ok(secret)
         }
-        Err(StoreError::AlreadyExists(_)) => Err(format!(
-            "client {:?} already exists; choose another id, or delete it first with `tessera client delete {}`",
-            new.client_id, new.client_id
-        )),
-        Err(e) => Err(e.to_string()),
+        Err(StoreError::AlreadyExists(_)) => Err(AdminError::ClientExists(new.client_id)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -129,7 +189,7 @@ fn first_of_each(items: Vec<String>) -> Vec<String> {
 ///
 /// # Errors
 /// When the store fails.
-pub async fn ensure_demo_client(store: &dyn Store, now: UnixTime) -> Result<(String, ClientSecret), String> {
+pub async fn ensure_demo_client(store: &dyn Store, now: UnixTime) -> Result<(String, ClientSecret), AdminError> {
     const DEMO_ID: &str = "demo";
     let new = NewClient {
         client_id: DEMO_ID.into(),
@@ -139,17 +199,11 @@ pub async fn ensure_demo_client(store: &dyn Store, now: UnixTime) -> Result<(Str
     };
     match create_client(store, new, now).await {
         Ok(secret) => Ok((DEMO_ID.into(), secret)),
-        Err(_) if store.client(DEMO_ID).await.map_err(|e| e.to_string())?.is_some() => {
+        Err(_) if store.client(DEMO_ID).await?.is_some() => {
             let (secret, record) = new_secret(now, None).await?;
             // The demo's earlier secrets expire now: only the one printed works.
-            store
-                .add_secret(DEMO_ID, record, Some(now))
-                .await
-                .map_err(|e| e.to_string())?;
-            store
-                .set_client_disabled(DEMO_ID, false)
-                .await
-                .map_err(|e| e.to_string())?;
+            store.add_secret(DEMO_ID, record, Some(now)).await?;
+            store.set_client_disabled(DEMO_ID, false).await?;
             Ok((DEMO_ID.into(), secret))
         }
         Err(e) => Err(e),
@@ -208,10 +262,11 @@ pub fn key_states(records: &[SigningKeyRecord], now: UnixTime) -> Vec<(SigningKe
 }
 
 /// Generates a key off the async runtime (RSA generation takes a while).
-async fn generate_key(alg: KeyAlgorithm, now: UnixTime) -> Result<SigningKeyRecord, String> {
+async fn generate_key(alg: KeyAlgorithm, now: UnixTime) -> Result<SigningKeyRecord, AdminError> {
     tokio::task::spawn_blocking(move || SigningKey::generate(alg, now))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| AdminError::Internal(e.to_string()))?
+        .map_err(AdminError::Internal)
 }
 
 /// Adds a new signing key, published at once and signing after
@@ -225,23 +280,20 @@ pub async fn rotate_key(
     alg: Option<KeyAlgorithm>,
     now: UnixTime,
     publish_ahead: u32,
-) -> Result<SigningKeyRecord, String> {
-    let records = store.signing_keys().await.map_err(|e| e.to_string())?;
+) -> Result<SigningKeyRecord, AdminError> {
+    let records = store.signing_keys().await?;
     let newest = key_states(&records, now)
         .into_iter()
         .rev()
         .find(|(_, state)| *state != KeyState::Revoked);
     let alg = match (alg, &newest) {
         (Some(alg), _) => alg,
-        (None, Some((key, _))) => KeyAlgorithm::parse(&key.alg)?,
+        (None, Some((key, _))) => KeyAlgorithm::parse(&key.alg).map_err(AdminError::Internal)?,
         (None, None) => KeyAlgorithm::Es256,
     };
     let mut record = generate_key(alg, now).await?;
     record.activates_at = now + i64::from(publish_ahead);
-    store
-        .add_signing_key(record.clone(), None)
-        .await
-        .map_err(|e| e.to_string())?;
+    store.add_signing_key(record.clone(), None).await?;
     tracing::info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ROTATED, kid = %record.kid, activates_at = record.activates_at);
     Ok(record)
 }
@@ -253,29 +305,26 @@ pub async fn rotate_key(
 ///
 /// # Errors
 /// When there is no such key, it is revoked already, or the store fails.
-pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<Option<SigningKeyRecord>, String> {
-    let records = store.signing_keys().await.map_err(|e| e.to_string())?;
+pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<Option<SigningKeyRecord>, AdminError> {
+    let records = store.signing_keys().await?;
     let states = key_states(&records, now);
     let Some((target, state)) = states.iter().find(|(k, _)| k.kid == kid) else {
-        return Err(format!("no signing key {kid:?}; see `tessera keys list`"));
+        return Err(AdminError::UnknownSigningKey(kid.to_owned()));
     };
     if *state == KeyState::Revoked {
-        return Err(format!("signing key {kid:?} is revoked already"));
+        return Err(AdminError::SigningKeyRevoked(kid.to_owned()));
     }
     let others_usable = states.iter().any(|(k, s)| k.kid != kid && *s != KeyState::Revoked);
     // Make the replacement first, so there is never a moment without a signer.
     let replacement = if *state == KeyState::Active || !others_usable {
-        let record = generate_key(KeyAlgorithm::parse(&target.alg)?, now).await?;
-        store
-            .add_signing_key(record.clone(), None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let record = generate_key(KeyAlgorithm::parse(&target.alg).map_err(AdminError::Internal)?, now).await?;
+        store.add_signing_key(record.clone(), None).await?;
         Some(record)
     } else {
         None
     };
-    if !store.revoke_signing_key(kid, now).await.map_err(|e| e.to_string())? {
-        return Err(format!("signing key {kid:?} was revoked concurrently"));
+    if !store.revoke_signing_key(kid, now).await? {
+        return Err(AdminError::SigningKeyRevoked(kid.to_owned()));
     }
     tracing::warn!(
         target: "tessera::audit",
@@ -294,9 +343,9 @@ pub const MAX_LIVE_SECRETS: usize = 5;
 ///
 /// # Errors
 /// When the text is none of those.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, AdminError> {
     let text = text.trim();
-    let bad = || format!("invalid duration {text:?}: use e.g. 0, 90s, 30m, 1h or 2d");
+    let bad = || AdminError::InvalidDuration(text.to_owned());
     let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => text.split_at(at),
         None => (text, "s"),
@@ -326,32 +375,27 @@ pub async fn rotate_secret(
     client_id: &str,
     keep_old_for: i64,
     now: UnixTime,
-) -> Result<ClientSecret, String> {
+) -> Result<ClientSecret, AdminError> {
     let client = store
         .client(client_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no client {client_id:?} in the store"))?;
+        .await?
+        .ok_or_else(|| AdminError::UnknownClient(client_id.to_owned()))?;
     let still_live = if keep_old_for == 0 {
         0
     } else {
         client.secrets.iter().filter(|s| s.is_live(now)).count()
     };
     if still_live >= MAX_LIVE_SECRETS {
-        return Err(format!(
-            "client {client_id:?} already has {still_live} live secrets (at most {MAX_LIVE_SECRETS}); \
-             wait for one to expire, or retire them all now with --keep-old-for 0"
-        ));
+        return Err(AdminError::TooManySecrets {
+            client_id: client_id.to_owned(),
+            live: still_live,
+        });
     }
     let (secret, record) = new_secret(now, None).await?;
     let secret_id = record.secret_id.clone();
     let others_expire_at = Some(now + keep_old_for);
-    if !store
-        .add_secret(client_id, record, others_expire_at)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Err(format!("no client {client_id:?} in the store"));
+    if !store.add_secret(client_id, record, others_expire_at).await? {
+        return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
     tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_SECRET_ROTATED, client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
     Ok(secret)
@@ -368,6 +412,29 @@ pub async fn rotate_secret(
 pub async fn add_client_key(
     store: &dyn Store,
     client_id: &str,
+    material: KeyMaterial,
+    kid: Option<String>,
+    alg: Option<KeyAlgorithm>,
+    now: UnixTime,
+) -> Result<ClientKeyRecord, AdminError> {
+    let record = client_key_record(material, kid, alg, now).map_err(AdminError::InvalidKey)?;
+    match store.add_client_key(client_id, record.clone()).await {
+        Ok(true) => {
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_ADDED, client_id = %client_id, kid = %record.kid, alg = %record.alg);
+            Ok(record)
+        }
+        Ok(false) => Err(AdminError::UnknownClient(client_id.to_owned())),
+        Err(StoreError::AlreadyExists(_)) => Err(AdminError::DuplicateKeyId {
+            client_id: client_id.to_owned(),
+            kid: record.kid,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The record of a public key to register, checked: public, strong enough,
+/// fit for its algorithm, with a usable `kid`.
+fn client_key_record(
     material: KeyMaterial,
     kid: Option<String>,
     alg: Option<KeyAlgorithm>,
@@ -446,18 +513,7 @@ pub async fn add_client_key(
         created_at: now,
     };
     crate::authority::client_decoding_key(&record)?;
-    match store.add_client_key(client_id, record.clone()).await {
-        Ok(true) => {
-            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_ADDED, client_id = %client_id, kid = %record.kid, alg = %record.alg);
-            Ok(record)
-        }
-        Ok(false) => Err(format!("no client {client_id:?} in the store")),
-        Err(StoreError::AlreadyExists(_)) => Err(format!(
-            "client {client_id:?} already has a key {:?}; choose another --kid",
-            record.kid
-        )),
-        Err(e) => Err(e.to_string()),
-    }
+    Ok(record)
 }
 
 /// A public key as given to `tessera client add-key`.

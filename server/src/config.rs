@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use clap::Args;
+use serde::{Deserialize, Serialize};
 
 use crate::keys::KeyAlgorithm;
 use crate::store::StoreUrl;
@@ -24,6 +25,8 @@ pub mod defaults {
     pub const MAX_TOKEN_TTL: u32 = 86_400;
     /// ES256.
     pub const SIGNING_ALG: &str = "ES256";
+    /// Human-readable lines.
+    pub const LOG_FORMAT: &str = "text";
     /// How often the server polls the store for changes by other processes.
     pub const STORE_POLL_MS: u64 = 500;
     /// How long a replica serves from memory while its store is out of reach.
@@ -53,60 +56,179 @@ pub mod defaults {
     pub const SOURCE_FAILURE_LIMIT: u32 = 100;
 }
 
-/// The optional TOML file: the same settings as the flags, under the same
-/// names with `_` for `-`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// `--listen`.
-    pub listen: Option<String>,
-    /// `--store`.
-    pub store: Option<String>,
-    /// `--issuer`.
-    pub issuer: Option<String>,
-    /// `--token-ttl`.
-    pub token_ttl: Option<u32>,
-    /// `--max-token-ttl`.
-    pub max_token_ttl: Option<u32>,
-    /// `--signing-alg`.
-    pub signing_alg: Option<String>,
-    /// `--store-poll-ms`.
-    pub store_poll_ms: Option<u64>,
-    /// `--store-staleness`.
-    pub store_staleness: Option<u32>,
-    /// `--tls-cert`.
-    pub tls_cert: Option<PathBuf>,
-    /// `--tls-key`.
-    pub tls_key: Option<PathBuf>,
-    /// `--tls-client-ca`.
-    pub tls_client_ca: Option<PathBuf>,
-    /// `--max-connections`.
-    pub max_connections: Option<usize>,
-    /// `--max-connection-streams`.
-    pub max_connection_streams: Option<u32>,
-    /// `--max-connections-per-address`.
-    pub max_connections_per_address: Option<usize>,
-    /// `--drain-timeout`.
-    pub drain_timeout: Option<u32>,
-    /// `--drain-delay`.
-    pub drain_delay: Option<u32>,
-    /// `--max-assertion-lifetime`.
-    pub max_assertion_lifetime: Option<u32>,
-    /// `--log-format`.
-    pub log_format: Option<String>,
-    /// `--key-rotation-days`.
-    pub key_rotation_days: Option<u32>,
-    /// `--key-publish-ahead`.
-    pub key_publish_ahead: Option<u32>,
-    /// `--failure-limit`.
-    pub failure_limit: Option<u32>,
-    /// `--source-failure-limit`.
-    pub source_failure_limit: Option<u32>,
-    /// `--require-audience`.
-    pub require_audience: Option<bool>,
+/// `text` followed by the default, as `--help` shows it: the default comes
+/// from [`defaults`], the one place it is defined, so the two cannot drift.
+fn with_default(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
 }
 
-impl FileConfig {
+/// Every setting of `tessera serve`, declared once: its flag and
+/// environment variable (clap) and its key in the TOML file (serde, the
+/// flag's name with `_` for `-`). `None` (or `false`) means "not given here";
+/// [`ServeConfig::resolve`] merges flags and environment over the file and
+/// fills what is left from [`defaults`].
+#[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `--listen`.
+    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR",
+          help = with_default("Address to listen on for gRPC and HTTP", defaults::LISTEN))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--store`.
+    #[arg(long, env = "TESSERA_STORE", value_name = "URL",
+          help = with_default("Where state lives: sqlite://PATH, or postgres://USER@HOST/DB shared by replicas", defaults::STORE))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// `--issuer`.
+    #[arg(long, env = "TESSERA_ISSUER", value_name = "URL",
+          help = with_default("Issuer URL, the `iss` of every token", "http://ADDR of --listen"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `--config`: the TOML file itself (a flag or variable only).
+    #[arg(
+        long,
+        env = "TESSERA_CONFIG",
+        value_name = "FILE",
+        help = "TOML file with the same settings (names with `_`); flags and environment win"
+    )]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// `--token-ttl`.
+    #[arg(long, env = "TESSERA_TOKEN_TTL", value_name = "SECS",
+          help = with_default("Token lifetime in seconds when the client sets none", defaults::TOKEN_TTL))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_ttl: Option<u32>,
+    /// `--max-token-ttl`.
+    #[arg(long, env = "TESSERA_MAX_TOKEN_TTL", value_name = "SECS",
+          help = with_default("Upper bound on any token lifetime, in seconds", defaults::MAX_TOKEN_TTL))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_token_ttl: Option<u32>,
+    /// `--signing-alg`.
+    #[arg(long, env = "TESSERA_SIGNING_ALG", value_name = "ALG",
+          help = with_default("Algorithm of the signing key created on first start: ES256, EdDSA or RS256", defaults::SIGNING_ALG))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_alg: Option<String>,
+    /// `--store-poll-ms`.
+    #[arg(long, env = "TESSERA_STORE_POLL_MS", value_name = "MS",
+          help = with_default("How often to look for changes made by other processes, in ms", defaults::STORE_POLL_MS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_poll_ms: Option<u64>,
+    /// `--store-staleness`.
+    #[arg(long, env = "TESSERA_STORE_STALENESS", value_name = "SECS",
+          help = with_default("With the store out of reach, serve from memory this many seconds, then answer 503", defaults::STORE_STALENESS_SECS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_staleness: Option<u32>,
+    /// `--tls-cert`.
+    #[arg(
+        long,
+        env = "TESSERA_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        help = "Serve TLS with this certificate chain (PEM, leaf first); reloaded when it changes or on SIGHUP"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    #[arg(
+        long,
+        env = "TESSERA_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert",
+        help = "The private key of --tls-cert (PEM)"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    #[arg(
+        long,
+        env = "TESSERA_TLS_CLIENT_CA",
+        value_name = "FILE",
+        help = "Mutual TLS: require client certificates issued by this CA (PEM)"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// `--max-connections`.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "N",
+          help = with_default("Open connections at most; more wait to be accepted", defaults::MAX_CONNECTIONS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// `--max-connection-streams`.
+    #[arg(long, env = "TESSERA_MAX_CONNECTION_STREAMS", value_name = "N",
+          help = with_default("Requests in flight per HTTP/2 connection; more are refused at once", defaults::MAX_CONNECTION_STREAMS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connection_streams: Option<u32>,
+    /// `--max-connections-per-address`.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N",
+          help = with_default("Open connections one peer address may hold; 0 for no bound (behind a proxy that pools connections from few addresses)", defaults::MAX_CONNECTIONS_PER_ADDRESS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
+    /// `--drain-timeout`.
+    #[arg(long, env = "TESSERA_DRAIN_TIMEOUT", value_name = "SECS",
+          help = with_default("On SIGTERM or Ctrl-C, seconds to let requests in flight finish", defaults::DRAIN_TIMEOUT_SECS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<u32>,
+    /// `--drain-delay`.
+    #[arg(long, env = "TESSERA_DRAIN_DELAY", value_name = "SECS",
+          help = with_default("On SIGTERM, seconds to keep accepting and answering while readiness reports draining, asking every client to reconnect (Connection: close, HTTP/2 GOAWAY), before the listener closes; set it to the time your load balancer takes to drop a not-ready replica", defaults::DRAIN_DELAY_SECS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_delay: Option<u32>,
+    /// `--max-assertion-lifetime`.
+    #[arg(long, env = "TESSERA_MAX_ASSERTION_LIFETIME", value_name = "SECS",
+          help = with_default("Longest lifetime (exp - now) a private_key_jwt assertion may have; each assertion id is remembered that long to refuse replays", defaults::MAX_ASSERTION_LIFETIME_SECS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_assertion_lifetime: Option<u32>,
+    /// `--log-format`.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT",
+          help = with_default("Log format: text or json; the level comes from RUST_LOG (default info)", defaults::LOG_FORMAT))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    /// `--log-blocking` (a flag or variable only).
+    #[arg(
+        long,
+        env = "TESSERA_LOG_BLOCKING",
+        help = "Write each log and audit line before answering, instead of from a background thread"
+    )]
+    #[serde(skip)]
+    pub log_blocking: bool,
+    /// `--key-rotation-days`.
+    #[arg(long, env = "TESSERA_KEY_ROTATION_DAYS", value_name = "DAYS",
+          help = with_default("Rotate the signing key when the newest is this many days old; 0 never", defaults::KEY_ROTATION_DAYS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_rotation_days: Option<u32>,
+    /// `--key-publish-ahead`.
+    #[arg(long, env = "TESSERA_KEY_PUBLISH_AHEAD", value_name = "SECS",
+          help = with_default("Seconds a scheduled new key is published before it signs", defaults::KEY_PUBLISH_AHEAD_SECS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_publish_ahead: Option<u32>,
+    /// `--failure-limit`.
+    #[arg(long, env = "TESSERA_FAILURE_LIMIT", value_name = "N",
+          help = with_default("Failed authentications per client id per minute before it gets 429 (secrets stored before check values only); 0 off", defaults::FAILURE_LIMIT))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<u32>,
+    /// `--source-failure-limit`.
+    #[arg(long, env = "TESSERA_SOURCE_FAILURE_LIMIT", value_name = "N",
+          help = with_default("Failed authentications per source address per minute before it gets 429 (secrets stored before check values only); 0 off", defaults::SOURCE_FAILURE_LIMIT))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_failure_limit: Option<u32>,
+    /// `--require-audience`.
+    #[arg(
+        long,
+        env = "TESSERA_REQUIRE_AUDIENCE",
+        help = "Refuse token requests that name no audience, instead of granting the client's registered ones"
+    )]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_audience: bool,
+    /// `--demo` (a flag only).
+    #[arg(
+        long,
+        help = "Register (or refresh) a client `demo` and print a curl line that gets a token. For trying Tessera out."
+    )]
+    #[serde(skip)]
+    pub demo: bool,
+}
+
+impl Settings {
     /// Reads and parses a TOML file.
     ///
     /// # Errors
@@ -115,60 +237,28 @@ impl FileConfig {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {path:?}: {e}"))?;
         toml::from_str(&text).map_err(|e| format!("config file {path:?}: {e}"))
     }
-}
 
-/// Settings as given on the command line or in the environment; `None` falls
-/// back to the file, then to the default.
-#[derive(Debug, Clone, Default)]
-pub struct ServeOverrides {
-    /// `--config`.
-    pub config: Option<PathBuf>,
-    /// `--listen`.
-    pub listen: Option<String>,
-    /// `--store`.
-    pub store: Option<String>,
-    /// `--issuer`.
-    pub issuer: Option<String>,
-    /// `--token-ttl`.
-    pub token_ttl: Option<u32>,
-    /// `--max-token-ttl`.
-    pub max_token_ttl: Option<u32>,
-    /// `--signing-alg`.
-    pub signing_alg: Option<String>,
-    /// `--store-poll-ms`.
-    pub store_poll_ms: Option<u64>,
-    /// `--store-staleness`.
-    pub store_staleness: Option<u32>,
-    /// `--tls-cert`.
-    pub tls_cert: Option<PathBuf>,
-    /// `--tls-key`.
-    pub tls_key: Option<PathBuf>,
-    /// `--tls-client-ca`.
-    pub tls_client_ca: Option<PathBuf>,
-    /// `--max-connections`.
-    pub max_connections: Option<usize>,
-    /// `--max-connection-streams`.
-    pub max_connection_streams: Option<u32>,
-    /// `--max-connections-per-address`.
-    pub max_connections_per_address: Option<usize>,
-    /// `--drain-timeout`.
-    pub drain_timeout: Option<u32>,
-    /// `--drain-delay`.
-    pub drain_delay: Option<u32>,
-    /// `--max-assertion-lifetime`.
-    pub max_assertion_lifetime: Option<u32>,
-    /// `--log-format`.
-    pub log_format: Option<String>,
-    /// `--key-rotation-days`.
-    pub key_rotation_days: Option<u32>,
-    /// `--key-publish-ahead`.
-    pub key_publish_ahead: Option<u32>,
-    /// `--failure-limit`.
-    pub failure_limit: Option<u32>,
-    /// `--source-failure-limit`.
-    pub source_failure_limit: Option<u32>,
-    /// `--require-audience` (a flag: `Some(true)` when given).
-    pub require_audience: Option<bool>,
+    /// The one precedence rule: each setting given in `self` wins over
+    /// `lower`'s. Settings that exist only as flags are taken from `self`.
+    ///
+    /// # Errors
+    /// Never for settings built by clap or serde; the `Result` is serde's.
+    pub fn over(self, lower: Settings) -> Result<Settings, String> {
+        let merge_error = |e: serde_json::Error| format!("merging settings: {e}");
+        let mut merged = serde_json::to_value(lower).map_err(merge_error)?;
+        if let (serde_json::Value::Object(merged), serde_json::Value::Object(given)) =
+            (&mut merged, serde_json::to_value(&self).map_err(merge_error)?)
+        {
+            merged.extend(given);
+        }
+        let merged: Settings = serde_json::from_value(merged).map_err(merge_error)?;
+        Ok(Settings {
+            config: self.config,
+            log_blocking: self.log_blocking,
+            demo: self.demo,
+            ..merged
+        })
+    }
 }
 
 /// How log lines are written.
@@ -225,6 +315,10 @@ pub struct ServeConfig {
     pub source_failure_limit: u32,
     /// Refuse token requests that name no audience.
     pub require_audience: bool,
+    /// Write log lines before answering instead of from a background thread.
+    pub log_blocking: bool,
+    /// Register the demo client and print how to use it.
+    pub demo: bool,
 }
 
 impl ServeConfig {
@@ -233,164 +327,39 @@ impl ServeConfig {
     ///
     /// # Errors
     /// One line naming the bad setting and what would be accepted.
-    pub fn resolve(overrides: ServeOverrides) -> Result<Self, String> {
-        let file = match &overrides.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
+    pub fn resolve(given: Settings) -> Result<Self, String> {
+        let file = match &given.config {
+            Some(path) => Settings::load(path)?,
+            None => Settings::default(),
         };
-        let listen_text = overrides
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| defaults::LISTEN.to_owned());
-        let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
-            format!("invalid --listen {listen_text:?}: expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
-        })?;
-        let store = overrides
-            .store
-            .or(file.store)
-            .unwrap_or_else(|| defaults::STORE.to_owned());
-        let store_url = StoreUrl::parse(&store).map_err(|e| format!("invalid --store: {e}"))?;
-        let issuer = overrides.issuer.or(file.issuer);
-        if matches!(store_url, StoreUrl::Postgres(_)) && issuer.is_none() {
-            // The default issuer names the bound address, which differs per
-            // replica: a token from one would then fail `iss` at another.
-            return Err(
-                "a postgres:// store is shared by replicas, which must all answer as one issuer: \
-                        set --issuer to the URL clients reach them at (e.g. https://tessera.internal)"
-                    .into(),
-            );
-        }
-        if let Some(issuer) = &issuer {
-            check_issuer(issuer)?;
-        }
-        let token_ttl = overrides.token_ttl.or(file.token_ttl).unwrap_or(defaults::TOKEN_TTL);
-        let max_token_ttl = overrides
-            .max_token_ttl
-            .or(file.max_token_ttl)
-            .unwrap_or(defaults::MAX_TOKEN_TTL);
-        if token_ttl == 0 || max_token_ttl == 0 {
-            return Err("invalid token lifetime: --token-ttl and --max-token-ttl must be at least 1 second".into());
-        }
-        if token_ttl > max_token_ttl {
-            return Err(format!(
-                "invalid --token-ttl {token_ttl}: larger than --max-token-ttl {max_token_ttl}"
-            ));
-        }
-        let alg_text = overrides
-            .signing_alg
-            .or(file.signing_alg)
-            .unwrap_or_else(|| defaults::SIGNING_ALG.to_owned());
-        let signing_alg = KeyAlgorithm::parse(&alg_text).map_err(|e| format!("invalid --signing-alg: {e}"))?;
-        let poll_ms = overrides
-            .store_poll_ms
-            .or(file.store_poll_ms)
-            .unwrap_or(defaults::STORE_POLL_MS);
-        if !(10..=60_000).contains(&poll_ms) {
-            return Err(format!("invalid --store-poll-ms {poll_ms}: use 10 to 60000"));
-        }
-        let staleness = overrides
-            .store_staleness
-            .or(file.store_staleness)
-            .unwrap_or(defaults::STORE_STALENESS_SECS);
-        if !(1..=86_400).contains(&staleness) {
-            return Err(format!("invalid --store-staleness {staleness}: use 1 to 86400 seconds"));
-        }
-        let tls = match (
-            overrides.tls_cert.or(file.tls_cert),
-            overrides.tls_key.or(file.tls_key),
-            overrides.tls_client_ca.or(file.tls_client_ca),
-        ) {
-            (Some(cert), Some(key), client_ca) => Some(TlsFiles { cert, key, client_ca }),
-            (None, None, None) => None,
-            (None, None, Some(_)) => {
-                return Err("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first".into());
-            }
-            _ => return Err("--tls-cert and --tls-key go together: give both, or neither for plain TCP".into()),
-        };
-        let max_connections = overrides
-            .max_connections
-            .or(file.max_connections)
-            .unwrap_or(defaults::MAX_CONNECTIONS);
-        if !(1..=1_000_000).contains(&max_connections) {
-            return Err(format!("invalid --max-connections {max_connections}: use 1 to 1000000"));
-        }
-        let max_connection_streams = overrides
-            .max_connection_streams
-            .or(file.max_connection_streams)
-            .unwrap_or(defaults::MAX_CONNECTION_STREAMS);
-        if !(1..=10_000).contains(&max_connection_streams) {
-            return Err(format!(
-                "invalid --max-connection-streams {max_connection_streams}: use 1 to 10000"
-            ));
-        }
-        let max_connections_per_address = overrides
-            .max_connections_per_address
-            .or(file.max_connections_per_address)
-            .unwrap_or(defaults::MAX_CONNECTIONS_PER_ADDRESS);
-        let drain_timeout = overrides
-            .drain_timeout
-            .or(file.drain_timeout)
-            .unwrap_or(defaults::DRAIN_TIMEOUT_SECS);
-        if drain_timeout > 3600 {
-            return Err(format!(
-                "invalid --drain-timeout {drain_timeout}: use 0 to 3600 seconds"
-            ));
-        }
-        let drain_delay = overrides
-            .drain_delay
-            .or(file.drain_delay)
-            .unwrap_or(defaults::DRAIN_DELAY_SECS);
-        if drain_delay > 600 {
-            return Err(format!("invalid --drain-delay {drain_delay}: use 0 to 600 seconds"));
-        }
-        let max_assertion_lifetime = overrides
+        let s = given.over(file)?;
+        let (listen, store, issuer) = where_to_serve(&s)?;
+        let (token_ttl, max_token_ttl) = token_lifetimes(&s)?;
+        let alg_text = s.signing_alg.as_deref().unwrap_or(defaults::SIGNING_ALG);
+        let signing_alg = KeyAlgorithm::parse(alg_text).map_err(|e| format!("invalid --signing-alg: {e}"))?;
+        let poll_ms = s.store_poll_ms.unwrap_or(defaults::STORE_POLL_MS);
+        let staleness = s.store_staleness.unwrap_or(defaults::STORE_STALENESS_SECS);
+        let drain_timeout = s.drain_timeout.unwrap_or(defaults::DRAIN_TIMEOUT_SECS);
+        let drain_delay = s.drain_delay.unwrap_or(defaults::DRAIN_DELAY_SECS);
+        let max_assertion_lifetime = s
             .max_assertion_lifetime
-            .or(file.max_assertion_lifetime)
             .unwrap_or(defaults::MAX_ASSERTION_LIFETIME_SECS);
-        if !(1..=86_400).contains(&max_assertion_lifetime) {
-            return Err(format!(
-                "invalid --max-assertion-lifetime {max_assertion_lifetime}: use 1 to 86400 seconds"
-            ));
-        }
-        let log_format = match overrides.log_format.or(file.log_format).as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => return Err(format!("invalid --log-format {other:?}: use text or json")),
+        let rotation_days = s.key_rotation_days.unwrap_or(defaults::KEY_ROTATION_DAYS);
+        let key_publish_ahead = s.key_publish_ahead.unwrap_or(defaults::KEY_PUBLISH_AHEAD_SECS);
+        within("--store-poll-ms", poll_ms, 10, 60_000)?;
+        within("--store-staleness", u64::from(staleness), 1, 86_400)?;
+        within("--drain-timeout", u64::from(drain_timeout), 0, 3600)?;
+        within("--drain-delay", u64::from(drain_delay), 0, 600)?;
+        within("--max-assertion-lifetime", u64::from(max_assertion_lifetime), 1, 86_400)?;
+        within("--key-rotation-days", u64::from(rotation_days), 0, 3650)?;
+        within("--key-publish-ahead", u64::from(key_publish_ahead), 0, 7 * 86_400)?;
+        let log_format = match s.log_format.as_deref().unwrap_or(defaults::LOG_FORMAT) {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(format!("invalid --log-format {other:?}: use text or json")),
         };
-        let rotation_days = overrides
-            .key_rotation_days
-            .or(file.key_rotation_days)
-            .unwrap_or(defaults::KEY_ROTATION_DAYS);
-        if rotation_days > 3650 {
-            return Err(format!(
-                "invalid --key-rotation-days {rotation_days}: use 0 (never) to 3650"
-            ));
-        }
-        let key_rotation = (rotation_days > 0).then(|| Duration::from_secs(u64::from(rotation_days) * 86_400));
-        let key_publish_ahead = overrides
-            .key_publish_ahead
-            .or(file.key_publish_ahead)
-            .unwrap_or(defaults::KEY_PUBLISH_AHEAD_SECS);
-        if key_publish_ahead > 7 * 86_400 {
-            return Err(format!(
-                "invalid --key-publish-ahead {key_publish_ahead}: use 0 to 604800 seconds"
-            ));
-        }
-        let failure_limit = overrides
-            .failure_limit
-            .or(file.failure_limit)
-            .unwrap_or(defaults::FAILURE_LIMIT);
-        let source_failure_limit = overrides
-            .source_failure_limit
-            .or(file.source_failure_limit)
-            .unwrap_or(defaults::SOURCE_FAILURE_LIMIT);
-        let require_audience = overrides.require_audience.or(file.require_audience).unwrap_or(false);
+        let (max_connections, max_connection_streams, max_connections_per_address) = connection_limits(&s)?;
         Ok(Self {
-            failure_limit,
-            source_failure_limit,
-            require_audience,
-            key_rotation,
-            key_publish_ahead,
             listen,
             store,
             issuer,
@@ -399,7 +368,7 @@ impl ServeConfig {
             signing_alg,
             store_poll: Duration::from_millis(poll_ms),
             store_staleness: Duration::from_secs(u64::from(staleness)),
-            tls,
+            tls: tls_files(&s)?,
             max_connections,
             max_connection_streams,
             max_connections_per_address,
@@ -407,8 +376,87 @@ impl ServeConfig {
             drain_delay: Duration::from_secs(u64::from(drain_delay)),
             max_assertion_lifetime,
             log_format,
+            log_blocking: s.log_blocking,
+            key_rotation: (rotation_days > 0).then(|| Duration::from_secs(u64::from(rotation_days) * 86_400)),
+            key_publish_ahead,
+            failure_limit: s.failure_limit.unwrap_or(defaults::FAILURE_LIMIT),
+            source_failure_limit: s.source_failure_limit.unwrap_or(defaults::SOURCE_FAILURE_LIMIT),
+            require_audience: s.require_audience,
+            demo: s.demo,
         })
     }
+}
+
+/// `Err` naming `flag` unless `min <= value <= max`.
+fn within(flag: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("invalid {flag} {value}: use {min} to {max}"))
+    }
+}
+
+/// `--listen`, `--store` and `--issuer`, which depend on each other: replicas
+/// sharing a PostgreSQL store must all name one issuer.
+fn where_to_serve(s: &Settings) -> Result<(SocketAddr, String, Option<String>), String> {
+    let listen_text = s.listen.as_deref().unwrap_or(defaults::LISTEN);
+    let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+        format!("invalid --listen {listen_text:?}: expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
+    })?;
+    let store = s.store.clone().unwrap_or_else(|| defaults::STORE.to_owned());
+    let store_url = StoreUrl::parse(&store).map_err(|e| format!("invalid --store: {e}"))?;
+    let issuer = s.issuer.clone();
+    if matches!(store_url, StoreUrl::Postgres(_)) && issuer.is_none() {
+        // The default issuer names the bound address, which differs per
+        // replica: a token from one would then fail `iss` at another.
+        return Err(
+            "a postgres:// store is shared by replicas, which must all answer as one issuer: \
+                    set --issuer to the URL clients reach them at (e.g. https://tessera.internal)"
+                .into(),
+        );
+    }
+    if let Some(issuer) = &issuer {
+        check_issuer(issuer)?;
+    }
+    Ok((listen, store, issuer))
+}
+
+/// `--token-ttl` and `--max-token-ttl`: both at least a second, the default
+/// within the cap.
+fn token_lifetimes(s: &Settings) -> Result<(u32, u32), String> {
+    let token_ttl = s.token_ttl.unwrap_or(defaults::TOKEN_TTL);
+    let max_token_ttl = s.max_token_ttl.unwrap_or(defaults::MAX_TOKEN_TTL);
+    if token_ttl == 0 || max_token_ttl == 0 {
+        return Err("invalid token lifetime: --token-ttl and --max-token-ttl must be at least 1 second".into());
+    }
+    if token_ttl > max_token_ttl {
+        return Err(format!(
+            "invalid --token-ttl {token_ttl}: larger than --max-token-ttl {max_token_ttl}"
+        ));
+    }
+    Ok((token_ttl, max_token_ttl))
+}
+
+/// `--tls-cert`, `--tls-key` and `--tls-client-ca`, which go together.
+fn tls_files(s: &Settings) -> Result<Option<TlsFiles>, String> {
+    match (s.tls_cert.clone(), s.tls_key.clone(), s.tls_client_ca.clone()) {
+        (Some(cert), Some(key), client_ca) => Ok(Some(TlsFiles { cert, key, client_ca })),
+        (None, None, None) => Ok(None),
+        (None, None, Some(_)) => Err("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first".into()),
+        _ => Err("--tls-cert and --tls-key go together: give both, or neither for plain TCP".into()),
+    }
+}
+
+/// `--max-connections`, `--max-connection-streams`, `--max-connections-per-address`.
+fn connection_limits(s: &Settings) -> Result<(usize, u32, usize), String> {
+    let max_connections = s.max_connections.unwrap_or(defaults::MAX_CONNECTIONS);
+    within("--max-connections", max_connections as u64, 1, 1_000_000)?;
+    let streams = s.max_connection_streams.unwrap_or(defaults::MAX_CONNECTION_STREAMS);
+    within("--max-connection-streams", u64::from(streams), 1, 10_000)?;
+    let per_address = s
+        .max_connections_per_address
+        .unwrap_or(defaults::MAX_CONNECTIONS_PER_ADDRESS);
+    Ok((max_connections, streams, per_address))
 }
 
 /// RFC 8414 §2: the issuer is an https URL (http tolerated for local use)
@@ -443,7 +491,7 @@ mod tests {
 
     #[test]
     fn defaults_are_loopback_sqlite_es256_one_hour() {
-        let config = ServeConfig::resolve(ServeOverrides::default()).unwrap();
+        let config = ServeConfig::resolve(Settings::default()).unwrap();
         assert_eq!(config.listen.to_string(), defaults::LISTEN);
         assert_eq!(config.store, defaults::STORE);
         assert_eq!(config.signing_alg, KeyAlgorithm::Es256);
@@ -455,7 +503,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ntoken_ttl = 60\n").unwrap();
-        let config = ServeConfig::resolve(ServeOverrides {
+        let config = ServeConfig::resolve(Settings {
             config: Some(path),
             token_ttl: Some(120),
             ..Default::default()
@@ -469,7 +517,7 @@ mod tests {
     /// `max_connections_per_address` in the file, with their defaults.
     #[test]
     fn drain_delay_and_assertion_lifetime_come_from_the_file_with_defaults() {
-        let defaults = ServeConfig::resolve(ServeOverrides::default()).unwrap();
+        let defaults = ServeConfig::resolve(Settings::default()).unwrap();
         assert_eq!(defaults.drain_delay, Duration::ZERO);
         assert_eq!(defaults.max_assertion_lifetime, 3600);
         assert_eq!(defaults.max_connections_per_address, 1000);
@@ -480,7 +528,7 @@ mod tests {
             "drain_delay = 10\nmax_assertion_lifetime = 300\nmax_connections_per_address = 0\n",
         )
         .unwrap();
-        let config = ServeConfig::resolve(ServeOverrides {
+        let config = ServeConfig::resolve(Settings {
             config: Some(path),
             ..Default::default()
         })
@@ -495,7 +543,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
         std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").unwrap();
-        let err = ServeConfig::resolve(ServeOverrides {
+        let err = ServeConfig::resolve(Settings {
             config: Some(path),
             ..Default::default()
         })
@@ -506,31 +554,31 @@ mod tests {
     #[test]
     fn bad_settings_say_what_is_accepted() {
         let cases = [
-            ServeOverrides {
+            Settings {
                 listen: Some("localhost".into()),
                 ..Default::default()
             },
-            ServeOverrides {
+            Settings {
                 store: Some("mysql://x".into()),
                 ..Default::default()
             },
-            ServeOverrides {
+            Settings {
                 issuer: Some("tessera.internal".into()),
                 ..Default::default()
             },
-            ServeOverrides {
+            Settings {
                 issuer: Some("https://x/?q=1".into()),
                 ..Default::default()
             },
-            ServeOverrides {
+            Settings {
                 token_ttl: Some(0),
                 ..Default::default()
             },
-            ServeOverrides {
+            Settings {
                 token_ttl: Some(90_000),
                 ..Default::default()
             },
-            ServeOverrides {
+            Settings {
                 signing_alg: Some("HS256".into()),
                 ..Default::default()
             },
@@ -543,10 +591,10 @@ mod tests {
 
     #[test]
     fn a_postgres_store_requires_one_shared_issuer() {
-        let shared = |issuer: Option<&str>| ServeOverrides {
+        let shared = |issuer: Option<&str>| Settings {
             store: Some("postgres://tessera@db.internal/tessera".into()),
             issuer: issuer.map(str::to_owned),
-            ..ServeOverrides::default()
+            ..Settings::default()
         };
         let err = ServeConfig::resolve(shared(None)).unwrap_err();
         assert!(err.contains("--issuer"), "{err}");
@@ -555,10 +603,10 @@ mod tests {
 
     #[test]
     fn a_malformed_postgres_url_is_refused_without_echoing_it() {
-        let err = ServeConfig::resolve(ServeOverrides {
+        let err = ServeConfig::resolve(Settings {
             store: Some("postgres://tessera:hunter2@db.internal:notaport/tessera".into()),
             issuer: Some("https://tessera.internal".into()),
-            ..ServeOverrides::default()
+            ..Settings::default()
         })
         .unwrap_err();
         assert!(err.contains("malformed PostgreSQL URL"), "{err}");

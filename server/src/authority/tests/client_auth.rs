@@ -323,7 +323,7 @@ async fn private_or_weak_keys_cannot_be_registered() {
     )
     .await
     .unwrap_err();
-    assert!(err.contains("private"), "{err}");
+    assert!(err.to_string().contains("private"), "{err}");
     let symmetric = r#"{"kty":"oct","k":"c2VjcmV0"}"#;
     assert!(
         admin::add_client_key(
@@ -348,7 +348,7 @@ async fn private_or_weak_keys_cannot_be_registered() {
     )
     .await
     .unwrap_err();
-    assert!(err.contains("2048"), "{err}");
+    assert!(err.to_string().contains("2048"), "{err}");
     let key = client_key("k1", KeyAlgorithm::Es256);
     let err = admin::add_client_key(
         f.store.as_ref(),
@@ -360,7 +360,7 @@ async fn private_or_weak_keys_cannot_be_registered() {
     )
     .await
     .unwrap_err();
-    assert!(err.contains("cannot sign"), "{err}");
+    assert!(err.to_string().contains("cannot sign"), "{err}");
 }
 
 #[tokio::test]
@@ -426,7 +426,7 @@ async fn a_client_holds_a_bounded_number_of_live_secrets() {
     let err = admin::rotate_secret(f.store.as_ref(), "svc", 3600, NOW)
         .await
         .unwrap_err();
-    assert!(err.contains("live secrets"), "{err}");
+    assert!(err.to_string().contains("live secrets"), "{err}");
     admin::rotate_secret(f.store.as_ref(), "svc", 0, NOW)
         .await
         .expect("retiring all others is always allowed");
@@ -680,7 +680,7 @@ async fn a_pem_public_key_can_be_registered_and_verifies_assertions() {
     let err = admin::add_client_key(f.store.as_ref(), "svc", KeyMaterial::Pem(private_pem), None, None, NOW)
         .await
         .unwrap_err();
-    assert!(err.contains("private"), "{err}");
+    assert!(err.to_string().contains("private"), "{err}");
 }
 
 #[tokio::test]

@@ -1,0 +1,108 @@
+//! `tessera serve`.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::CliError;
+use crate::admin;
+use crate::authority::{Authority, AuthorityConfig, ThrottleConfig};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, ServeConfig, Settings};
+use crate::logging;
+use crate::store;
+use crate::tls::TlsReloader;
+
+/// `tessera serve`: resolves the settings, opens the store, binds, serves
+/// until SIGTERM or Ctrl-C, then drains.
+pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
+    let config = ServeConfig::resolve(settings).map_err(CliError::Usage)?;
+    // Held until serve returns: dropping it flushes the log queue.
+    let _log_guard = logging::init(config.log_format, !config.log_blocking);
+    let tls = config
+        .tls
+        .clone()
+        .map(TlsReloader::new)
+        .transpose()
+        .map_err(CliError::failed)?
+        .map(Arc::new);
+    let store = store::open(&config.store).await.map_err(CliError::Failed)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+        CliError::failed(format!(
+            "cannot listen on {}: {e} (is another server running there? choose another with --listen)",
+            config.listen
+        ))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| CliError::failed(format!("cannot read the bound address: {e}")))?;
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| config::default_issuer(bound, tls.is_some()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let authority = Authority::new(authority_config(&config, issuer.clone()), store.clone(), clock.clone())
+        .await
+        .map_err(|e| CliError::failed(format!("cannot start the authority: {e}")))?;
+    let authority = Arc::new(authority);
+    if config.demo {
+        let (id, secret) = admin::ensure_demo_client(store.as_ref(), clock.now())
+            .await
+            .map_err(|e| CliError::failed(format!("cannot prepare the demo client: {e}")))?;
+        let base = issuer.trim_end_matches('/');
+        // Shown on the terminal once, like `client create` does; never logged.
+        println!(
+            "\nDemo client {id:?} is ready (scopes demo:read demo:write). Get a token with:\n\n  \
+             curl -s -X POST {scheme}://{bound}/oauth2/token -H \"Content-Type: application/x-www-form-urlencoded\" \
+             -d \"grant_type=client_credentials&client_id={id}&client_secret={}\"\n\n\
+             Metadata: {base}/.well-known/oauth-authorization-server\n",
+            secret.expose()
+        );
+    }
+    // Printed last: tests and scripts take this line to mean "ready".
+    let mutual = if config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+        ", client certificates required"
+    } else {
+        ""
+    };
+    println!("tessera listening on {scheme}://{bound} (gRPC and HTTP{mutual}); issuer {issuer}");
+    let _ = std::io::stdout().flush();
+    let _watch = authority.spawn_store_watch(config.store_poll, config.store_staleness);
+    let _tls_watch = tls.as_ref().map(|tls| tls.spawn_watch(Duration::from_secs(2)));
+    let options = crate::server::ServeOptions {
+        tls,
+        max_connections: config.max_connections,
+        max_connection_streams: config.max_connection_streams,
+        max_connections_per_address: config.max_connections_per_address,
+        drain_timeout: config.drain_timeout,
+        drain_delay: config.drain_delay,
+        ..crate::server::ServeOptions::default()
+    };
+    crate::server::run(authority, listener, options, crate::server::shutdown_signal())
+        .await
+        .map_err(|e| CliError::failed(format!("server failed: {e}")))?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// The core's settings, from the server's.
+fn authority_config(config: &ServeConfig, issuer: String) -> AuthorityConfig {
+    AuthorityConfig {
+        issuer,
+        default_token_ttl: config.token_ttl,
+        max_token_ttl: config.max_token_ttl,
+        signing_alg: config.signing_alg,
+        hashing_permits: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        hashing_wait: Duration::from_millis(500),
+        key_rotation: config.key_rotation,
+        key_publish_ahead: Duration::from_secs(u64::from(config.key_publish_ahead)),
+        throttle: ThrottleConfig {
+            client_failures: config.failure_limit,
+            source_failures: config.source_failure_limit,
+            window_secs: 60,
+        },
+        require_audience: config.require_audience,
+        max_assertion_lifetime_secs: i64::from(config.max_assertion_lifetime),
+    }
+}
