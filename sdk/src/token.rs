@@ -63,8 +63,8 @@ pub struct Token {
 }
 
 impl Token {
-    /// A token received now, valid for `expires_in`: for [`FetchToken`]
-    /// implementations other than [`TokenClient`].
+    /// A token received now, valid for `expires_in`: for [`FetchToken`](crate::FetchToken)
+    /// implementations other than [`TokenClient`](crate::TokenClient).
     pub fn new(access_token: impl Into<String>, expires_in: Duration) -> Self {
         Self {
             access_token: AccessToken(access_token.into()),

@@ -432,16 +432,10 @@ pub async fn add_client_key(
     }
 }
 
-/// The record of a public key to register, checked: public, strong enough,
-/// fit for its algorithm, with a usable `kid`.
-fn client_key_record(
-    material: KeyMaterial,
-    kid: Option<String>,
-    alg: Option<KeyAlgorithm>,
-    now: UnixTime,
-) -> Result<ClientKeyRecord, String> {
-    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
-    let mut jwk: Jwk = match material {
+/// The JWK of a public key given as a JWK or a PEM; private material refused.
+fn public_jwk(material: KeyMaterial, alg: Option<KeyAlgorithm>) -> Result<jsonwebtoken::jwk::Jwk, String> {
+    use jsonwebtoken::jwk::Jwk;
+    Ok(match material {
         KeyMaterial::Jwk(text) => {
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("not a JWK: {e}"))?;
             if ["d", "p", "q", "dp", "dq", "qi", "k"]
@@ -469,7 +463,19 @@ fn client_key_record(
             Jwk::from_decoding_key(&key, Some(alg.unwrap_or(implied).jwt_algorithm()))
                 .map_err(|e| format!("cannot convert the PEM key: {e}"))?
         }
-    };
+    })
+}
+
+/// The record of a public key to register, checked: public, strong enough,
+/// fit for its algorithm, with a usable `kid`.
+fn client_key_record(
+    material: KeyMaterial,
+    kid: Option<String>,
+    alg: Option<KeyAlgorithm>,
+    now: UnixTime,
+) -> Result<ClientKeyRecord, String> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, ThumbprintHash};
+    let mut jwk = public_jwk(material, alg)?;
     let implied = match &jwk.algorithm {
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => KeyAlgorithm::Es256,
         AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => KeyAlgorithm::EdDsa,

@@ -5,6 +5,8 @@
 //! The binary `tessera` is a thin shell over [`cli::main`]; the real entry
 //! point is [`server::run`], which tests drive with a port-0 listener.
 
+#![deny(missing_docs)]
+
 pub mod admin;
 pub mod audit;
 pub mod authority;

@@ -50,7 +50,7 @@ pub struct ServeOptions {
     /// On shutdown, how long requests in flight may take to finish.
     pub drain_timeout: Duration,
     /// On shutdown, how long to keep accepting and answering, telling every
-    /// client to reconnect, before the listener closes (see [`crate::drain`]).
+    /// client to reconnect, before the listener closes (see [`crate::connection`]).
     pub drain_delay: Duration,
 }
 
@@ -207,7 +207,7 @@ const TCP_KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
 /// Serves until `shutdown` completes; then reports NOT_SERVING, keeps
 /// serving for the drain delay while asking every client to reconnect, stops
 /// accepting connections, and lets requests in flight (queued argon2 work
-/// included) finish within the drain deadline. [`crate::drain`] says why.
+/// included) finish within the drain deadline. [`crate::connection`] says why.
 ///
 /// # Errors
 /// When the listener fails.
@@ -219,22 +219,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let health = Health::new(authority);
     let app = app(&health);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout)
-        .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(options.max_connection_streams)
-        .max_header_list_size(16 * 1024)
-        // Rapid-reset floods (CVE-2023-44487) end the connection (docs/THREATS.md, row H-03).
-        .max_pending_accept_reset_streams(Some(20));
-    // Dead peers are found by TCP keep-alive, set on each socket below, not by
-    // HTTP/2 PINGs: with PINGs on, hyper reads the clock and takes a lock on
-    // every frame received, 2 µs of a 48 µs warm issuance (BENCHMARKS.md).
+    let builder = connection_builder(&options);
     let (phase, _) = tokio::sync::watch::channel(DrainPhase::Serving);
     let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let max_connections = options.max_connections.max(1);
@@ -287,11 +272,38 @@ pub async fn run(
     if accepting_until.is_none() {
         begin_drain(&health, &phase, Duration::ZERO);
     }
-    // Connections the kernel completed but we have not accepted yet would be
-    // reset when the listener closes, with a request perhaps already sent on
-    // them: take them all first, then close at once.
-    // (Asked of the socket itself: tokio's accept answers from readiness
-    // events, which may not have arrived for the last few.)
+    take_backlog(listener, &context, &connections);
+    finish_in_flight(&options, &phase, &connections, max_connections).await;
+    Ok(())
+}
+
+/// HTTP/1.1 and HTTP/2 settings of every connection.
+fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(options.max_connection_streams)
+        .max_header_list_size(16 * 1024)
+        // Rapid-reset floods (CVE-2023-44487) end the connection (docs/THREATS.md, row H-03).
+        .max_pending_accept_reset_streams(Some(20));
+    // Dead peers are found by TCP keep-alive, set on each socket, not by
+    // HTTP/2 PINGs: with PINGs on, hyper reads the clock and takes a lock on
+    // every frame received, 2 µs of a 48 µs warm issuance (BENCHMARKS.md).
+    builder
+}
+
+/// Serves the connections the kernel completed but the loop has not
+/// accepted yet: they would be reset when the listener closes, with a
+/// request perhaps already sent on them. Takes them all, then the listener
+/// closes at once. (Asked of the socket itself: tokio's accept answers from
+/// readiness events, which may not have arrived for the last few.)
+fn take_backlog(listener: TcpListener, context: &ConnectionContext, connections: &Arc<Semaphore>) {
     match listener.into_std() {
         Ok(listener) => {
             while let Ok((tcp, peer)) = listener.accept() {
@@ -302,11 +314,22 @@ pub async fn run(
                     continue;
                 };
                 let permit = connections.clone().try_acquire_owned().ok();
-                spawn_connection(&context, tcp, peer, permit);
+                spawn_connection(context, tcp, peer, permit);
             }
         }
         Err(e) => warn!(error = %e, "cannot take the last pending connections"),
     }
+}
+
+/// Lets requests in flight finish, within the drain deadline: every
+/// connection is asked to close once idle, and this returns when all have
+/// (all their permits are back) or the deadline passes.
+async fn finish_in_flight(
+    options: &ServeOptions,
+    phase: &tokio::sync::watch::Sender<DrainPhase>,
+    connections: &Semaphore,
+    max_connections: usize,
+) {
     info!(
         deadline_secs = options.drain_timeout.as_secs(),
         "shutting down: not accepting connections, finishing requests in flight"
@@ -325,7 +348,6 @@ pub async fn run(
         Ok(()) => info!("every request in flight finished"),
         Err(_) => warn!("drain deadline passed; closing the remaining connections"),
     }
-    Ok(())
 }
 
 /// What every connection task needs from the accept loop.

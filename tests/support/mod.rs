@@ -335,7 +335,7 @@ impl ClientKey {
             alg: alg.jwt_algorithm(),
             private,
             public_jwk,
-            private_pkcs8: record.private_pkcs8.clone(),
+            private_pkcs8: record.private_pkcs8.to_vec(),
         }
     }
 

@@ -81,6 +81,14 @@ impl ClientSecret {
     }
 }
 
+/// The secret is overwritten when its last holder drops it, so that it does
+/// not linger in freed memory (a core dump, a swapped page).
+impl Drop for ClientSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ClientSecret(<redacted>)")

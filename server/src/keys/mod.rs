@@ -208,7 +208,7 @@ impl SigningKey {
         let mut record = SigningKeyRecord {
             kid: String::new(),
             alg: alg.jws_name().to_owned(),
-            private_pkcs8: pkcs8,
+            private_pkcs8: zeroize::Zeroizing::new(pkcs8),
             created_at: now,
             activates_at: now,
             revoked_at: None,

@@ -25,7 +25,7 @@ fn sample_key(kid: &str, created_at: i64) -> SigningKeyRecord {
     SigningKeyRecord {
         kid: kid.into(),
         alg: "ES256".into(),
-        private_pkcs8: vec![1, 2, 3],
+        private_pkcs8: vec![1, 2, 3].into(),
         created_at,
         activates_at: created_at,
         revoked_at: None,

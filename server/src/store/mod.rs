@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the one interface the core and the CLI use. Implementations
 //! acknowledge a write only once it is durable, and bump a change counter
-//! ([`Store::generation`]) on every write, so that a running server notices
+//! ([`Store::generations`]) on every write, so that a running server notices
 //! changes made by another process (the CLI, another replica) by polling one
 //! integer.
 
@@ -114,7 +114,7 @@ pub struct SigningKeyRecord {
     /// The JWS algorithm the key signs with (`ES256`, `EdDSA`).
     pub alg: String,
     /// The private key as PKCS#8 DER.
-    pub private_pkcs8: Vec<u8>,
+    pub private_pkcs8: zeroize::Zeroizing<Vec<u8>>,
     /// When the key was created (and published in the JWKS).
     pub created_at: UnixTime,
     /// When it starts signing. A rotation publishes a key ahead of this, so

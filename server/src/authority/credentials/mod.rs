@@ -2,12 +2,12 @@
 //! of credential a client can prove itself with.
 //!
 //! A request's [`PresentedCredentials`] are resolved to exactly one
-//! [`Credential`] (ambiguity is refused in one place, [`resolve`]); each
+//! `Credential` (ambiguity is refused in one place, `resolve`); each
 //! kind is then checked by its own module:
 //!
 //! | kind | module | RFC |
 //! |---|---|---|
-//! | client secret (`client_secret_basic`, `client_secret_post`) | [`client_secret`] | RFC 6749 section 2.3.1 |
+//! | client secret (`client_secret_basic`, `client_secret_post`) | `client_secret` | RFC 6749 section 2.3.1 |
 //! | signed assertion (`private_key_jwt`) | [`assertion`] | RFC 7523 section 2.2 |
 //! | bearer token (introspection and revocation callers only) | `introspect` | RFC 6750 |
 //!

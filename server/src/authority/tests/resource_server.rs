@@ -50,7 +50,14 @@ impl Fixture {
     }
 
     async fn private_key_der(&self) -> Vec<u8> {
-        self.store.signing_keys().await.unwrap().pop().unwrap().private_pkcs8
+        self.store
+            .signing_keys()
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+            .private_pkcs8
+            .to_vec()
     }
 }
 

@@ -17,15 +17,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use futures_util::StreamExt;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls, Row};
-use tracing::{info, warn};
+use tokio_postgres::NoTls;
+use tracing::info;
 
 use super::{
     ClientKeyRecord, ClientRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
 };
 use crate::clock::UnixTime;
+
+mod listen;
+mod rows;
+mod schema;
+
+use listen::listen;
+use rows::*;
+use schema::MIGRATIONS;
 
 /// The channel every write notifies on commit.
 const CHANNEL: &str = "tessera_changes";
@@ -36,85 +43,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Key of the advisory lock migrations run under ("tessera" in ASCII, as a number).
 const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
-
-/// Schema migrations, applied in order inside one transaction; the
-/// `tessera_schema` table records which ran. Append only.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE clients (
-    client_id  TEXT PRIMARY KEY,
-    scopes     TEXT[] NOT NULL,
-    audiences  TEXT[] NOT NULL,
-    token_ttl  BIGINT,                   -- seconds; NULL = server default
-    disabled   BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE client_secrets (
-    secret_id  TEXT PRIMARY KEY,
-    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
-    phc        TEXT NOT NULL,            -- argon2id PHC string, never the secret
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT
-);
-CREATE INDEX client_secrets_by_client ON client_secrets(client_id);
-CREATE TABLE client_keys (
-    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
-    kid        TEXT NOT NULL,
-    alg        TEXT NOT NULL,
-    jwk        TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    PRIMARY KEY (client_id, kid)
-);
-CREATE TABLE signing_keys (
-    seq           BIGSERIAL UNIQUE,      -- insertion order breaks ties
-    kid           TEXT PRIMARY KEY,
-    alg           TEXT NOT NULL,
-    private_pkcs8 BYTEA NOT NULL,
-    created_at    BIGINT NOT NULL,
-    activates_at  BIGINT NOT NULL,
-    revoked_at    BIGINT
-);
--- position: the revocations generation the insert took, under the row lock
--- of change_topics, so positions become visible in increasing order.
-CREATE TABLE revoked_tokens (
-    jti        TEXT PRIMARY KEY,
-    client_id  TEXT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    revoked_at BIGINT NOT NULL,
-    position   BIGINT NOT NULL
-);
-CREATE INDEX revoked_tokens_by_position ON revoked_tokens(position);
-CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens(expires_at);
-CREATE TABLE seen_assertions (
-    client_id  TEXT NOT NULL,
-    jti        TEXT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    PRIMARY KEY (client_id, jti)
-);
-CREATE INDEX seen_assertions_by_expiry ON seen_assertions(expires_at);
-CREATE TABLE change_topics (topic TEXT PRIMARY KEY, generation BIGINT NOT NULL);
-INSERT INTO change_topics VALUES ('clients', 0), ('keys', 0), ('revocations', 0);
-CREATE FUNCTION tessera_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE change_topics SET generation = generation + 1 WHERE topic = TG_ARGV[0];
-    PERFORM pg_notify('tessera_changes', TG_ARGV[0]);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE ON clients
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
-CREATE TRIGGER secrets_changed AFTER INSERT OR UPDATE OR DELETE ON client_secrets
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
-CREATE TRIGGER client_keys_changed AFTER INSERT OR UPDATE OR DELETE ON client_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
-CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('keys');
-"#,
-    r#"
--- A short salted check value beside each argon2 hash: a wrong secret is
--- refused before argon2 runs. NULL for secrets stored before it existed.
-ALTER TABLE client_secrets ADD COLUMN check_value TEXT;
-"#,
-];
 
 /// A [`Store`] in a PostgreSQL database shared by every replica.
 pub struct PostgresStore {
@@ -263,188 +191,6 @@ async fn timed<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T
     tokio::time::timeout(CALL_TIMEOUT, call)
         .await
         .unwrap_or_else(|_| Err(StoreError::Unavailable("PostgreSQL did not answer in time".into())))
-}
-
-/// Listens for change notifications for as long as the store lives,
-/// reconnecting with backoff; wakes `signal` on each one, and after every
-/// (re)connection, since changes made while not listening went unheard.
-async fn listen(config: tokio_postgres::Config, signal: Arc<Notify>) {
-    let mut backoff = Duration::from_millis(100);
-    let mut was_down = false;
-    loop {
-        match config.connect(NoTls).await {
-            Ok((client, mut connection)) => {
-                let notified = signal.clone();
-                let (closed, mut connection_closed) = tokio::sync::oneshot::channel::<()>();
-                let driver = tokio::spawn(async move {
-                    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                    while let Some(message) = messages.next().await {
-                        match message {
-                            Ok(AsyncMessage::Notification(_)) => notified.notify_one(),
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                    let _ = closed.send(());
-                });
-                if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
-                    if std::mem::replace(&mut was_down, false) {
-                        info!("listening for PostgreSQL change notifications again");
-                    }
-                    backoff = Duration::from_millis(100);
-                    signal.notify_one();
-                    let _ = (&mut connection_closed).await;
-                }
-                driver.abort();
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut was_down, true) {
-                    warn!(error = %db_error(e), "cannot listen for PostgreSQL change notifications; polling meanwhile");
-                }
-            }
-        }
-        was_down = true;
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-fn to_ttl(ttl: Option<u32>) -> Option<i64> {
-    ttl.map(i64::from)
-}
-
-fn from_ttl(ttl: Option<i64>) -> Result<Option<u32>, StoreError> {
-    ttl.map(|t| u32::try_from(t).map_err(|_| StoreError::Corrupt(format!("token_ttl {t} out of range"))))
-        .transpose()
-}
-
-async fn load_client(conn: &impl GenericClient, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-    // PostgreSQL text cannot hold NUL, so no stored client has such an id.
-    if client_id.contains('\0') {
-        return Ok(None);
-    }
-    let Some(row) = conn
-        .query_opt(
-            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at FROM clients WHERE client_id = $1",
-            &[&client_id],
-        )
-        .await
-        .map_err(db_error)?
-    else {
-        return Ok(None);
-    };
-    let secrets = conn
-        .query(
-            "SELECT secret_id, phc, created_at, expires_at, check_value FROM client_secrets
-             WHERE client_id = $1 ORDER BY created_at DESC, secret_id COLLATE \"C\"",
-            &[&client_id],
-        )
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| SecretRecord {
-            secret_id: r.get(0),
-            phc: r.get(1),
-            created_at: r.get(2),
-            expires_at: r.get(3),
-            check: r.get(4),
-        })
-        .collect();
-    let keys = conn
-        .query(
-            "SELECT kid, alg, jwk, created_at FROM client_keys
-             WHERE client_id = $1 ORDER BY created_at, kid COLLATE \"C\"",
-            &[&client_id],
-        )
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| ClientKeyRecord {
-            kid: r.get(0),
-            alg: r.get(1),
-            jwk: r.get(2),
-            created_at: r.get(3),
-        })
-        .collect();
-    Ok(Some(ClientRecord {
-        client_id: row.get(0),
-        scopes: row.get(1),
-        audiences: row.get(2),
-        token_ttl: from_ttl(row.get(3))?,
-        disabled: row.get(4),
-        created_at: row.get(5),
-        secrets,
-        keys,
-    }))
-}
-
-async fn insert_secret(conn: &impl GenericClient, client_id: &str, secret: &SecretRecord) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at, check_value)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &secret.secret_id,
-            &client_id,
-            &secret.phc,
-            &secret.created_at,
-            &secret.expires_at,
-            &secret.check,
-        ],
-    )
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-async fn insert_key(conn: &impl GenericClient, key: &SigningKeyRecord) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &key.kid,
-            &key.alg,
-            &key.private_pkcs8,
-            &key.created_at,
-            &key.activates_at,
-            &key.revoked_at,
-        ],
-    )
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-fn key_from_row(r: &Row) -> SigningKeyRecord {
-    SigningKeyRecord {
-        kid: r.get(0),
-        alg: r.get(1),
-        private_pkcs8: r.get(2),
-        created_at: r.get(3),
-        activates_at: r.get(4),
-        revoked_at: r.get(5),
-    }
-}
-
-async fn load_keys(conn: &impl GenericClient) -> Result<Vec<SigningKeyRecord>, StoreError> {
-    Ok(conn
-        .query(
-            "SELECT kid, alg, private_pkcs8, created_at, activates_at, revoked_at FROM signing_keys
-             ORDER BY activates_at, created_at, seq",
-            &[],
-        )
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(key_from_row)
-        .collect())
-}
-
-async fn client_exists(conn: &impl GenericClient, client_id: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_opt("SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE", &[&client_id])
-        .await
-        .map_err(db_error)?
-        .is_some())
 }
 
 #[async_trait]
@@ -869,7 +615,7 @@ mod tests {
                 let key = SigningKeyRecord {
                     kid: format!("k{i}"),
                     alg: "ES256".into(),
-                    private_pkcs8: vec![1],
+                    private_pkcs8: vec![1].into(),
                     created_at: 1,
                     activates_at: 1,
                     revoked_at: None,

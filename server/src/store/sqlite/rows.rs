@@ -1,0 +1,149 @@
+//! Reading and writing records as rows.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::unavailable;
+use crate::store::{ClientKeyRecord, ClientRecord, SecretRecord, SigningKeyRecord, StoreError};
+
+pub(super) fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(super) fn from_json(column: &str, text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// Reads the client row and its secrets inside the caller's transaction.
+pub(super) fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at FROM clients WHERE client_id = ?1",
+            params![client_id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<u32>>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let Some((client_id, scopes, audiences, token_ttl, disabled, created_at)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT secret_id, phc, created_at, expires_at, check_value FROM client_secrets
+             WHERE client_id = ?1 ORDER BY created_at DESC, secret_id",
+        )
+        .map_err(unavailable)?;
+    let secrets = stmt
+        .query_map(params![client_id], |r| {
+            Ok(SecretRecord {
+                secret_id: r.get(0)?,
+                phc: r.get(1)?,
+                created_at: r.get(2)?,
+                expires_at: r.get(3)?,
+                check: r.get(4)?,
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT kid, alg, jwk, created_at FROM client_keys WHERE client_id = ?1 ORDER BY created_at, kid",
+        )
+        .map_err(unavailable)?;
+    let keys = stmt
+        .query_map(params![client_id], |r| {
+            Ok(ClientKeyRecord {
+                kid: r.get(0)?,
+                alg: r.get(1)?,
+                jwk: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    Ok(Some(ClientRecord {
+        keys,
+        scopes: from_json("scopes", &scopes)?,
+        audiences: from_json("audiences", &audiences)?,
+        client_id,
+        token_ttl,
+        disabled,
+        created_at,
+        secrets,
+    }))
+}
+
+pub(super) fn client_exists(conn: &Connection, client_id: &str) -> Result<bool, StoreError> {
+    conn.query_row("SELECT 1 FROM clients WHERE client_id = ?1", params![client_id], |_| {
+        Ok(())
+    })
+    .optional()
+    .map(|found| found.is_some())
+    .map_err(unavailable)
+}
+
+pub(super) fn insert_secret(conn: &Connection, client_id: &str, secret: &SecretRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO client_secrets (secret_id, client_id, phc, created_at, expires_at, check_value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            secret.secret_id,
+            client_id,
+            secret.phc,
+            secret.created_at,
+            secret.expires_at,
+            secret.check
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) fn insert_key(conn: &Connection, key: &SigningKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO signing_keys (kid, alg, private_pkcs8, created_at, activates_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key.kid,
+            key.alg,
+            key.private_pkcs8.as_slice(),
+            key.created_at,
+            key.activates_at,
+            key.revoked_at
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) fn load_keys(conn: &Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT kid, alg, private_pkcs8, created_at, activates_at, revoked_at FROM signing_keys
+             ORDER BY activates_at, created_at, rowid",
+        )
+        .map_err(unavailable)?;
+    stmt.query_map([], |r| {
+        Ok(SigningKeyRecord {
+            kid: r.get(0)?,
+            alg: r.get(1)?,
+            private_pkcs8: zeroize::Zeroizing::new(r.get(2)?),
+            created_at: r.get(3)?,
+            activates_at: r.get(4)?,
+            revoked_at: r.get(5)?,
+        })
+    })
+    .map_err(unavailable)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(unavailable)
+}
