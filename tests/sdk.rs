@@ -72,7 +72,7 @@ async fn with_the_server_stopped_the_cached_token_is_served_until_it_expires() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let err = source.token().await.unwrap_err();
     assert!(
-        matches!(*err, tessera_sdk::Error::Transport(_)),
+        matches!(err, tessera_sdk::Error::Transport(_)),
         "after expiry the error surfaces: {err:?}"
     );
 }
@@ -410,6 +410,43 @@ async fn a_private_key_jwt_client_signs_a_fresh_assertion_for_every_token_rfc752
     assert_eq!(first.scopes(), ["read", "tessera:introspect"]);
     // Introspection authenticates with a token of its own.
     assert!(client.introspect(first.access_token().expose()).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_private_key_jwt_client_introspects_with_one_token_of_its_own_not_one_per_call() {
+    use tessera_sdk::{AssertionAlgorithm, AssertionKey};
+    let server = Server::start();
+    server.create_client("signer", &["--scope", "read", "--scope", "tessera:introspect"]);
+    let key = support::register_key(&server, "signer", "k1", tessera_server::keys::KeyAlgorithm::Es256);
+    let assertion_key = AssertionKey::from_pem(AssertionAlgorithm::Es256, "k1", key.private_pem().as_bytes()).unwrap();
+    let client = TokenClient::builder(server.url())
+        .private_key_jwt("signer", assertion_key)
+        .build()
+        .unwrap();
+    let subject = client.issue_token(&TokenRequest::new()).await.unwrap();
+    let before = issuances(&server).await;
+    for _ in 0..5 {
+        assert!(client.introspect(subject.access_token().expose()).await.unwrap());
+    }
+    let issued = issuances(&server).await - before;
+    assert_eq!(
+        issued, 1,
+        "five introspections cost {issued} tokens of the client's own"
+    );
+}
+
+#[tokio::test]
+async fn a_verifier_needs_no_client_credentials_to_fetch_keys() {
+    let server = Server::start();
+    let svc_secret = server.create_client("svc", &["--scope", "read", "--audience", "https://api"]);
+    let keys_only = TokenClient::builder(server.url()).build_keys_only().unwrap();
+    let refused = keys_only.issue_token(&TokenRequest::new()).await.unwrap_err();
+    assert!(matches!(refused, tessera_sdk::Error::Config(_)), "{refused:?}");
+    let verifier = Verifier::builder(keys_only, server.url(), "https://api").build();
+    let svc = client(&server, "svc", &svc_secret);
+    let claims = verifier.verify(&token(&svc, TokenRequest::new()).await).await.unwrap();
+    assert_eq!(claims.client_id, "svc");
+    assert_eq!(verifier.key_fetches(), 1);
 }
 
 #[tokio::test]

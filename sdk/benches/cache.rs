@@ -26,7 +26,7 @@ impl FetchToken for Fixed {
 }
 
 /// Polls `token()` once: with a valid token cached it completes at once.
-fn cached(source: &TokenSource<Fixed>) -> tessera_sdk::CachedToken {
+fn cached(source: &TokenSource<Fixed>) -> tessera_sdk::AccessToken {
     let mut future = pin!(source.token());
     match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(token) => token.unwrap(),
@@ -66,7 +66,7 @@ fn hot_path(c: &mut Criterion) {
 /// An ES256 key pair made here, and a token signed with it the way Tessera
 /// signs (`typ: at+jwt`, the claims of RFC 9068), so the benchmark needs no
 /// server crate.
-fn signed_token() -> (tessera_sdk::tessera_proto::pb::JsonWebKey, String) {
+fn signed_token() -> (tessera_sdk::PublicJwk, String) {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -75,17 +75,11 @@ fn signed_token() -> (tessera_sdk::tessera_proto::pb::JsonWebKey, String) {
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
     // Uncompressed point: 0x04, then x and y, 32 bytes each.
     let point = pair.public_key().as_ref();
-    let jwk = tessera_sdk::tessera_proto::pb::JsonWebKey {
-        kty: "EC".into(),
-        kid: "bench".into(),
-        r#use: "sig".into(),
-        alg: "ES256".into(),
-        crv: "P-256".into(),
-        x: URL_SAFE_NO_PAD.encode(&point[1..33]),
-        y: URL_SAFE_NO_PAD.encode(&point[33..65]),
-        n: String::new(),
-        e: String::new(),
-    };
+    let jwk = tessera_sdk::PublicJwk::es256(
+        "bench",
+        URL_SAFE_NO_PAD.encode(&point[1..33]),
+        URL_SAFE_NO_PAD.encode(&point[33..65]),
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

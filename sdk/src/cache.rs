@@ -23,25 +23,7 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::{Error, Token, TokenClient, TokenRequest};
-
-/// An access token as the cache hands it out: cheap to clone (shared), with a
-/// redacted `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CachedToken(Arc<str>);
-
-impl CachedToken {
-    /// The compact JWT, for an `authorization: Bearer` header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for CachedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CachedToken(<redacted>)")
-    }
-}
+use crate::{AccessToken, Error, Token, TokenClient, TokenRequest};
 
 /// When to refresh and how to back off. Every default is documented on its setter.
 ///
@@ -168,7 +150,7 @@ impl FetchToken for TokenClient {
 }
 
 struct Current {
-    token: CachedToken,
+    token: AccessToken,
     expires_at: Instant,
     refresh_at: Instant,
 }
@@ -177,7 +159,7 @@ struct Current {
 struct Failures {
     count: u32,
     next_attempt: Option<Instant>,
-    last_error: Option<Arc<Error>>,
+    last_error: Option<Error>,
     last_forced: Option<Instant>,
 }
 
@@ -228,10 +210,6 @@ impl<F: FetchToken> fmt::Debug for TokenSource<F> {
     }
 }
 
-/// Why a cached token could not be had: the refresh's own error, shared by
-/// every caller that waited for it.
-pub type SharedError = Arc<Error>;
-
 impl<F: FetchToken> TokenSource<F> {
     /// A source of tokens for `request`, fetched from `fetcher`.
     pub fn new(fetcher: F, request: TokenRequest, policy: CachePolicy) -> Self {
@@ -254,7 +232,7 @@ impl<F: FetchToken> TokenSource<F> {
     ///
     /// # Errors
     /// The last refresh's error, when no valid token is left.
-    pub async fn token(&self) -> Result<CachedToken, SharedError> {
+    pub async fn token(&self) -> Result<AccessToken, Error> {
         let now = Instant::now();
         if let Some(current) = self.shared.current.load().as_ref()
             && now < current.expires_at
@@ -272,7 +250,7 @@ impl<F: FetchToken> TokenSource<F> {
     /// most one forced refresh per [`CachePolicy::min_forced_refresh_interval`]:
     /// beyond that, the current token stays, so a misconfigured resource
     /// server cannot drive a refresh loop. Returns whether it was dropped.
-    pub fn invalidate(&self, rejected: &CachedToken) -> bool {
+    pub fn invalidate(&self, rejected: &AccessToken) -> bool {
         let now = Instant::now();
         let mut failures = self.shared.failures.lock().unwrap_or_else(|p| p.into_inner());
         let too_soon = failures
@@ -307,7 +285,7 @@ impl<F: FetchToken> TokenSource<F> {
         tokio::spawn(async move { refresh(shared).await });
     }
 
-    async fn wait_for_fresh(&self) -> Result<CachedToken, SharedError> {
+    async fn wait_for_fresh(&self) -> Result<AccessToken, Error> {
         loop {
             // Registered before checking, so a refresh finishing in between is not missed.
             let refreshed = self.shared.refreshed.notified();
@@ -360,7 +338,7 @@ async fn refresh<F: FetchToken>(shared: Arc<Shared<F>>) {
                 let refresh_at = expires_at
                     .checked_sub(shared.policy.refresh_ahead(lifetime))
                     .unwrap_or(sent_at);
-                let cached = CachedToken(Arc::from(token.access_token().expose()));
+                let cached = token.access_token().clone();
                 shared.current.store(Some(Arc::new(Current {
                     token: cached,
                     expires_at,
@@ -377,7 +355,7 @@ async fn refresh<F: FetchToken>(shared: Arc<Shared<F>>) {
                 };
                 failures.next_attempt = Some(Instant::now() + shared.policy.backoff(failures.count, hint));
                 failures.count = failures.count.saturating_add(1);
-                failures.last_error = Some(Arc::new(error));
+                failures.last_error = Some(error);
             }
         }
     }
@@ -509,7 +487,7 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(1)).await;
         let err = f.source.token().await.unwrap_err();
-        assert!(matches!(*err, Error::Transport(_)), "{err:?}");
+        assert!(matches!(err, Error::Transport(_)), "{err:?}");
         f.failing.store(false, Ordering::SeqCst);
         tokio::time::advance(Duration::from_secs(31)).await;
         assert!(

@@ -10,7 +10,7 @@ use tessera_proto::pb::token_service_client::TokenServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::credentials::{AssertionKey, ClientSecret, Credentials, base64_encode, form_encode};
-use crate::{AccessToken, CachePolicy, Error, Token, TokenRequest, TokenSource};
+use crate::{AccessToken, CachePolicy, Error, PublicJwk, Token, TokenRequest, TokenSource};
 
 /// TLS settings for a `https://` endpoint.
 #[derive(Default)]
@@ -122,6 +122,27 @@ impl TokenClientBuilder {
     /// [`Error::InvalidEndpoint`] for a malformed URL, [`Error::Config`] when
     /// no credentials were given.
     pub fn build(self) -> Result<TokenClient, Error> {
+        if self.credentials.is_none() {
+            return Err(Error::Config(
+                "no client credentials; call client_secret() or private_key_jwt(), or build_keys_only() for a verifier",
+            ));
+        }
+        self.connect()
+    }
+
+    /// Builds a client that only fetches Tessera's public keys (`GetJwks`
+    /// needs no credentials): what a [`crate::Verifier`] needs, for a
+    /// resource server that holds no client credentials of its own.
+    /// Issuing and introspecting with it are refused with [`Error::Config`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidEndpoint`] for a malformed URL.
+    pub fn build_keys_only(mut self) -> Result<TokenClient, Error> {
+        self.credentials = None;
+        self.connect()
+    }
+
+    fn connect(self) -> Result<TokenClient, Error> {
         let invalid = |reason: String| Error::InvalidEndpoint {
             endpoint: self.endpoint.clone(),
             reason,
@@ -149,10 +170,8 @@ impl TokenClientBuilder {
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| invalid(e.to_string()))?;
         }
-        let mut credentials = self.credentials.ok_or(Error::Config(
-            "no client credentials; call client_secret() or private_key_jwt()",
-        ))?;
-        if let Credentials::Assertion { audience, .. } = &mut credentials {
+        let mut credentials = self.credentials;
+        if let Some(Credentials::Assertion { audience, .. }) = &mut credentials {
             *audience = self
                 .assertion_audience
                 .unwrap_or_else(|| self.endpoint.trim_end_matches('/').to_owned());
@@ -162,6 +181,7 @@ impl TokenClientBuilder {
             inner: Arc::new(Inner {
                 grpc: TokenServiceClient::new(channel),
                 credentials,
+                own_token: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -169,8 +189,19 @@ impl TokenClientBuilder {
 
 struct Inner {
     grpc: TokenServiceClient<Channel>,
-    credentials: Credentials,
+    /// `None` for a keys-only client.
+    credentials: Option<Credentials>,
+    /// The token a `private_key_jwt` client authenticates its own
+    /// introspection calls with, reused until it nears expiry.
+    own_token: tokio::sync::Mutex<Option<Token>>,
 }
+
+/// A token of the client's own is replaced when less than this remains.
+const OWN_TOKEN_MARGIN: Duration = Duration::from_secs(30);
+
+/// The refusal of a call that needs credentials on a keys-only client.
+const NO_CREDENTIALS: Error =
+    Error::Config("this client was built with build_keys_only(); give it client credentials to call this");
 
 /// A typed client of `tessera.v1.TokenService`. Cloning is shallow: clones
 /// share one connection.
@@ -201,7 +232,7 @@ impl TokenClient {
     /// The id and credential of an IssueToken call.
     fn credential(&self) -> Result<(String, pb::issue_token_request::Credential), Error> {
         use pb::issue_token_request::Credential;
-        Ok(match &self.inner.credentials {
+        Ok(match self.inner.credentials.as_ref().ok_or(NO_CREDENTIALS)? {
             Credentials::Secret { client_id, secret } => {
                 (client_id.clone(), Credential::ClientSecret(secret.expose().to_owned()))
             }
@@ -243,7 +274,7 @@ impl TokenClient {
             .map_err(Error::from_status)?
             .into_inner();
         Ok(Token {
-            access_token: AccessToken(response.access_token),
+            access_token: AccessToken(Arc::from(response.access_token)),
             expires_in: Duration::from_secs(response.expires_in.max(0) as u64),
             // The request time, not the answer's: the token may have been
             // minted at any moment in between, so this errs on the safe side.
@@ -272,16 +303,13 @@ impl TokenClient {
             token: token.to_owned(),
             token_type_hint: String::new(),
         });
-        let authorization = match &self.inner.credentials {
+        let authorization = match self.inner.credentials.as_ref().ok_or(NO_CREDENTIALS)? {
             Credentials::Secret { client_id, secret } => {
                 let basic =
                     base64_encode(format!("{}:{}", form_encode(client_id), form_encode(secret.expose())).as_bytes());
                 format!("Basic {basic}")
             }
-            Credentials::Assertion { .. } => {
-                let own = self.issue_token(&TokenRequest::new()).await?;
-                format!("Bearer {}", own.access_token().expose())
-            }
+            Credentials::Assertion { .. } => format!("Bearer {}", self.own_token().await?.expose()),
         };
         let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = authorization
             .parse()
@@ -298,17 +326,32 @@ impl TokenClient {
         Ok(answer.into_inner().active)
     }
 
+    /// A token of this client's own, for its own calls: one per client,
+    /// fetched again only when it nears expiry (not on every call).
+    async fn own_token(&self) -> Result<AccessToken, Error> {
+        let mut held = self.inner.own_token.lock().await;
+        if let Some(token) = held.as_ref()
+            && token.expires_at() > Instant::now() + OWN_TOKEN_MARGIN
+        {
+            return Ok(token.access_token().clone());
+        }
+        let fresh = self.issue_token(&TokenRequest::new()).await?;
+        let access = fresh.access_token().clone();
+        *held = Some(fresh);
+        Ok(access)
+    }
+
     /// Fetches the public keys that verify Tessera's tokens.
     ///
     /// # Errors
     /// As for [`TokenClient::issue_token`].
-    pub async fn jwks(&self) -> Result<Vec<pb::JsonWebKey>, Error> {
+    pub async fn jwks(&self) -> Result<Vec<PublicJwk>, Error> {
         self.jwks_with_max_age().await.map(|(keys, _)| keys)
     }
 
     /// The keys, and how long Tessera says they may be kept (the response's
     /// `cache-control: max-age`), when it says.
-    pub(crate) async fn jwks_with_max_age(&self) -> Result<(Vec<pb::JsonWebKey>, Option<Duration>), Error> {
+    pub(crate) async fn jwks_with_max_age(&self) -> Result<(Vec<PublicJwk>, Option<Duration>), Error> {
         let response = self
             .inner
             .grpc
@@ -321,7 +364,10 @@ impl TokenClient {
             .get("cache-control")
             .and_then(|v| v.to_str().ok())
             .and_then(max_age);
-        Ok((response.into_inner().keys, max_age))
+        Ok((
+            response.into_inner().keys.into_iter().map(PublicJwk::from).collect(),
+            max_age,
+        ))
     }
 }
 

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::Error;
+use crate::keys::AssertionAlgorithm;
 
 /// A client secret. `Debug` is redacted so it cannot reach a log by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -49,19 +50,6 @@ pub(crate) enum Credentials {
     },
 }
 
-/// The signing algorithm of an [`AssertionKey`]; Tessera registers each
-/// client key for exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AssertionAlgorithm {
-    /// ECDSA P-256 with SHA-256: a `-----BEGIN PRIVATE KEY-----` or `EC PRIVATE KEY` PEM.
-    Es256,
-    /// Ed25519: a `-----BEGIN PRIVATE KEY-----` PEM.
-    EdDsa,
-    /// RSA PKCS#1 v1.5 with SHA-256, 2048 bits or more.
-    Rs256,
-}
-
 /// A client's private key for `private_key_jwt`, with the `kid` it was
 /// registered under (`tessera client add-key ID --pem PUBLIC.pem --kid KID`).
 /// `Debug` shows the `kid` and algorithm only.
@@ -101,11 +89,7 @@ impl AssertionKey {
     }
 
     fn jwt_algorithm(&self) -> jsonwebtoken::Algorithm {
-        match self.algorithm {
-            AssertionAlgorithm::Es256 => jsonwebtoken::Algorithm::ES256,
-            AssertionAlgorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-            AssertionAlgorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
-        }
+        self.algorithm.jwt()
     }
 
     /// A single-use assertion for `client_id`, addressed to `audience`,

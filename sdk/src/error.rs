@@ -19,7 +19,7 @@ use tonic_types::StatusExt;
 /// }
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The endpoint URL is not usable. Nothing was sent.

@@ -12,8 +12,9 @@ use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use tower::{Layer, Service};
 
+use crate::Error;
 use crate::TokenClient;
-use crate::cache::{FetchToken, SharedError, TokenSource};
+use crate::cache::{FetchToken, TokenSource};
 
 /// Errors of an [`AuthService`]: the inner service's, or no token to be had.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -21,7 +22,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// No token could be had for an outgoing request, so it was not sent.
 #[derive(Debug, thiserror::Error)]
 #[error("no access token for the outgoing request: {0}")]
-pub struct NoToken(pub SharedError);
+pub struct NoToken(pub Error);
 
 /// A tower layer that adds `authorization: Bearer …` from a [`TokenSource`].
 ///

@@ -1,11 +1,14 @@
 //! Tokens: what a client asks for, and what Tessera issues.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// An access token. `Debug` is redacted: whoever holds a bearer token can use it.
+/// An access token: what Tessera issued and what a [`crate::TokenSource`]
+/// hands out. Cheap to clone (shared); `Debug` is redacted, since whoever
+/// holds a bearer token can use it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(pub(crate) String);
+pub struct AccessToken(pub(crate) Arc<str>);
 
 impl AccessToken {
     /// The compact JWT, for an `authorization: Bearer` header.
@@ -67,7 +70,7 @@ impl Token {
     /// implementations other than [`TokenClient`](crate::TokenClient).
     pub fn new(access_token: impl Into<String>, expires_in: Duration) -> Self {
         Self {
-            access_token: AccessToken(access_token.into()),
+            access_token: AccessToken(Arc::from(access_token.into())),
             expires_in,
             received_at: Instant::now(),
             scopes: Vec::new(),

@@ -22,11 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use tessera_proto::claims::{AccessTokenClaims, REQUIRED_CLAIMS, TimeError};
 use tessera_proto::oauth::is_access_token_typ;
 
-use crate::{Error, TokenClient};
+use crate::{Error, KeyAlgorithm, PublicJwk, TokenClient};
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,7 +96,7 @@ impl Claims {
 
 struct Key {
     decoding: DecodingKey,
-    algorithm: Algorithm,
+    algorithm: KeyAlgorithm,
 }
 
 /// Seconds since the Unix epoch by the system clock (0 if it is before 1970,
@@ -122,7 +122,7 @@ pub struct VerifierBuilder {
     client: TokenClient,
     issuer: String,
     audience: String,
-    algorithms: Vec<Algorithm>,
+    algorithms: Vec<KeyAlgorithm>,
     leeway: Duration,
     min_refetch_interval: Duration,
     max_key_age: Duration,
@@ -141,12 +141,8 @@ impl fmt::Debug for VerifierBuilder {
 
 impl VerifierBuilder {
     /// Algorithms accepted. Default: ES256, EdDSA and RS256 (never HS*, never none).
-    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
-        self.algorithms = algorithms
-            .iter()
-            .copied()
-            .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-            .collect();
+    pub fn algorithms(mut self, algorithms: &[KeyAlgorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
         self
     }
 
@@ -187,7 +183,7 @@ impl VerifierBuilder {
     /// Keys to start with (e.g. a JWK set shipped with the service), so the
     /// first tokens verify without a fetch. An unknown `kid` still triggers a
     /// fetch through the client. Keys of unsupported types are ignored.
-    pub fn keys(mut self, jwks: &[tessera_proto::pb::JsonWebKey]) -> Self {
+    pub fn keys(mut self, jwks: &[PublicJwk]) -> Self {
         self.initial_keys = jwks
             .iter()
             .filter_map(|jwk| Some((jwk.kid.clone(), Arc::new(key_of(jwk)?))))
@@ -227,7 +223,7 @@ struct Inner {
     client: TokenClient,
     issuer: String,
     audience: String,
-    algorithms: Vec<Algorithm>,
+    algorithms: Vec<KeyAlgorithm>,
     leeway: Duration,
     min_refetch_interval: Duration,
     max_key_age: Duration,
@@ -256,11 +252,9 @@ struct Introspected {
 /// ```no_run
 /// use tessera_sdk::{TokenClient, Verifier, VerifyError};
 /// # async fn example(bearer: &str) -> Result<(), Box<dyn std::error::Error>> {
-/// let client = TokenClient::builder("http://tessera:8080").client_secret("invoices", "…").build()?;
-/// let jwks = client.jwks().await?;
-/// let verifier = Verifier::builder(client, "http://tessera:8080", "https://invoices.internal")
-///     .keys(&jwks)
-///     .build();
+/// // Fetching Tessera's public keys needs no credentials.
+/// let client = TokenClient::builder("http://tessera:8080").build_keys_only()?;
+/// let verifier = Verifier::builder(client, "http://tessera:8080", "https://invoices.internal").build();
 /// match verifier.verify(bearer).await {
 ///     Ok(claims) if claims.has_scopes(&["invoices:read"]) => println!("hello {}", claims.client_id),
 ///     Ok(_) => println!("403 insufficient_scope"),
@@ -291,13 +285,15 @@ const MAX_INTROSPECTED: usize = 10_000;
 
 impl Verifier {
     /// A verifier of tokens issued by `issuer` for `audience`, fetching keys
-    /// through `client` (gRPC `GetJwks`).
+    /// through `client` (gRPC `GetJwks`). A client built with
+    /// [`crate::TokenClientBuilder::build_keys_only`] will do, unless
+    /// [`VerifierBuilder::introspect`] is on (introspection authenticates).
     pub fn builder(client: TokenClient, issuer: impl Into<String>, audience: impl Into<String>) -> VerifierBuilder {
         VerifierBuilder {
             client,
             issuer: issuer.into(),
             audience: audience.into(),
-            algorithms: vec![Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256],
+            algorithms: KeyAlgorithm::ALL.to_vec(),
             leeway: Duration::from_secs(5),
             min_refetch_interval: Duration::from_secs(1),
             max_key_age: DEFAULT_KEY_AGE,
@@ -334,10 +330,10 @@ impl Verifier {
             Some(key) => key,
             None => self.refetch_for(&kid).await?,
         };
-        if header.alg != key.algorithm || !self.inner.algorithms.contains(&key.algorithm) {
+        if header.alg != key.algorithm.jwt() || !self.inner.algorithms.contains(&key.algorithm) {
             return Err(VerifyError::Algorithm);
         }
-        let mut validation = Validation::new(key.algorithm);
+        let mut validation = Validation::new(key.algorithm.jwt());
         validation.set_issuer(&[self.inner.issuer.as_str()]);
         validation.set_audience(&[self.inner.audience.as_str()]);
         validation.set_required_spec_claims(&REQUIRED_CLAIMS);
@@ -494,12 +490,12 @@ impl Inner {
 }
 
 /// A published key, if it is of a type and algorithm the verifier knows.
-fn key_of(jwk: &tessera_proto::pb::JsonWebKey) -> Option<Key> {
-    let (decoding, algorithm) = match (jwk.kty.as_str(), jwk.alg.as_str()) {
-        ("EC", "ES256") => (DecodingKey::from_ec_components(&jwk.x, &jwk.y).ok()?, Algorithm::ES256),
-        ("OKP", "EdDSA") => (DecodingKey::from_ed_components(&jwk.x).ok()?, Algorithm::EdDSA),
-        ("RSA", "RS256") => (DecodingKey::from_rsa_components(&jwk.n, &jwk.e).ok()?, Algorithm::RS256),
-        _ => return None,
+fn key_of(jwk: &PublicJwk) -> Option<Key> {
+    let algorithm = jwk.algorithm()?;
+    let decoding = match algorithm {
+        KeyAlgorithm::Es256 => DecodingKey::from_ec_components(&jwk.x, &jwk.y).ok()?,
+        KeyAlgorithm::EdDsa => DecodingKey::from_ed_components(&jwk.x).ok()?,
+        KeyAlgorithm::Rs256 => DecodingKey::from_rsa_components(&jwk.n, &jwk.e).ok()?,
     };
     Some(Key { decoding, algorithm })
 }
