@@ -32,29 +32,39 @@ fn sample_key(kid: &str, created_at: i64) -> SigningKeyRecord {
     }
 }
 
-pub async fn run_all(store: &dyn Store) {
-    created_client_reads_back_identically(store).await;
-    duplicate_client_id_is_refused(store).await;
-    lookup_is_exact_byte_for_byte(store).await;
-    disable_and_delete_report_whether_the_client_existed(store).await;
-    first_signing_key_is_inserted_once(store).await;
-    every_write_bumps_the_generation(store).await;
-    sql_like_ids_are_data(store).await;
-    keys_are_added_only_on_top_of_the_expected_newest(store).await;
-    a_key_is_revoked_once(store).await;
-    revoked_tokens_are_kept_until_they_expire(store).await;
-    same_second_keys_keep_insertion_order(store).await;
-    revocations_are_read_incrementally(store).await;
-    rotation_adds_a_secret_and_shortens_the_others(store).await;
-    client_keys_are_stored_per_client_and_kid(store).await;
-    an_assertion_id_is_accepted_once(store).await;
-    a_legacy_secret_gets_its_check_value_once(store).await;
-    a_revocation_after_pruning_is_never_behind_a_cursor(store).await;
+/// Calls `$callback!` with the name of every case, so the list lives here
+/// once: each store's tests declare one `#[tokio::test]` per case from it.
+macro_rules! with_contract_cases {
+    ($callback:ident) => {
+        $callback!(
+            created_client_reads_back_identically,
+            duplicate_client_id_is_refused,
+            lookup_is_exact_byte_for_byte,
+            disable_and_delete_report_whether_the_client_existed,
+            first_signing_key_is_inserted_once,
+            every_write_bumps_the_generation,
+            sql_like_ids_are_data,
+            keys_are_added_only_on_top_of_the_expected_newest,
+            a_key_is_revoked_once,
+            revoked_tokens_are_kept_until_they_expire,
+            same_second_keys_keep_insertion_order,
+            revocations_are_read_incrementally,
+            rotation_adds_a_secret_and_shortens_the_others,
+            client_keys_are_stored_per_client_and_kid,
+            an_assertion_id_is_accepted_once,
+            a_legacy_secret_gets_its_check_value_once,
+            a_revocation_after_pruning_is_never_behind_a_cursor,
+        );
+    };
 }
+pub(crate) use with_contract_cases;
+
+// Every case starts from an empty store and sets up what it needs, so each
+// runs (and fails) on its own.
 
 /// Positions are never reused: after pruning empties the table, a new
 /// revocation still lies beyond every cursor handed out before.
-async fn a_revocation_after_pruning_is_never_behind_a_cursor(store: &dyn Store) {
+pub async fn a_revocation_after_pruning_is_never_behind_a_cursor(store: &dyn Store) {
     let revoked = |jti: &str, expires_at| RevokedToken {
         jti: jti.into(),
         client_id: "svc".into(),
@@ -74,7 +84,7 @@ async fn a_revocation_after_pruning_is_never_behind_a_cursor(store: &dyn Store) 
 
 /// A secret stored before check values existed gets one recorded at its next
 /// verification, once; a recorded one is never overwritten.
-async fn a_legacy_secret_gets_its_check_value_once(store: &dyn Store) {
+pub async fn a_legacy_secret_gets_its_check_value_once(store: &dyn Store) {
     let mut client = sample_client("contract-check");
     client.secrets[0].check = None;
     store.create_client(client).await.unwrap();
@@ -106,26 +116,26 @@ async fn a_legacy_secret_gets_its_check_value_once(store: &dyn Store) {
     assert_eq!(stored.secrets[0].check.as_deref(), Some("v1$a$b"));
 }
 
-async fn created_client_reads_back_identically(store: &dyn Store) {
+pub async fn created_client_reads_back_identically(store: &dyn Store) {
     let client = sample_client("contract-read");
     store.create_client(client.clone()).await.unwrap();
     assert_eq!(store.client("contract-read").await.unwrap(), Some(client));
 }
 
-async fn duplicate_client_id_is_refused(store: &dyn Store) {
+pub async fn duplicate_client_id_is_refused(store: &dyn Store) {
     store.create_client(sample_client("contract-dup")).await.unwrap();
     let again = store.create_client(sample_client("contract-dup")).await;
     assert!(matches!(again, Err(StoreError::AlreadyExists(_))), "{again:?}");
 }
 
-async fn lookup_is_exact_byte_for_byte(store: &dyn Store) {
+pub async fn lookup_is_exact_byte_for_byte(store: &dyn Store) {
     store.create_client(sample_client("contract-exact")).await.unwrap();
     for near in ["CONTRACT-EXACT", "contract-exact ", " contract-exact", "contract-exac"] {
         assert_eq!(store.client(near).await.unwrap(), None, "{near:?} matched");
     }
 }
 
-async fn disable_and_delete_report_whether_the_client_existed(store: &dyn Store) {
+pub async fn disable_and_delete_report_whether_the_client_existed(store: &dyn Store) {
     store.create_client(sample_client("contract-life")).await.unwrap();
     assert!(store.set_client_disabled("contract-life", true).await.unwrap());
     assert!(store.client("contract-life").await.unwrap().unwrap().disabled);
@@ -137,7 +147,7 @@ async fn disable_and_delete_report_whether_the_client_existed(store: &dyn Store)
     assert!(listed.iter().all(|c| c.client_id != "contract-life"));
 }
 
-async fn first_signing_key_is_inserted_once(store: &dyn Store) {
+pub async fn first_signing_key_is_inserted_once(store: &dyn Store) {
     let first = store.insert_first_signing_key(sample_key("k1", 10)).await.unwrap();
     let second = store.insert_first_signing_key(sample_key("k2", 20)).await.unwrap();
     assert_eq!(first, vec![sample_key("k1", 10)]);
@@ -145,7 +155,7 @@ async fn first_signing_key_is_inserted_once(store: &dyn Store) {
     assert_eq!(store.signing_keys().await.unwrap(), first);
 }
 
-async fn every_write_bumps_the_generation(store: &dyn Store) {
+pub async fn every_write_bumps_the_generation(store: &dyn Store) {
     let mut last = store.generations().await.unwrap().clients;
     let mut bumped = |now: u64, what: &str| {
         assert!(
@@ -172,15 +182,16 @@ async fn every_write_bumps_the_generation(store: &dyn Store) {
     bumped(store.generations().await.unwrap().clients, "delete_client");
 }
 
-async fn sql_like_ids_are_data(store: &dyn Store) {
+pub async fn sql_like_ids_are_data(store: &dyn Store) {
+    store.create_client(sample_client("contract-plain")).await.unwrap();
     let id = "x'); DROP TABLE clients; --";
     store.create_client(sample_client(id)).await.unwrap();
     assert_eq!(store.client(id).await.unwrap().unwrap().client_id, id);
     assert!(store.list_clients().await.unwrap().len() > 1);
 }
 
-async fn keys_are_added_only_on_top_of_the_expected_newest(store: &dyn Store) {
-    // Runs after first_signing_key_is_inserted_once: k1 is the newest key.
+pub async fn keys_are_added_only_on_top_of_the_expected_newest(store: &dyn Store) {
+    store.insert_first_signing_key(sample_key("k1", 10)).await.unwrap();
     let mut k3 = sample_key("k3", 30);
     k3.activates_at = 40;
     assert!(store.add_signing_key(k3.clone(), Some("k1")).await.unwrap());
@@ -196,7 +207,9 @@ async fn keys_are_added_only_on_top_of_the_expected_newest(store: &dyn Store) {
     assert_eq!(kids, ["k1", "k5", "k3"], "ordered by activation");
 }
 
-async fn a_key_is_revoked_once(store: &dyn Store) {
+pub async fn a_key_is_revoked_once(store: &dyn Store) {
+    store.insert_first_signing_key(sample_key("k1", 10)).await.unwrap();
+    store.add_signing_key(sample_key("k5", 32), None).await.unwrap();
     assert!(store.revoke_signing_key("k5", 50).await.unwrap());
     assert!(!store.revoke_signing_key("k5", 51).await.unwrap(), "already revoked");
     assert!(!store.revoke_signing_key("nope", 51).await.unwrap());
@@ -210,7 +223,7 @@ async fn a_key_is_revoked_once(store: &dyn Store) {
     assert_eq!(k5.revoked_at, Some(50));
 }
 
-async fn revoked_tokens_are_kept_until_they_expire(store: &dyn Store) {
+pub async fn revoked_tokens_are_kept_until_they_expire(store: &dyn Store) {
     let revoked = |jti: &str, expires_at| RevokedToken {
         jti: jti.into(),
         client_id: "c".into(),
@@ -267,7 +280,7 @@ fn sample_client_key(kid: &str) -> ClientKeyRecord {
     }
 }
 
-async fn rotation_adds_a_secret_and_shortens_the_others(store: &dyn Store) {
+pub async fn rotation_adds_a_secret_and_shortens_the_others(store: &dyn Store) {
     let mut client = sample_client("contract-secrets");
     client.secrets[0].expires_at = Some(10_000);
     let mut forever = client.secrets[0].clone();
@@ -309,7 +322,7 @@ async fn rotation_adds_a_secret_and_shortens_the_others(store: &dyn Store) {
     );
 }
 
-async fn client_keys_are_stored_per_client_and_kid(store: &dyn Store) {
+pub async fn client_keys_are_stored_per_client_and_kid(store: &dyn Store) {
     store.create_client(sample_client("contract-keys")).await.unwrap();
     assert!(
         store
@@ -349,7 +362,7 @@ async fn client_keys_are_stored_per_client_and_kid(store: &dyn Store) {
     );
 }
 
-async fn an_assertion_id_is_accepted_once(store: &dyn Store) {
+pub async fn an_assertion_id_is_accepted_once(store: &dyn Store) {
     assert!(store.remember_assertion("c1", "jti-1", 1_000).await.unwrap());
     assert!(
         !store.remember_assertion("c1", "jti-1", 1_000).await.unwrap(),
@@ -366,7 +379,7 @@ async fn an_assertion_id_is_accepted_once(store: &dyn Store) {
     );
 }
 
-async fn revocations_are_read_incrementally(store: &dyn Store) {
+pub async fn revocations_are_read_incrementally(store: &dyn Store) {
     let revoked = |jti: &str| RevokedToken {
         jti: jti.into(),
         client_id: "c".into(),

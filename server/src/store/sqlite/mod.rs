@@ -441,10 +441,29 @@ mod tests {
         (dir, store)
     }
 
+    /// One test per case of the store contract, each on a fresh file.
+    macro_rules! sqlite_contract_tests {
+        ($($case:ident),* $(,)?) => {
+            mod passes_the_store_contract {
+                $(
+                    #[tokio::test]
+                    async fn $case() {
+                        let (_dir, store) = super::fresh().await;
+                        crate::store::contract::$case(&store).await;
+                    }
+                )*
+            }
+        };
+    }
+    contract::with_contract_cases!(sqlite_contract_tests);
+
     #[tokio::test]
-    async fn sqlite_passes_the_store_contract() {
-        let (_dir, store) = fresh().await;
-        contract::run_all(&store).await;
+    async fn a_reopened_file_keeps_what_was_written() {
+        let (dir, store) = fresh().await;
+        store.create_client(contract::sample_client("kept")).await.unwrap();
+        drop(store);
+        let again = SqliteStore::open(dir.path().join("tessera.db")).await.unwrap();
+        assert!(again.client("kept").await.unwrap().is_some());
     }
 
     #[cfg(unix)]
