@@ -71,7 +71,7 @@ async fn a_signed_assertion_gets_a_token_over_http_and_grpc_rfc7523_2_2() {
 
 #[tokio::test]
 async fn every_bad_assertion_is_invalid_client_on_both_faces_threats_c() {
-    let server = Server::start_with(&["--failure-limit", "0"]);
+    let server = Server::builder().args(&["--failure-limit", "0"]).start();
     server.create_client("svc", &["--scope", "read"]);
     let key = register_key(&server, "svc", "k1", KeyAlgorithm::Es256);
     let unregistered = ClientKey::unregistered("k1", KeyAlgorithm::Es256);
@@ -227,7 +227,7 @@ async fn an_assertion_living_an_hour_is_accepted_and_the_limit_is_configurable()
     let key = register_key(&server, "svc", "k1", KeyAlgorithm::Es256);
     let answer = http_assertion(&server, &key.sign(&hour(&server, "svc"))).await;
     assert_eq!(answer.status, 200, "{answer}");
-    let strict = Server::start_with(&["--max-assertion-lifetime", "300"]);
+    let strict = Server::builder().args(&["--max-assertion-lifetime", "300"]).start();
     strict.create_client("svc", &["--scope", "read"]);
     let key = register_key(&strict, "svc", "k1", KeyAlgorithm::Es256);
     http_assertion(&strict, &key.sign(&hour(&strict, "svc")))

@@ -21,8 +21,9 @@ use tessera_server::keys::KeyAlgorithm;
 
 const AUDIENCE: &str = "https://api.test";
 
+/// The workspace root (these tests are targets of `server/`).
 fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// `target/interop`, with the clients installed (once per test process).

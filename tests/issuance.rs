@@ -181,7 +181,7 @@ async fn a_restart_keeps_the_signing_key_and_earlier_tokens_still_verify() {
     let kid_before = jsonwebtoken::decode_header(&token).unwrap().kid;
     let (dir, store) = server.kill();
 
-    let restarted = Server::start_on(dir, store, &[]);
+    let restarted = Server::builder().store(dir, store).args(&[]).start();
     // The issuer is the bound address, which changed with port 0: compare keys, not issuers.
     let jwks = restarted.http("GET", "/.well-known/jwks.json").send().await.json();
     assert_eq!(
@@ -255,7 +255,7 @@ async fn a_cli_delete_takes_effect_in_the_running_server_within_two_seconds() {
 
 #[tokio::test]
 async fn demo_mode_prints_a_curl_line_that_gets_a_token() {
-    let server = Server::start_with(&["--demo"]);
+    let server = Server::builder().args(&["--demo"]).start();
     let stdout = server.stdout();
     let line = stdout
         .lines()

@@ -35,7 +35,7 @@ fn path(p: &Path) -> &str {
 fn tls_server(pki: &TestPki, extra: &[&str]) -> Server {
     let mut args = vec!["--tls-cert", path(&pki.cert), "--tls-key", path(&pki.key)];
     args.extend_from_slice(extra);
-    Server::start_with(&args)
+    Server::builder().args(&args).start()
 }
 
 /// The README's token request, over HTTPS against the test CA.
@@ -216,7 +216,7 @@ async fn reflection_lists_the_token_service() {
 
 #[tokio::test]
 async fn metrics_count_an_issuance_and_a_failure_by_face_and_outcome() {
-    let server = Server::start_with(&["--failure-limit", "0"]);
+    let server = Server::builder().args(&["--failure-limit", "0"]).start();
     let secret = server.create_client("svc", &["--scope", "read"]);
     let ok = server
         .token_form("grant_type=client_credentials")
@@ -281,7 +281,7 @@ async fn health_reports_serving_then_not_serving_during_shutdown_which_exits_0()
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    let mut server = Server::start_with(&["--drain-timeout", "2"]);
+    let mut server = Server::builder().args(&["--drain-timeout", "2"]).start();
     assert_eq!(server.http("GET", "/health/ready").send().await.status, 200);
     let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
     let mut health = HealthClient::new(channel);
@@ -316,7 +316,7 @@ async fn health_reports_serving_then_not_serving_during_shutdown_which_exits_0()
 
 #[tokio::test]
 async fn sigterm_during_a_burst_fails_no_request_already_accepted() {
-    let mut server = Server::start_with(&["--drain-timeout", "20"]);
+    let mut server = Server::builder().args(&["--drain-timeout", "20"]).start();
     // Distinct clients: each request is a cold argon2 verification, so the
     // burst is still in flight when the signal arrives.
     let mut clients = Vec::new();
@@ -374,7 +374,7 @@ async fn sigterm_during_a_burst_fails_no_request_already_accepted() {
 
 #[tokio::test]
 async fn no_secret_credential_assertion_token_or_key_reaches_the_logs_at_trace() {
-    let server = Server::start_with_env(&[], &[("RUST_LOG", "trace")]);
+    let server = Server::builder().args(&[]).envs(&[("RUST_LOG", "trace")]).start();
     let secret = server.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
     let key: ClientKey = register_key(&server, "svc", "k1", KeyAlgorithm::Es256);
     let now = std::time::SystemTime::now()
@@ -684,7 +684,9 @@ async fn keep_alive_client(
 async fn a_rolling_restart_under_keep_alive_http_load_fails_no_request() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let mut server = Server::start_with(&["--drain-delay", "2", "--drain-timeout", "10"]);
+    let mut server = Server::builder()
+        .args(&["--drain-delay", "2", "--drain-timeout", "10"])
+        .start();
     let secret = server.create_client("svc", &["--scope", "read"]);
     // Warm: the load measures the drain, not argon2.
     let warm = server
@@ -738,7 +740,9 @@ async fn a_rolling_restart_under_keep_alive_http_load_fails_no_request() {
 /// does what grpcio does and sends it again.
 #[tokio::test]
 async fn a_rolling_restart_under_grpc_load_fails_no_call() {
-    let mut server = Server::start_with(&["--drain-delay", "2", "--drain-timeout", "10"]);
+    let mut server = Server::builder()
+        .args(&["--drain-delay", "2", "--drain-timeout", "10"])
+        .start();
     let secret = server.create_client("svc", &["--scope", "read"]);
     let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
     let warm = TokenServiceClient::new(channel.clone())
@@ -800,7 +804,7 @@ async fn a_rolling_restart_under_grpc_load_fails_no_call() {
 #[tokio::test]
 async fn silent_connections_give_their_slots_back_after_the_first_request_timeout() {
     use std::io::Read;
-    let server = Server::start_with(&["--max-connections", "3"]);
+    let server = Server::builder().args(&["--max-connections", "3"]).start();
     let silent: Vec<_> = (0..3)
         .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
         .collect();
@@ -825,7 +829,7 @@ async fn silent_connections_give_their_slots_back_after_the_first_request_timeou
 #[tokio::test]
 async fn one_address_holds_at_most_its_share_of_connections() {
     use std::io::Read;
-    let server = Server::start_with(&["--max-connections-per-address", "2"]);
+    let server = Server::builder().args(&["--max-connections-per-address", "2"]).start();
     let _held: Vec<_> = (0..2)
         .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
         .collect();

@@ -41,7 +41,10 @@ fn database(test: &str) -> Option<(PgCluster, String)> {
 fn replica(url: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--issuer", ISSUER];
     args.extend_from_slice(extra);
-    Server::start_on(Arc::new(tempfile::tempdir().unwrap()), url.to_owned(), &args)
+    Server::builder()
+        .store(Arc::new(tempfile::tempdir().unwrap()), url.to_owned())
+        .args(&args)
+        .start()
 }
 
 async fn token(server: &Server, id: &str, secret: &str) -> Exchange {

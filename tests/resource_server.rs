@@ -210,7 +210,7 @@ async fn a_revoked_token_is_inactive_on_both_faces_at_once_rfc7009_2() {
 async fn a_revocation_acknowledged_over_grpc_survives_kill_9_threats_e_06() {
     // A fixed issuer, so tokens stay valid across the restart on a new port.
     let issuer = "https://tessera.test";
-    let server = Server::start_with(&["--issuer", issuer]);
+    let server = Server::builder().args(&["--issuer", issuer]).start();
     let rs = server.create_client("rs", &["--scope", "tessera:introspect"]);
     let svc = server.create_client("svc", &["--scope", "read"]);
     let revoked = http_token(&server, "svc", &svc).await;
@@ -224,7 +224,7 @@ async fn a_revocation_acknowledged_over_grpc_survives_kill_9_threats_e_06() {
         .await
         .expect("RevokeToken");
     let (dir, store) = server.kill(); // SIGKILL right after the acknowledgement
-    let restarted = Server::start_on(dir, store, &["--issuer", issuer]);
+    let restarted = Server::builder().store(dir, store).args(&["--issuer", issuer]).start();
     assert!(
         !grpc_active(&restarted, &rs, &revoked).await.active,
         "an acknowledged revocation was lost"

@@ -471,14 +471,16 @@ async fn a_wrong_assertion_audience_is_refused_as_invalid_client() {
 async fn the_sdk_speaks_tls_and_mutual_tls_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = support::TestPki::write(dir.path(), "sdk");
-    let server = Server::start_with(&[
-        "--tls-cert",
-        pki.cert.to_str().unwrap(),
-        "--tls-key",
-        pki.key.to_str().unwrap(),
-        "--tls-client-ca",
-        pki.ca.to_str().unwrap(),
-    ]);
+    let server = Server::builder()
+        .args(&[
+            "--tls-cert",
+            pki.cert.to_str().unwrap(),
+            "--tls-key",
+            pki.key.to_str().unwrap(),
+            "--tls-client-ca",
+            pki.ca.to_str().unwrap(),
+        ])
+        .start();
     let secret = server.create_client("svc", &["--scope", "read"]);
     let ca = std::fs::read(&pki.ca).unwrap();
     let with_certificate = TokenClient::builder(server.url())

@@ -87,7 +87,9 @@ async fn hashing_settles(server: &Server) -> bool {
 }
 
 fn server_with_signer() -> (Server, ClientKey) {
-    let server = Server::start_with(&["--failure-limit", "0", "--source-failure-limit", "0"]);
+    let server = Server::builder()
+        .args(&["--failure-limit", "0", "--source-failure-limit", "0"])
+        .start();
     server.create_client("svc", &["--scope", "read"]);
     let key = register_key(&server, "svc", "k1", KeyAlgorithm::Es256);
     (server, key)
@@ -130,12 +132,14 @@ async fn a_13_introspection_answers_are_json_and_never_cached_and_tokens_carry_n
 async fn a_14_tls_below_1_2_gets_no_handshake_and_no_token() {
     let dir = tempfile::tempdir().unwrap();
     let pki = support::TestPki::write(dir.path(), "a14");
-    let server = Server::start_with(&[
-        "--tls-cert",
-        pki.cert.to_str().unwrap(),
-        "--tls-key",
-        pki.key.to_str().unwrap(),
-    ]);
+    let server = Server::builder()
+        .args(&[
+            "--tls-cert",
+            pki.cert.to_str().unwrap(),
+            "--tls-key",
+            pki.key.to_str().unwrap(),
+        ])
+        .start();
     let url = format!("https://localhost:{}/.well-known/jwks.json", server.addr.port());
     let resolve = format!("localhost:{}:127.0.0.1", server.addr.port());
     let curl = |extra: &[&str]| {
@@ -165,7 +169,9 @@ async fn a_14_tls_below_1_2_gets_no_handshake_and_no_token() {
 async fn a_15_x_forwarded_for_does_not_dodge_the_per_source_limit() {
     // Only failures that still cost argon2 are throttled: those against
     // secrets stored before check values existed. Give six clients one each.
-    let server = Server::start_with(&["--failure-limit", "0", "--source-failure-limit", "3"]);
+    let server = Server::builder()
+        .args(&["--failure-limit", "0", "--source-failure-limit", "3"])
+        .start();
     let store = tessera_server::store::open(&server.store_url).await.unwrap();
     for i in 0..6 {
         let id = format!("legacy{i}");
@@ -196,7 +202,9 @@ async fn a_15_x_forwarded_for_does_not_dodge_the_per_source_limit() {
 
 #[tokio::test]
 async fn b_06_a_flood_of_random_credentials_is_bounded_and_answered_quickly_while_warm_clients_work() {
-    let server = Server::start_with(&["--failure-limit", "0", "--source-failure-limit", "0"]);
+    let server = Server::builder()
+        .args(&["--failure-limit", "0", "--source-failure-limit", "0"])
+        .start();
     let secret = server.create_client("warm", &["--scope", "read"]);
     let warm = server
         .token_form("grant_type=client_credentials")
@@ -243,7 +251,9 @@ async fn b_06_a_flood_of_random_credentials_is_bounded_and_answered_quickly_whil
 
 #[tokio::test]
 async fn b_07_callers_that_give_up_do_not_free_their_hashing_slot_early() {
-    let server = Server::start_with(&["--failure-limit", "0", "--source-failure-limit", "0"]);
+    let server = Server::builder()
+        .args(&["--failure-limit", "0", "--source-failure-limit", "0"])
+        .start();
     // gRPC callers with a 5 ms deadline, gone long before their hash ends.
     let mut given_up = 0;
     for i in 0..12 {
@@ -561,7 +571,7 @@ async fn e_09_two_thousand_garbage_introspections_are_cheap_and_leave_nothing_be
 #[tokio::test]
 async fn f_04_the_jwks_has_public_members_only() {
     for alg in ["ES256", "EdDSA", "RS256"] {
-        let server = Server::start_with(&["--signing-alg", alg]);
+        let server = Server::builder().args(&["--signing-alg", alg]).start();
         let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", server.url()))
             .await
             .unwrap()
@@ -688,7 +698,9 @@ async fn g_03_a_client_id_carrying_a_newline_cannot_forge_an_audit_line() {
 
 #[tokio::test]
 async fn h_04_a_short_deadline_while_argon2_is_queued_is_deadline_exceeded_and_leaks_no_slot() {
-    let server = Server::start_with(&["--failure-limit", "0", "--source-failure-limit", "0"]);
+    let server = Server::builder()
+        .args(&["--failure-limit", "0", "--source-failure-limit", "0"])
+        .start();
     let secret = server.create_client("svc", &["--scope", "read"]);
     // Keep the hashing slots busy with cold requests (correct secrets never
     // seen before: wrong ones no longer reach argon2), and callers queued

@@ -13,8 +13,6 @@ mod ceiling;
 mod http;
 mod idle;
 mod load;
-#[path = "../../server/src/store/pg_cluster.rs"]
-mod pg_cluster;
 mod procs;
 mod soak;
 

@@ -100,7 +100,7 @@ fn which(program: &str) -> bool {
 /// A store prepared once and served by fresh Tessera processes.
 pub struct TesseraSetup {
     /// The throwaway PostgreSQL cluster, with `--postgres`; stopped on drop.
-    postgres: Option<crate::pg_cluster::PgCluster>,
+    postgres: Option<tessera_testkit::pg_cluster::PgCluster>,
     dir: tempfile::TempDir,
     store_url: String,
     tessera: PathBuf,
@@ -130,7 +130,7 @@ impl TesseraSetup {
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let postgres = if common.postgres {
-            let cluster = crate::pg_cluster::PgCluster::start_or_skip("tessera-bench --postgres")
+            let cluster = tessera_testkit::pg_cluster::PgCluster::start_or_skip("tessera-bench --postgres")
                 .ok_or("--postgres: no PostgreSQL server binaries found")?;
             Some(cluster)
         } else {

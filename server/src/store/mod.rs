@@ -7,8 +7,6 @@
 //! changes made by another process (the CLI, another replica) by polling one
 //! integer.
 
-#[cfg(test)]
-pub(crate) mod pg_cluster;
 mod postgres;
 mod sqlite;
 

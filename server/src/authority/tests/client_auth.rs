@@ -8,45 +8,19 @@ use serde_json::json;
 
 use super::*;
 use crate::admin::KeyMaterial;
-use crate::keys::SigningKey;
+use tessera_testkit::ClientKey;
 
-/// A client key pair: the private half signs assertions in the test, the
-/// public half is registered with `add_client_key`.
-struct ClientKey {
-    kid: String,
-    alg: Algorithm,
-    private: EncodingKey,
-    public_jwk: String,
-}
-
+/// A client key pair from the testkit (the end-to-end tests use the same):
+/// the private half signs assertions, the public half is registered with
+/// `add_client_key`.
 fn client_key(kid: &str, alg: KeyAlgorithm) -> ClientKey {
-    let record = SigningKey::generate(alg, NOW).unwrap();
-    let public_jwk = serde_json::to_string(SigningKey::from_record(&record).unwrap().public_jwk()).unwrap();
-    let private = match alg {
-        KeyAlgorithm::Es256 => EncodingKey::from_ec_der(&record.private_pkcs8),
-        KeyAlgorithm::EdDsa => EncodingKey::from_ed_der(&record.private_pkcs8),
-        KeyAlgorithm::Rs256 => EncodingKey::from_rsa_der(&record.private_pkcs8),
-    };
-    ClientKey {
-        kid: kid.into(),
-        alg: alg.jwt_algorithm(),
-        private,
-        public_jwk,
-    }
-}
-
-impl ClientKey {
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(self.alg);
-        header.kid = Some(self.kid.clone());
-        encode(&header, claims, &self.private).unwrap()
-    }
+    ClientKey::generate(kid, alg.jws_name())
 }
 
 async fn with_key(f: &Fixture, id: &str, key: &ClientKey) {
     f.client(id, &["read"], &[], None).await;
-    let material = KeyMaterial::Jwk(key.public_jwk.clone());
-    admin::add_client_key(f.store.as_ref(), id, material, Some(key.kid.clone()), None, NOW)
+    let material = KeyMaterial::Jwk(key.public_jwk().to_owned());
+    admin::add_client_key(f.store.as_ref(), id, material, Some(key.kid().to_owned()), None, NOW)
         .await
         .unwrap();
     f.authority.sync_with_store().await.unwrap();
@@ -224,8 +198,8 @@ async fn an_unregistered_key_or_another_algorithm_is_refused_threats_c_02_c_03()
     // HS256 keyed with the registered public key, in the forms an attacker might try.
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("k1".into());
-    let jwk: Value = serde_json::from_str(&key.public_jwk).unwrap();
-    for secret in [key.public_jwk.as_bytes(), jwk["x"].as_str().unwrap().as_bytes()] {
+    let jwk: Value = serde_json::from_str(key.public_jwk()).unwrap();
+    for secret in [key.public_jwk().as_bytes(), jwk["x"].as_str().unwrap().as_bytes()] {
         let forged = encode(&header, &claims("svc", NOW), &EncodingKey::from_secret(secret)).unwrap();
         assert_eq!(outcome(&f, forged).await.unwrap_err().oauth_code(), "invalid_client");
     }
@@ -249,13 +223,13 @@ async fn kid_may_be_omitted_only_when_the_client_has_one_key() {
     let f = fixture().await;
     let key = client_key("k1", KeyAlgorithm::Es256);
     with_key(&f, "svc", &key).await;
-    let unnamed = encode(&Header::new(Algorithm::ES256), &claims("svc", NOW), &key.private).unwrap();
+    let unnamed = encode(&Header::new(Algorithm::ES256), &claims("svc", NOW), key.private_key()).unwrap();
     assert!(outcome(&f, unnamed).await.is_ok());
     let second = client_key("k2", KeyAlgorithm::Es256);
     admin::add_client_key(
         f.store.as_ref(),
         "svc",
-        KeyMaterial::Jwk(second.public_jwk.clone()),
+        KeyMaterial::Jwk(second.public_jwk().to_owned()),
         Some("k2".into()),
         None,
         NOW,
@@ -263,7 +237,7 @@ async fn kid_may_be_omitted_only_when_the_client_has_one_key() {
     .await
     .unwrap();
     f.authority.sync_with_store().await.unwrap();
-    let unnamed = encode(&Header::new(Algorithm::ES256), &claims("svc", NOW), &key.private).unwrap();
+    let unnamed = encode(&Header::new(Algorithm::ES256), &claims("svc", NOW), key.private_key()).unwrap();
     assert_eq!(outcome(&f, unnamed).await.unwrap_err().oauth_code(), "invalid_client");
 }
 
@@ -353,7 +327,7 @@ async fn private_or_weak_keys_cannot_be_registered() {
     let err = admin::add_client_key(
         f.store.as_ref(),
         "svc",
-        KeyMaterial::Jwk(key.public_jwk.clone()),
+        KeyMaterial::Jwk(key.public_jwk().to_owned()),
         None,
         Some(KeyAlgorithm::Rs256),
         NOW,
@@ -648,15 +622,10 @@ async fn junk_assertions_do_not_throttle_other_clients() {
 
 #[tokio::test]
 async fn a_pem_public_key_can_be_registered_and_verifies_assertions() {
-    use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     let f = fixture().await;
     f.client("svc", &["read"], &[], None).await;
-    let record = SigningKey::generate(KeyAlgorithm::Es256, NOW).unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &record.private_pkcs8).unwrap();
-    let der: PublicKeyX509Der = pair.public_key().as_der().unwrap();
-    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    let pem = format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n");
+    let key = ClientKey::generate("pem-key", "ES256");
+    let pem = key.public_pem();
     let stored = admin::add_client_key(
         f.store.as_ref(),
         "svc",
@@ -669,12 +638,6 @@ async fn a_pem_public_key_can_be_registered_and_verifies_assertions() {
     .unwrap();
     assert_eq!(stored.alg, "ES256");
     f.authority.sync_with_store().await.unwrap();
-    let key = ClientKey {
-        kid: "pem-key".into(),
-        alg: Algorithm::ES256,
-        private: EncodingKey::from_ec_der(&record.private_pkcs8),
-        public_jwk: String::new(),
-    };
     assert!(outcome(&f, key.sign(&claims("svc", NOW))).await.is_ok());
     let private_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_owned();
     let err = admin::add_client_key(f.store.as_ref(), "svc", KeyMaterial::Pem(private_pem), None, None, NOW)

@@ -564,7 +564,7 @@ impl Store for PostgresStore {
 mod tests {
     use super::*;
     use crate::store::contract;
-    use crate::store::pg_cluster::PgCluster;
+    use tessera_testkit::pg_cluster::PgCluster;
 
     /// Every case of the store contract, each on a database of its own in
     /// one cluster (a cluster per case would cost seconds each). Every case

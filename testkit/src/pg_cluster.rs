@@ -1,16 +1,14 @@
 //! A throwaway PostgreSQL cluster for tests: `initdb` in a temp dir, started
 //! on a free loopback port, stopped and deleted on drop.
 //!
-//! Shared by the store's unit tests and the end-to-end tests (which include
-//! this file by path). PostgreSQL refuses to run as root, so as root every
+//! Shared by the store's unit tests, the end-to-end tests and the bench
+//! harness. PostgreSQL refuses to run as root, so as root every
 //! command runs as the `postgres` user through `runuser`, in a temp dir that
 //! user owns.
 //!
 //! Where no PostgreSQL is installed, [`PgCluster::start_or_skip`] says so
 //! and the test is skipped; under CI (`CI` set) a missing PostgreSQL fails
 //! the test instead, so CI never passes by skipping.
-
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
