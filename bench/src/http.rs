@@ -133,34 +133,7 @@ pub async fn run(common: Common, rounds: usize) -> Result<(), String> {
         "token.lua",
         lua("grant_type=client_credentials", &basic("bench", &setup.secret)),
     )?;
-    // (scenario, ratio per round, Tessera per round, ceiling per round)
-    type Row = (&'static str, Vec<f64>, Vec<WrkStats>, Vec<WrkStats>);
-    let mut rows: Vec<Row> = vec![
-        (
-            "POST /oauth2/token, warm client (Basic) vs signing ceiling",
-            vec![],
-            vec![],
-            vec![],
-        ),
-        (
-            "POST /oauth2/introspect, a live token vs bare ceiling",
-            vec![],
-            vec![],
-            vec![],
-        ),
-        (
-            "POST /oauth2/token, warm client vs bare ceiling",
-            vec![],
-            vec![],
-            vec![],
-        ),
-        (
-            "POST /oauth2/introspect, never-seen tokens vs verify ceiling",
-            vec![],
-            vec![],
-            vec![],
-        ),
-    ];
+    let mut rows: Vec<Row> = SCENARIOS.iter().map(|name| (*name, vec![], vec![], vec![])).collect();
     let auth = basic("introspector", &setup.introspector_secret);
     // Each token is introspected once: the phase is short enough that the
     // pool outlasts it at the verify bound, and the script fails the run if
@@ -234,12 +207,28 @@ pub async fn run(common: Common, rounds: usize) -> Result<(), String> {
             row.3.push(limit);
         }
     }
+    print_table(&rows, &common, rounds)
+}
+
+/// Per scenario: its name, the ratio per round, Tessera per round, the ceiling per round.
+type Row = (&'static str, Vec<f64>, Vec<WrkStats>, Vec<WrkStats>);
+
+/// The scenarios, in the order each round measures them.
+const SCENARIOS: [&str; 4] = [
+    "POST /oauth2/token, warm client (Basic) vs signing ceiling",
+    "POST /oauth2/introspect, a live token vs bare ceiling",
+    "POST /oauth2/token, warm client vs bare ceiling",
+    "POST /oauth2/introspect, never-seen tokens vs verify ceiling",
+];
+
+/// The `http` table: per scenario, medians over the rounds.
+fn print_table(rows: &[Row], common: &Common, rounds: usize) -> Result<(), String> {
     println!(
         "\n| HTTP scenario (wrk, 1 thread, {} connections) | Tessera req/s | ceiling req/s | ratio (median of {rounds}) | server CPU µs/req, Tessera / ceiling | Tessera p50 / p99 ms | non-2xx |",
         common.concurrency
     );
     println!("|---|---|---|---|---|---|---|");
-    for (name, ratios, ours, limits) in &rows {
+    for (name, ratios, ours, limits) in rows {
         let last = ours.last().ok_or("no result")?;
         println!(
             "| {name} | {:.0} | {:.0} | **{:.2}** | {:.0} / {:.0} | {:.2} / {:.2} | {} |",

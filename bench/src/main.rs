@@ -427,6 +427,12 @@ async fn run(common: Common, rounds: usize) -> Result<(), String> {
             row.limits.push(limit);
         }
     }
+    print_run_table(&rows, rounds);
+    cold_issuance(&setup, &common).await
+}
+
+/// The `run` table: per scenario, medians over the rounds.
+fn print_run_table(rows: &[Row], rounds: usize) {
     println!(
         "\n| scenario | Tessera calls/s | ceiling calls/s | ratio (median of {rounds}) | Tessera server CPU µs/call | ceiling server CPU µs/call | Tessera p50 / p99 / p999 ms | errors |"
     );
@@ -437,7 +443,7 @@ async fn run(common: Common, rounds: usize) -> Result<(), String> {
         cpu_ratios,
         ours,
         limits,
-    } in &rows
+    } in rows
     {
         let rps = median(ours.iter().map(|m| m.stats.rps()).collect());
         let limit_rps = median(limits.iter().map(|m| m.stats.rps()).collect());
@@ -466,8 +472,11 @@ async fn run(common: Common, rounds: usize) -> Result<(), String> {
             median(cpu_ratios.clone()),
         );
     }
-    // Cold issuance: every call verifies a secret with argon2 (distinct clients).
-    let tessera = setup.start(&common, &[]).await?;
+}
+
+/// Cold issuance: every call verifies a secret with argon2 (distinct clients).
+async fn cold_issuance(setup: &procs::TesseraSetup, common: &Common) -> Result<(), String> {
+    let tessera = setup.start(common, &[]).await?;
     let cold = Call::IssueCold {
         clients: setup.cold.clone(),
         next: Arc::new(AtomicUsize::new(0)),

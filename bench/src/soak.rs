@@ -76,6 +76,16 @@ pub async fn memory(common: Common, clients: usize, warm: usize) -> Result<(), S
     Ok(())
 }
 
+/// What the soak's callers count, by index into [`Counters`].
+const ISSUED: usize = 0;
+const INTROSPECTED: usize = 1;
+const REVOKED: usize = 2;
+const REFUSED: usize = 3;
+const UNEXPECTED: usize = 4;
+const BUSY: usize = 5;
+type Counters = Arc<[AtomicU64; 6]>;
+type Channel = tessera_proto::pb::token_service_client::TokenServiceClient<tonic::transport::Channel>;
+
 /// Holds a mixed load for `duration`, sampling RSS, then checks the outcome.
 pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<(), String> {
     let setup = TesseraSetup::prepare(&common, 0).await?;
@@ -86,21 +96,48 @@ pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<
     let tessera = setup.start(&common, &["--token-ttl", &ttl]).await?;
     let channels = load::connect(&tessera.url(), 4).await?;
     let deadline = Instant::now() + duration;
-    let counters: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
-    const ISSUED: usize = 0;
-    const INTROSPECTED: usize = 1;
-    const REVOKED: usize = 2;
-    const REFUSED: usize = 3;
-    const UNEXPECTED: usize = 4;
-    const BUSY: usize = 5;
+    let counters: Counters = Arc::new(Default::default());
     let revoked_tokens = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let introspector: MetadataValue<Ascii> = setup.introspector_authorization()?;
     let bench_auth: MetadataValue<Ascii> = procs::basic_metadata("bench", &setup.secret)?;
+    let mut tasks = spawn_warm_callers(&channels, &counters, &setup.secret, &introspector, deadline);
+    tasks.push(spawn_revoker(
+        channels[0].clone(),
+        counters.clone(),
+        setup.secret.clone(),
+        revoked_tokens.clone(),
+        bench_auth,
+        deadline,
+    ));
+    tasks.push(spawn_wrong_secrets(channels[1].clone(), counters.clone(), deadline));
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let every = (duration / 40).max(Duration::from_secs(1));
+    while Instant::now() < deadline {
+        samples.push((started.elapsed().as_secs_f64(), procs::rss_kib(tessera.pid())? as f64));
+        tokio::time::sleep(every).await;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    samples.push((started.elapsed().as_secs_f64(), procs::rss_kib(tessera.pid())? as f64));
+    let revoked = revoked_tokens.lock().map(|r| r.clone()).unwrap_or_default();
+    let still_active = still_active(channels[0].clone(), &revoked, &introspector).await;
+    report(duration, token_ttl, &counters, &samples, revoked.len(), still_active)
+}
+
+/// 8 callers issuing and introspecting as a warm client would.
+fn spawn_warm_callers(
+    channels: &[Channel],
+    counters: &Counters,
+    secret: &str,
+    introspector: &MetadataValue<Ascii>,
+    deadline: Instant,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    // 8 callers issuing and introspecting as a warm client would.
     for worker in 0..8 {
         let mut client = channels[worker % channels.len()].clone();
-        let (counters, secret, introspector) = (counters.clone(), setup.secret.clone(), introspector.clone());
+        let (counters, secret, introspector) = (counters.clone(), secret.to_owned(), introspector.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let Ok(answer) = client.issue_token(pb_request("bench", &secret)).await else {
@@ -120,71 +157,60 @@ pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<
             }
         }));
     }
-    // One caller revoking a fresh token every 50 ms, remembering each acknowledged revocation.
-    {
-        let mut client = channels[0].clone();
-        let (counters, secret, revoked_tokens, bench_auth) = (
-            counters.clone(),
-            setup.secret.clone(),
-            revoked_tokens.clone(),
-            bench_auth.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                if let Ok(answer) = client.issue_token(pb_request("bench", &secret)).await {
-                    let token = answer.into_inner().access_token;
-                    let mut request = tonic::Request::new(pb::RevokeTokenRequest {
-                        token: token.clone(),
-                        token_type_hint: String::new(),
-                    });
-                    request.metadata_mut().insert("authorization", bench_auth.clone());
-                    match client.revoke_token(request).await {
-                        Ok(_) => {
-                            counters[REVOKED].fetch_add(1, Ordering::Relaxed);
-                            revoked_tokens.lock().map(|mut r| r.push(token)).ok();
-                        }
-                        Err(_) => drop(counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed)),
+    tasks
+}
+
+/// One caller revoking a fresh token every 50 ms, remembering each acknowledged revocation.
+fn spawn_revoker(
+    mut client: Channel,
+    counters: Counters,
+    secret: String,
+    revoked_tokens: Arc<std::sync::Mutex<Vec<String>>>,
+    bench_auth: MetadataValue<Ascii>,
+    deadline: Instant,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while Instant::now() < deadline {
+            if let Ok(answer) = client.issue_token(pb_request("bench", &secret)).await {
+                let token = answer.into_inner().access_token;
+                let mut request = tonic::Request::new(pb::RevokeTokenRequest {
+                    token: token.clone(),
+                    token_type_hint: String::new(),
+                });
+                request.metadata_mut().insert("authorization", bench_auth.clone());
+                match client.revoke_token(request).await {
+                    Ok(_) => {
+                        counters[REVOKED].fetch_add(1, Ordering::Relaxed);
+                        revoked_tokens.lock().map(|mut r| r.push(token)).ok();
                     }
+                    Err(_) => drop(counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed)),
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }));
-    }
-    // One caller sending a wrong secret every 100 ms (argon2 each: refusals, not errors).
-    {
-        let mut client = channels[1].clone();
-        let counters = counters.clone();
-        let next = Arc::new(AtomicUsize::new(0));
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let id = format!("nobody-{}", next.fetch_add(1, Ordering::Relaxed));
-                match client.issue_token(pb_request(&id, "wrong")).await {
-                    Err(s) if s.code() == tonic::Code::Unauthenticated => {
-                        counters[REFUSED].fetch_add(1, Ordering::Relaxed)
-                    }
-                    Err(s) if s.code() == tonic::Code::Unavailable => counters[BUSY].fetch_add(1, Ordering::Relaxed),
-                    _ => counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed),
-                };
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }));
-    }
-    let started = Instant::now();
-    let mut samples = Vec::new();
-    let every = (duration / 40).max(Duration::from_secs(1));
-    while Instant::now() < deadline {
-        samples.push((started.elapsed().as_secs_f64(), procs::rss_kib(tessera.pid())? as f64));
-        tokio::time::sleep(every).await;
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    samples.push((started.elapsed().as_secs_f64(), procs::rss_kib(tessera.pid())? as f64));
-    // Every acknowledged revocation must still be in force.
-    let revoked = revoked_tokens.lock().map(|r| r.clone()).unwrap_or_default();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// One caller sending a wrong secret every 100 ms (refusals, not errors).
+fn spawn_wrong_secrets(mut client: Channel, counters: Counters, deadline: Instant) -> tokio::task::JoinHandle<()> {
+    let next = AtomicUsize::new(0);
+    tokio::spawn(async move {
+        while Instant::now() < deadline {
+            let id = format!("nobody-{}", next.fetch_add(1, Ordering::Relaxed));
+            match client.issue_token(pb_request(&id, "wrong")).await {
+                Err(s) if s.code() == tonic::Code::Unauthenticated => counters[REFUSED].fetch_add(1, Ordering::Relaxed),
+                Err(s) if s.code() == tonic::Code::Unavailable => counters[BUSY].fetch_add(1, Ordering::Relaxed),
+                _ => counters[UNEXPECTED].fetch_add(1, Ordering::Relaxed),
+            };
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// How many of the acknowledged revocations are not in force.
+async fn still_active(mut client: Channel, revoked: &[String], introspector: &MetadataValue<Ascii>) -> usize {
     let mut still_active = 0;
-    let mut client = channels[0].clone();
-    for token in &revoked {
+    for token in revoked {
         let mut request = tonic::Request::new(pb::IntrospectTokenRequest {
             token: token.clone(),
             token_type_hint: String::new(),
@@ -199,14 +225,12 @@ pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<
             still_active += 1;
         }
     }
-    // RSS slope after warm-up, by least squares. Warm-up is the longer of
-    // the first quarter and two token lifetimes plus a minute: a revoked
-    // token stays on the deny-list for one lifetime, its row in the store
-    // until the first minutely prune after that, so only then do the
-    // deny-list, the table and the store's page cache stop growing.
-    let warm_up = (duration.as_secs_f64() / 4.0).max(2.0 * f64::from(token_ttl) + 60.0);
-    let steady: Vec<_> = samples.iter().filter(|(t, _)| *t >= warm_up).copied().collect();
+    still_active
+}
 
+/// The RSS slope after `warm_up` seconds, by least squares, as text.
+fn rss_slope(samples: &[(f64, f64)], warm_up: f64) -> String {
+    let steady: Vec<_> = samples.iter().filter(|(t, _)| *t >= warm_up).copied().collect();
     let n = steady.len() as f64;
     let (mean_t, mean_r) = steady
         .iter()
@@ -217,11 +241,30 @@ pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<
             .map(|(t, _)| (t - mean_t).powi(2))
             .sum::<f64>()
             .max(f64::EPSILON);
-    let slope = if steady.len() >= 8 {
+    if steady.len() >= 8 {
         format!("{:+.2} % per hour", slope_kib_per_s * 3600.0 / mean_r * 100.0)
     } else {
         "not measured (too few samples after it; run longer)".to_owned()
-    };
+    }
+}
+
+/// Prints what the soak saw, and fails it on unexpected answers, lost
+/// revocations or growing memory.
+fn report(
+    duration: Duration,
+    token_ttl: u32,
+    counters: &Counters,
+    samples: &[(f64, f64)],
+    revoked: usize,
+    still_active: usize,
+) -> Result<(), String> {
+    // Warm-up is the longer of the first quarter and two token lifetimes
+    // plus a minute: a revoked token stays on the deny-list for one
+    // lifetime, its row in the store until the first minutely prune after
+    // that, so only then do the deny-list, the table and the store's page
+    // cache stop growing.
+    let warm_up = (duration.as_secs_f64() / 4.0).max(2.0 * f64::from(token_ttl) + 60.0);
+    let slope = rss_slope(samples, warm_up);
     let get = |i: usize| counters[i].load(Ordering::Relaxed);
     println!(
         "\nSoak of {} s: {} issued, {} introspected active, {} revoked, {} wrong secrets refused, {} answered busy (503), {} unexpected.",
@@ -239,9 +282,8 @@ pub async fn soak(common: Common, duration: Duration, token_ttl: u32) -> Result<
         samples.last().map(|s| s.1).unwrap_or(0.0)
     );
     println!(
-        "Acknowledged revocations still in force: {} of {}.",
-        revoked.len() - still_active,
-        revoked.len()
+        "Acknowledged revocations still in force: {} of {revoked}.",
+        revoked - still_active
     );
     let shape: Vec<String> = samples
         .iter()
