@@ -72,8 +72,8 @@ async fn with_the_server_stopped_the_cached_token_is_served_until_it_expires() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let err = source.token().await.unwrap_err();
     assert!(
-        matches!(err, tessera_sdk::Error::Transport(_)),
-        "after expiry the error surfaces: {err:?}"
+        matches!(err, tessera_sdk::Error::Unreachable(_)),
+        "after expiry the error surfaces, saying nothing was sent: {err:?}"
     );
 }
 
@@ -433,6 +433,51 @@ async fn a_private_key_jwt_client_introspects_with_one_token_of_its_own_not_one_
         issued, 1,
         "five introspections cost {issued} tokens of the client's own"
     );
+}
+
+#[tokio::test]
+async fn errors_say_whether_the_request_was_never_sent_unanswered_or_refused() {
+    use tessera_sdk::Delivery;
+    // Nothing listens: the connection is refused, nothing is sent.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let err = client_at(&closed_url)
+        .issue_token(&TokenRequest::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.delivery(), Delivery::NotSent, "{err:?}");
+    // A listener that accepts and never answers: sent, no answer.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let err = TokenClient::builder(silent_url)
+        .client_secret("svc", "x")
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .issue_token(&TokenRequest::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.delivery(), Delivery::NoAnswer, "{err:?}");
+    holder.abort();
+    // Tessera refuses: the OAuth code comes back.
+    let server = Server::start();
+    let err = client(&server, "svc", "wrong")
+        .issue_token(&TokenRequest::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.delivery(), Delivery::Refused, "{err:?}");
+    assert_eq!(err.code(), Some(tessera_proto::oauth::ErrorCode::InvalidClient));
+}
+
+fn client_at(url: &str) -> TokenClient {
+    TokenClient::builder(url).client_secret("svc", "x").build().unwrap()
 }
 
 #[tokio::test]

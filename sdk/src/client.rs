@@ -254,7 +254,7 @@ impl TokenClient {
     ///
     /// # Errors
     /// [`Error::Rejected`] with the OAuth code when Tessera refuses,
-    /// [`Error::Transport`] when it cannot be reached.
+    /// [`Error::Unreachable`] when no connection could be made, [`Error::Transport`] when no usable answer came.
     pub async fn issue_token(&self, request: &TokenRequest) -> Result<Token, Error> {
         let (client_id, credential) = self.credential()?;
         let message = pb::IssueTokenRequest {

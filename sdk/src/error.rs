@@ -45,10 +45,27 @@ pub enum Error {
         /// Seconds the server asked the client to wait before retrying, if any.
         retry_after: Option<Duration>,
     },
-    /// The call failed without an answer from Tessera (connection refused,
-    /// timeout, proxy error). The request may or may not have reached it.
+    /// No connection could be made (refused, no route, no such address):
+    /// nothing was sent, so retrying cannot do anything twice.
+    #[error("cannot connect to Tessera: {0}")]
+    Unreachable(tonic::Status),
+    /// The request may have been sent, but no usable answer came back
+    /// (timeout, reset, a proxy's error): it may or may not have reached
+    /// Tessera.
     #[error("call to Tessera failed: {0}")]
     Transport(tonic::Status),
+}
+
+/// How far a failed call got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Nothing was sent: a bad endpoint or configuration, or no connection.
+    NotSent,
+    /// Sent, perhaps, but no usable answer came back.
+    NoAnswer,
+    /// Tessera answered and refused, with an OAuth error code.
+    Refused,
 }
 
 impl Error {
@@ -60,6 +77,21 @@ impl Error {
         }
     }
 
+    /// How far the call got: never sent, sent without a usable answer, or
+    /// refused by Tessera.
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Self::InvalidEndpoint { .. } | Self::Config(_) | Self::Unreachable(_) => Delivery::NotSent,
+            Self::Transport(_) => Delivery::NoAnswer,
+            Self::Rejected { .. } => Delivery::Refused,
+        }
+    }
+
+    /// The OAuth error code, when Tessera answered with one it defines.
+    pub fn code(&self) -> Option<tessera_proto::oauth::ErrorCode> {
+        self.oauth_error().and_then(tessera_proto::oauth::ErrorCode::parse)
+    }
+
     pub(crate) fn from_status(status: tonic::Status) -> Self {
         match status.get_details_error_info() {
             Some(info) if info.domain == ERROR_DOMAIN => Self::Rejected {
@@ -68,9 +100,32 @@ impl Error {
                 description: status.message().to_owned(),
                 retry_after: status.get_details_retry_info().and_then(|r| r.retry_delay),
             },
+            _ if never_connected(&status) => Self::Unreachable(status),
             _ => Self::Transport(status),
         }
     }
+}
+
+/// Whether the status comes from a connection that was never made: an
+/// operating-system error of connecting somewhere in its causes.
+fn never_connected(status: &tonic::Status) -> bool {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -87,6 +142,22 @@ mod tests {
         let status = tonic::Status::with_error_details(tonic::Code::PermissionDenied, "no", details);
         let err = Error::from_status(status);
         assert_eq!(err.oauth_error(), Some("invalid_scope"));
+    }
+
+    #[test]
+    fn a_refusal_says_it_was_refused_and_its_code() {
+        let details = tonic_types::ErrorDetails::with_error_info(
+            "invalid_client",
+            ERROR_DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        );
+        let err = Error::from_status(tonic::Status::with_error_details(
+            tonic::Code::Unauthenticated,
+            "no",
+            details,
+        ));
+        assert_eq!(err.delivery(), Delivery::Refused);
+        assert_eq!(err.code(), Some(tessera_proto::oauth::ErrorCode::InvalidClient));
     }
 
     #[test]

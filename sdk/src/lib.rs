@@ -35,7 +35,7 @@ pub mod verifier;
 pub use cache::{CachePolicy, FetchToken, TokenSource};
 pub use client::{TokenClient, TokenClientBuilder};
 pub use credentials::{AssertionKey, ClientSecret};
-pub use error::Error;
+pub use error::{Delivery, Error};
 pub use keys::{AssertionAlgorithm, KeyAlgorithm, PublicJwk};
 pub use layer::{AuthLayer, AuthService};
 pub use require::{RequireScopes, RequireScopesService};
