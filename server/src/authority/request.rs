@@ -73,14 +73,8 @@ impl AccessToken {
     }
 
     /// Unwraps the compact JWT.
-    pub fn into_inner(mut self) -> String {
-        std::mem::take(&mut self.0)
-    }
-}
-
-impl Drop for AccessToken {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
+    pub fn into_inner(self) -> String {
+        self.0
     }
 }
 
