@@ -39,6 +39,7 @@ pub async fn memory(common: Common, clients: usize, warm: usize) -> Result<(), S
                 expires_at: None,
             }],
             keys: vec![],
+            federated: vec![],
         };
         store.create_client(record).await.map_err(|e| e.to_string())?;
     }

@@ -162,6 +162,7 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
         created_at: now,
         secrets: vec![record],
         keys: vec![],
+        federated: vec![],
     };
     match store.create_client(client).await {
         Ok(()) => {

@@ -1,6 +1,9 @@
 //! The store contract: one suite every `Store` implementation must pass.
 
-use super::{ClientKeyRecord, ClientRecord, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError};
+use super::{
+    ClientKeyRecord, ClientRecord, FederatedIdentityRecord, JwksSource, RevokedToken, SecretRecord, SigningKeyRecord,
+    Store, StoreError, TrustedIssuerRecord,
+};
 
 pub fn sample_client(id: &str) -> ClientRecord {
     ClientRecord {
@@ -18,6 +21,7 @@ pub fn sample_client(id: &str) -> ClientRecord {
             expires_at: None,
         }],
         keys: vec![],
+        federated: vec![],
     }
 }
 
@@ -54,6 +58,9 @@ macro_rules! with_contract_cases {
             an_assertion_id_is_accepted_once,
             a_legacy_secret_gets_its_check_value_once,
             a_revocation_after_pruning_is_never_behind_a_cursor,
+            a_federated_identity_belongs_to_one_client,
+            deleting_a_client_unbinds_its_identities,
+            trusted_issuers_read_back_and_go,
         );
     };
 }
@@ -400,4 +407,152 @@ pub async fn revocations_are_read_incrementally(store: &dyn Store) {
     store.revoke_token(revoked("inc-3")).await.unwrap();
     let (next, _) = store.revoked_tokens_after(0, cursor).await.unwrap();
     assert_eq!(next.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(), ["inc-3"]);
+}
+
+fn identity(issuer: &str, subject: &str) -> FederatedIdentityRecord {
+    FederatedIdentityRecord {
+        issuer: issuer.into(),
+        subject: subject.into(),
+        created_at: 1_700_000_100,
+    }
+}
+
+const K8S: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// One (issuer, subject) authenticates as one client: binding it to a
+/// second is refused, and a binding shows in its client's record.
+pub async fn a_federated_identity_belongs_to_one_client(store: &dyn Store) {
+    store.create_client(sample_client("billing")).await.unwrap();
+    store.create_client(sample_client("ledger")).await.unwrap();
+    let sa = identity(K8S, "system:serviceaccount:payments:billing");
+    let before = store.generations().await.unwrap();
+    assert!(store.add_federated_identity("billing", sa.clone()).await.unwrap());
+    assert!(store.generations().await.unwrap().clients > before.clients);
+    assert!(matches!(
+        store.add_federated_identity("ledger", sa.clone()).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.add_federated_identity("billing", sa.clone()).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(
+        !store
+            .add_federated_identity("nobody", identity(K8S, "x"))
+            .await
+            .unwrap()
+    );
+    let spiffe = identity("spiffe://example.org", "spiffe://example.org/ns/payments/sa/billing");
+    assert!(store.add_federated_identity("billing", spiffe.clone()).await.unwrap());
+    let billing = store.client("billing").await.unwrap().unwrap();
+    assert_eq!(billing.federated, vec![sa.clone(), spiffe]);
+    assert_eq!(
+        store
+            .client_for_federated_identity(K8S, &sa.subject)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("billing")
+    );
+    assert_eq!(
+        store
+            .client_for_federated_identity(K8S, "system:serviceaccount:payments:other")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .client_for_federated_identity("https://other", &sa.subject)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.client_for_federated_identity(K8S, "nul\0byte").await.unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .remove_federated_identity("ledger", K8S, &sa.subject)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .remove_federated_identity("billing", K8S, &sa.subject)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.client_for_federated_identity(K8S, &sa.subject).await.unwrap(),
+        None
+    );
+    assert!(store.add_federated_identity("ledger", sa).await.unwrap());
+}
+
+/// A deleted client's identities go with it, free to bind again.
+pub async fn deleting_a_client_unbinds_its_identities(store: &dyn Store) {
+    let mut client = sample_client("gone");
+    client.federated = vec![identity(K8S, "system:serviceaccount:ns:gone")];
+    store.create_client(client.clone()).await.unwrap();
+    assert_eq!(store.client("gone").await.unwrap().unwrap(), client);
+    assert!(store.delete_client("gone").await.unwrap());
+    assert_eq!(
+        store
+            .client_for_federated_identity(K8S, "system:serviceaccount:ns:gone")
+            .await
+            .unwrap(),
+        None
+    );
+    store.create_client(sample_client("next")).await.unwrap();
+    assert!(
+        store
+            .add_federated_identity("next", identity(K8S, "system:serviceaccount:ns:gone"))
+            .await
+            .unwrap()
+    );
+}
+
+/// Trusted issuers read back as written, in issuer order, each kind of key
+/// source included; adding one twice is refused; removing reports whether
+/// it was there; every change bumps the trust counter.
+pub async fn trusted_issuers_read_back_and_go(store: &dyn Store) {
+    let trust = |issuer: &str, jwks: JwksSource| TrustedIssuerRecord {
+        issuer: issuer.into(),
+        jwks,
+        audiences: vec!["tessera".into(), "https://tessera.internal".into()],
+        max_lifetime_secs: 86_400,
+        ca_pem: Some("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n".into()),
+        bearer_token_file: Some("/var/run/secrets/kubernetes.io/serviceaccount/token".into()),
+        created_at: 1_700_000_000,
+    };
+    let k8s = trust(K8S, JwksSource::Url(format!("{K8S}/openid/v1/jwks")));
+    let ci = TrustedIssuerRecord {
+        audiences: vec![],
+        ca_pem: None,
+        bearer_token_file: None,
+        ..trust("https://ci.example", JwksSource::Discovery)
+    };
+    let spiffe = trust("spiffe://example.org", JwksSource::Inline(r#"{"keys":[]}"#.into()));
+    let before = store.generations().await.unwrap();
+    for issuer in [&spiffe, &k8s, &ci] {
+        store.add_trusted_issuer(issuer.clone()).await.unwrap();
+    }
+    let after = store.generations().await.unwrap();
+    assert!(after.trust > before.trust);
+    assert_eq!(after.clients, before.clients);
+    assert_eq!(
+        store.trusted_issuers().await.unwrap(),
+        vec![ci.clone(), k8s.clone(), spiffe.clone()]
+    );
+    assert!(matches!(
+        store.add_trusted_issuer(k8s.clone()).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(store.remove_trusted_issuer(K8S).await.unwrap());
+    assert!(!store.remove_trusted_issuer(K8S).await.unwrap());
+    assert!(!store.remove_trusted_issuer("nul\0byte").await.unwrap());
+    assert!(store.generations().await.unwrap().trust > after.trust);
+    assert_eq!(store.trusted_issuers().await.unwrap(), vec![ci, spiffe]);
 }

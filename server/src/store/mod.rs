@@ -40,6 +40,94 @@ pub struct ClientRecord {
     pub secrets: Vec<SecretRecord>,
     /// Public keys the client signs assertions with (`private_key_jwt`).
     pub keys: Vec<ClientKeyRecord>,
+    /// Platform identities (a trusted issuer's `sub`) that authenticate as
+    /// this client, ordered by issuer and subject.
+    pub federated: Vec<FederatedIdentityRecord>,
+}
+
+/// A platform identity bound to a client: a token from `issuer` whose `sub`
+/// is exactly `subject` authenticates as the client. One (issuer, subject)
+/// belongs to one client at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedIdentityRecord {
+    /// The trusted issuer, as it names itself in `iss` (or a SPIFFE trust
+    /// domain, `spiffe://example.org`).
+    pub issuer: String,
+    /// The token's `sub`, matched byte for byte.
+    pub subject: String,
+    /// When it was bound.
+    pub created_at: UnixTime,
+}
+
+/// An issuer whose tokens may stand as client credentials (RFC 7523 client
+/// assertions issued by a platform: Kubernetes, SPIRE, a CI system).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedIssuerRecord {
+    /// The issuer as its tokens name it in `iss`, or a SPIFFE trust domain
+    /// (`spiffe://example.org`).
+    pub issuer: String,
+    /// Where its signing keys come from.
+    pub jwks: JwksSource,
+    /// Audiences its tokens may carry besides Tessera's issuer and token
+    /// endpoint URL.
+    pub audiences: Vec<String>,
+    /// The longest lifetime (`exp` minus `iat`, or minus now) a token of
+    /// this issuer may have.
+    pub max_lifetime_secs: u32,
+    /// PEM certificates that alone are trusted for the JWKS and discovery
+    /// URLs' TLS; `None` uses the system's roots.
+    pub ca_pem: Option<String>,
+    /// A file the server reads a bearer token from, freshly before each
+    /// fetch, to present to the JWKS URL (a Kubernetes API server's
+    /// service-account token). The path, never the token, is stored.
+    pub bearer_token_file: Option<String>,
+    /// When it was added.
+    pub created_at: UnixTime,
+}
+
+/// Where a trusted issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS (or SPIFFE bundle) stored as given; changed by removing and
+    /// adding the trust again.
+    Inline(String),
+    /// An `https://` URL serving the JWKS.
+    Url(String),
+    /// The `jwks_uri` of the issuer's `/.well-known/openid-configuration`.
+    Discovery,
+}
+
+impl JwksSource {
+    /// The name stored for the kind of source.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Inline(_) => "inline",
+            Self::Url(_) => "url",
+            Self::Discovery => "discovery",
+        }
+    }
+
+    /// The stored value: the JWKS, the URL, or nothing.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Self::Inline(jwks) => Some(jwks),
+            Self::Url(url) => Some(url),
+            Self::Discovery => None,
+        }
+    }
+
+    /// Reads the stored kind and value back.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an unknown kind or a missing value.
+    pub fn from_stored(kind: &str, value: Option<String>) -> Result<Self, StoreError> {
+        match (kind, value) {
+            ("inline", Some(jwks)) => Ok(Self::Inline(jwks)),
+            ("url", Some(url)) => Ok(Self::Url(url)),
+            ("discovery", _) => Ok(Self::Discovery),
+            (kind, _) => Err(StoreError::Corrupt(format!("trusted issuer JWKS source {kind:?}"))),
+        }
+    }
 }
 
 /// A public key a client registered for `private_key_jwt` (RFC 7523).
@@ -66,6 +154,8 @@ pub struct Generations {
     pub keys: u64,
     /// Revoked tokens.
     pub revocations: u64,
+    /// Trusted issuers.
+    pub trust: u64,
 }
 
 /// One secret of a client, as its argon2id hash.
@@ -206,6 +296,33 @@ pub trait Store: Send + Sync + 'static {
     /// Registers a public key for a client. False when there is no such
     /// client; [`StoreError::AlreadyExists`] when it has a key with that `kid`.
     async fn add_client_key(&self, client_id: &str, key: ClientKeyRecord) -> Result<bool, StoreError>;
+
+    /// Binds a platform identity to a client. False when there is no such
+    /// client; [`StoreError::AlreadyExists`] when the (issuer, subject) is
+    /// bound already, to this client or another.
+    async fn add_federated_identity(
+        &self,
+        client_id: &str,
+        identity: FederatedIdentityRecord,
+    ) -> Result<bool, StoreError>;
+
+    /// Unbinds a platform identity from a client. False when the client has
+    /// no such binding.
+    async fn remove_federated_identity(&self, client_id: &str, issuer: &str, subject: &str)
+    -> Result<bool, StoreError>;
+
+    /// The client a platform identity is bound to, if any.
+    async fn client_for_federated_identity(&self, issuer: &str, subject: &str) -> Result<Option<String>, StoreError>;
+
+    /// Trusts an issuer. [`StoreError::AlreadyExists`] when it is trusted already.
+    async fn add_trusted_issuer(&self, issuer: TrustedIssuerRecord) -> Result<(), StoreError>;
+
+    /// Every trusted issuer, ordered by issuer.
+    async fn trusted_issuers(&self) -> Result<Vec<TrustedIssuerRecord>, StoreError>;
+
+    /// Stops trusting an issuer; bindings to it stay, inert, until it is
+    /// trusted again. False when it was not trusted.
+    async fn remove_trusted_issuer(&self, issuer: &str) -> Result<bool, StoreError>;
 
     /// Records that an assertion `jti` of a client was used, atomically: true
     /// the first time, false for a replay, across processes and restarts.

@@ -22,10 +22,12 @@ use tokio_postgres::NoTls;
 use tracing::info;
 
 use super::{
-    ClientKeyRecord, ClientRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+    ClientKeyRecord, ClientRecord, FederatedIdentityRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord,
+    Store, StoreError, TrustedIssuerRecord,
 };
 use crate::clock::UnixTime;
 
+mod federation;
 mod listen;
 mod rows;
 mod schema;
@@ -228,6 +230,9 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_error)?;
             }
+            for identity in &client.federated {
+                federation::insert_identity(&tx, &client.client_id, identity).await?;
+            }
             tx.commit().await.map_err(db_error)
         })
         .await
@@ -361,6 +366,73 @@ impl Store for PostgresStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn add_federated_identity(
+        &self,
+        client_id: &str,
+        identity: FederatedIdentityRecord,
+    ) -> Result<bool, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            let added = federation::add_identity(&tx, client_id, &identity).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn remove_federated_identity(
+        &self,
+        client_id: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        if [client_id, issuer, subject].iter().any(|text| text.contains('\0')) {
+            return Ok(false);
+        }
+        let removed = self
+            .execute(
+                "DELETE FROM federated_identities WHERE client_id = $1 AND issuer = $2 AND subject = $3",
+                &[&client_id, &issuer, &subject],
+            )
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn client_for_federated_identity(&self, issuer: &str, subject: &str) -> Result<Option<String>, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            federation::client_for_identity(&conn, issuer, subject).await
+        })
+        .await
+    }
+
+    async fn add_trusted_issuer(&self, issuer: TrustedIssuerRecord) -> Result<(), StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            federation::add_issuer(&conn, &issuer).await
+        })
+        .await
+    }
+
+    async fn trusted_issuers(&self) -> Result<Vec<TrustedIssuerRecord>, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            federation::issuers(&conn).await
+        })
+        .await
+    }
+
+    async fn remove_trusted_issuer(&self, issuer: &str) -> Result<bool, StoreError> {
+        if issuer.contains('\0') {
+            return Ok(false);
+        }
+        let removed = self
+            .execute("DELETE FROM trusted_issuers WHERE issuer = $1", &[&issuer])
+            .await?;
+        Ok(removed > 0)
     }
 
     async fn remember_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> Result<bool, StoreError> {
@@ -542,6 +614,7 @@ impl Store for PostgresStore {
                     "clients" => generations.clients = generation,
                     "keys" => generations.keys = generation,
                     "revocations" => generations.revocations = generation,
+                    "trust" => generations.trust = generation,
                     _ => {}
                 }
             }

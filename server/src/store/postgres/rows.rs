@@ -66,7 +66,9 @@ pub(super) async fn load_client(
             created_at: r.get(3),
         })
         .collect();
+    let federated = super::federation::identities_of(conn, client_id).await?;
     Ok(Some(ClientRecord {
+        federated,
         client_id: row.get(0),
         scopes: row.get(1),
         audiences: row.get(2),

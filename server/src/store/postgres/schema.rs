@@ -77,4 +77,31 @@ CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_
 -- refused before argon2 runs. NULL for secrets stored before it existed.
 ALTER TABLE client_secrets ADD COLUMN check_value TEXT;
 "#,
+    r#"
+-- Issuers whose tokens clients may authenticate with (a platform's identity
+-- tokens as RFC 7523 client assertions), and the identities bound to clients.
+CREATE TABLE trusted_issuers (
+    issuer            TEXT PRIMARY KEY,
+    jwks_source       TEXT NOT NULL,     -- 'inline', 'url' or 'discovery'
+    jwks              TEXT,              -- the JWKS (inline) or its URL (url)
+    audiences         TEXT[] NOT NULL,   -- extra accepted audiences
+    max_lifetime      BIGINT NOT NULL,   -- seconds
+    ca_pem            TEXT,
+    bearer_token_file TEXT,              -- a path the server reads; never the token
+    created_at        BIGINT NOT NULL
+);
+CREATE TABLE federated_identities (
+    issuer     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (issuer, subject)
+);
+CREATE INDEX federated_identities_by_client ON federated_identities(client_id);
+INSERT INTO change_topics VALUES ('trust', 0);
+CREATE TRIGGER trusted_issuers_changed AFTER INSERT OR UPDATE OR DELETE ON trusted_issuers
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('trust');
+CREATE TRIGGER federated_identities_changed AFTER INSERT OR UPDATE OR DELETE ON federated_identities
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
+"#,
 ];

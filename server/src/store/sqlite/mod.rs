@@ -14,9 +14,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    ClientKeyRecord, ClientRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+    ClientKeyRecord, ClientRecord, FederatedIdentityRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord,
+    Store, StoreError, TrustedIssuerRecord,
 };
 
+mod federation;
 mod private_files;
 mod rows;
 mod schema;
@@ -140,6 +142,9 @@ impl Store for SqliteStore {
                     params![client.client_id, key.kid, key.alg, key.jwk, key.created_at],
                 )
                 .map_err(unavailable)?;
+            }
+            for identity in &client.federated {
+                federation::insert_identity(&tx, &client.client_id, identity)?;
             }
             tx.commit().map_err(unavailable)
         })
@@ -378,6 +383,46 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_federated_identity(
+        &self,
+        client_id: &str,
+        identity: FederatedIdentityRecord,
+    ) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| federation::add_identity(conn, &client_id, &identity))
+            .await
+    }
+
+    async fn remove_federated_identity(
+        &self,
+        client_id: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        let (client_id, issuer, subject) = (client_id.to_owned(), issuer.to_owned(), subject.to_owned());
+        self.with(move |conn| federation::remove_identity(conn, &client_id, &issuer, &subject))
+            .await
+    }
+
+    async fn client_for_federated_identity(&self, issuer: &str, subject: &str) -> Result<Option<String>, StoreError> {
+        let (issuer, subject) = (issuer.to_owned(), subject.to_owned());
+        self.with(move |conn| federation::client_for_identity(conn, &issuer, &subject))
+            .await
+    }
+
+    async fn add_trusted_issuer(&self, issuer: TrustedIssuerRecord) -> Result<(), StoreError> {
+        self.with(move |conn| federation::add_issuer(conn, &issuer)).await
+    }
+
+    async fn trusted_issuers(&self) -> Result<Vec<TrustedIssuerRecord>, StoreError> {
+        self.with(|conn| federation::issuers(conn)).await
+    }
+
+    async fn remove_trusted_issuer(&self, issuer: &str) -> Result<bool, StoreError> {
+        let issuer = issuer.to_owned();
+        self.with(move |conn| federation::remove_issuer(conn, &issuer)).await
+    }
+
     async fn remember_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
         let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
         self.with(move |conn| {
@@ -421,6 +466,7 @@ impl Store for SqliteStore {
                     "clients" => generations.clients = generation,
                     "keys" => generations.keys = generation,
                     "revocations" => generations.revocations = generation,
+                    "trust" => generations.trust = generation,
                     _ => {}
                 }
             }

@@ -71,8 +71,10 @@ pub(super) fn load_client(conn: &Connection, client_id: &str) -> Result<Option<C
         .map_err(unavailable)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
+    let federated = super::federation::identities_of(conn, &client_id)?;
     Ok(Some(ClientRecord {
         keys,
+        federated,
         scopes: from_json("scopes", &scopes)?,
         audiences: from_json("audiences", &audiences)?,
         client_id,

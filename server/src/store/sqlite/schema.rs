@@ -125,4 +125,32 @@ ALTER TABLE revoked_tokens_positioned RENAME TO revoked_tokens;
 CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens(expires_at);
 CREATE TRIGGER revoked_ins AFTER INSERT ON revoked_tokens BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'revocations'; END;
 "#,
+    r#"
+-- Issuers whose tokens clients may authenticate with (a platform's identity
+-- tokens as RFC 7523 client assertions), and the identities bound to clients.
+CREATE TABLE trusted_issuers (
+    issuer            TEXT PRIMARY KEY,
+    jwks_source       TEXT NOT NULL,     -- 'inline', 'url' or 'discovery'
+    jwks              TEXT,              -- the JWKS (inline) or its URL (url)
+    audiences         TEXT NOT NULL,     -- JSON array of extra accepted audiences
+    max_lifetime      INTEGER NOT NULL,  -- seconds
+    ca_pem            TEXT,
+    bearer_token_file TEXT,              -- a path the server reads; never the token
+    created_at        INTEGER NOT NULL
+);
+CREATE TABLE federated_identities (
+    issuer     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, subject)
+);
+CREATE INDEX federated_identities_by_client ON federated_identities(client_id);
+INSERT INTO change_topics VALUES ('trust', 0);
+CREATE TRIGGER trust_ins AFTER INSERT ON trusted_issuers BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'trust'; END;
+CREATE TRIGGER trust_upd AFTER UPDATE ON trusted_issuers BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'trust'; END;
+CREATE TRIGGER trust_del AFTER DELETE ON trusted_issuers BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'trust'; END;
+CREATE TRIGGER federated_ins AFTER INSERT ON federated_identities BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER federated_del AFTER DELETE ON federated_identities BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+"#,
 ];
