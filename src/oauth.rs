@@ -9,6 +9,15 @@ pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 /// (`private_key_jwt`).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// draft-ietf-oauth-spiffe-client-auth: a client authenticates with its
+/// JWT-SVID, a token its SPIFFE trust domain issued (`sub` its SPIFFE ID).
+/// A platform's other identity tokens (Kubernetes, any OIDC issuer) travel
+/// as [`JWT_BEARER_ASSERTION`], told apart from `private_key_jwt` by `iss`.
+pub const JWT_SPIFFE_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe";
+
+/// Every `client_assertion_type` Tessera accepts.
+pub const CLIENT_ASSERTION_TYPES: [&str; 2] = [JWT_BEARER_ASSERTION, JWT_SPIFFE_ASSERTION];
+
 /// The scope that lets a client introspect any token (RFC 7662).
 pub const INTROSPECT_SCOPE: &str = "tessera:introspect";
 

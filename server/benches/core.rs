@@ -80,6 +80,7 @@ fn core() -> Core {
             throttle: ThrottleConfig::default(),
             require_audience: false,
             max_assertion_lifetime_secs: 3600,
+            federation: Default::default(),
         };
         (
             Authority::new(config, store, Arc::new(SystemClock)).await.unwrap(),

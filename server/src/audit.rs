@@ -40,3 +40,15 @@ pub const SIGNING_KEY_REVOKED: &str = "signing_key_revoked";
 pub const SIGNING_KEY_ADDED: &str = "signing_key_added";
 /// A replica saw a signing key leave the store.
 pub const SIGNING_KEY_REMOVED: &str = "signing_key_removed";
+/// A platform token was refused as a client credential (`reason`, `issuer`, for the operator only).
+pub const FEDERATED_CREDENTIAL_REFUSED: &str = "federated_credential_refused";
+/// A replica began trusting an issuer (`issuer`, `jwks`: inline, url or discovery).
+pub const ISSUER_TRUSTED: &str = "issuer_trusted";
+/// A replica stopped trusting an issuer.
+pub const ISSUER_UNTRUSTED: &str = "issuer_untrusted";
+/// Fetching a trusted issuer's keys failed (`issuer`, `error`, `kept`: the keys still used).
+pub const ISSUER_KEYS_FETCH_FAILED: &str = "issuer_keys_fetch_failed";
+/// A platform identity was bound to a client (`client_id`, `issuer`, `subject`).
+pub const FEDERATED_IDENTITY_ADDED: &str = "federated_identity_added";
+/// A platform identity was unbound from a client.
+pub const FEDERATED_IDENTITY_REMOVED: &str = "federated_identity_removed";

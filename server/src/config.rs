@@ -45,6 +45,11 @@ pub mod defaults {
     /// Longest `private_key_jwt` assertion lifetime accepted: an hour, as
     /// Okta and Google accept and authlib signs by default.
     pub const MAX_ASSERTION_LIFETIME_SECS: u32 = 3600;
+    /// Fetch trusted issuers' keys every five minutes.
+    pub const TRUSTED_JWKS_REFRESH_SECS: u32 = 300;
+    /// Fetch one trusted issuer's keys at most every 10 seconds for tokens
+    /// naming a key not seen yet (Keycloak's default for the same knob).
+    pub const TRUSTED_JWKS_MIN_INTERVAL_SECS: u32 = 10;
     /// Rotate the signing key monthly.
     pub const KEY_ROTATION_DAYS: u32 = 30;
     /// A rotated key is published 10 minutes before it signs: twice the JWKS
@@ -178,6 +183,16 @@ pub struct Settings {
           help = with_default("Longest lifetime (exp - now) a private_key_jwt assertion may have; each assertion id is remembered that long to refuse replays", defaults::MAX_ASSERTION_LIFETIME_SECS))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_assertion_lifetime: Option<u32>,
+    /// `--trusted-jwks-refresh`.
+    #[arg(long, env = "TESSERA_TRUSTED_JWKS_REFRESH", value_name = "SECS",
+          help = with_default("Seconds between fetches of each trusted issuer's keys from its JWKS URL (tessera trust add --jwks-url or --discovery); a failed fetch keeps the keys known", defaults::TRUSTED_JWKS_REFRESH_SECS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_jwks_refresh: Option<u32>,
+    /// `--trusted-jwks-min-interval`.
+    #[arg(long, env = "TESSERA_TRUSTED_JWKS_MIN_INTERVAL", value_name = "SECS",
+          help = with_default("Least seconds between two fetches of one trusted issuer's keys when a token names a key not seen yet (an issuer's key rotation), so made-up key ids cost one fetch per interval", defaults::TRUSTED_JWKS_MIN_INTERVAL_SECS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_jwks_min_interval: Option<u32>,
     /// `--log-format`.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT",
           help = with_default("Log format: text or json; the level comes from RUST_LOG (default info)", defaults::LOG_FORMAT))]
@@ -303,6 +318,8 @@ pub struct ServeConfig {
     pub drain_delay: Duration,
     /// Longest lifetime a client assertion may claim.
     pub max_assertion_lifetime: u32,
+    /// How trusted issuers' keys are kept current.
+    pub federation: crate::federation::FederationConfig,
     /// Log format.
     pub log_format: LogFormat,
     /// Automatic rotation period; `None` when disabled (0 days).
@@ -352,6 +369,7 @@ impl ServeConfig {
         within("--drain-delay", u64::from(drain_delay), 0, 600)?;
         within("--max-assertion-lifetime", u64::from(max_assertion_lifetime), 1, 86_400)?;
         within("--key-rotation-days", u64::from(rotation_days), 0, 3650)?;
+        let federation = federation(&s)?;
         within("--key-publish-ahead", u64::from(key_publish_ahead), 0, 7 * 86_400)?;
         let log_format = match s.log_format.as_deref().unwrap_or(defaults::LOG_FORMAT) {
             "text" => LogFormat::Text,
@@ -375,6 +393,7 @@ impl ServeConfig {
             drain_timeout: Duration::from_secs(u64::from(drain_timeout)),
             drain_delay: Duration::from_secs(u64::from(drain_delay)),
             max_assertion_lifetime,
+            federation,
             log_format,
             log_blocking: s.log_blocking,
             key_rotation: (rotation_days > 0).then(|| Duration::from_secs(u64::from(rotation_days) * 86_400)),
@@ -385,6 +404,21 @@ impl ServeConfig {
             demo: s.demo,
         })
     }
+}
+
+/// The trusted issuers' key refresh settings.
+fn federation(s: &Settings) -> Result<crate::federation::FederationConfig, String> {
+    let refresh = s.trusted_jwks_refresh.unwrap_or(defaults::TRUSTED_JWKS_REFRESH_SECS);
+    let min_interval = s
+        .trusted_jwks_min_interval
+        .unwrap_or(defaults::TRUSTED_JWKS_MIN_INTERVAL_SECS);
+    within("--trusted-jwks-refresh", u64::from(refresh), 10, 86_400)?;
+    within("--trusted-jwks-min-interval", u64::from(min_interval), 1, 3600)?;
+    Ok(crate::federation::FederationConfig {
+        refresh_every: Duration::from_secs(u64::from(refresh)),
+        min_refetch: Duration::from_secs(u64::from(min_interval)),
+        ..Default::default()
+    })
 }
 
 /// `Err` naming `flag` unless `min <= value <= max`.

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod faces;
+pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod logging;

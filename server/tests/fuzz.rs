@@ -68,6 +68,7 @@ fn harness() -> &'static Harness {
                 },
                 require_audience: false,
                 max_assertion_lifetime_secs: 3600,
+                federation: Default::default(),
             };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let new = NewClient {

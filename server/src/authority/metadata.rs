@@ -3,7 +3,7 @@
 //! core does not implement.
 
 use serde_json::{Value, json};
-use tessera_proto::oauth::CLIENT_CREDENTIALS;
+use tessera_proto::oauth::{CLIENT_ASSERTION_TYPES, CLIENT_CREDENTIALS};
 
 use super::Authority;
 use crate::keys::KeyAlgorithm;
@@ -40,6 +40,11 @@ impl Authority {
             "grant_types_supported": [CLIENT_CREDENTIALS],
             "token_endpoint_auth_methods_supported": AUTH_METHODS,
             "token_endpoint_auth_signing_alg_values_supported": algorithms,
+            // Not registered by RFC 8414: the client_assertion_type values
+            // accepted with private_key_jwt (RFC 7523), so that a platform
+            // team can see that SPIFFE JWT-SVIDs and trusted issuers' tokens
+            // are (draft-ietf-oauth-spiffe-client-auth).
+            "client_assertion_types_supported": CLIENT_ASSERTION_TYPES,
             "introspection_endpoint": format!("{issuer}{}", paths.introspection),
             "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
             "revocation_endpoint": format!("{issuer}{}", paths.revocation),

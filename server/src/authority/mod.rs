@@ -39,6 +39,7 @@ use tracing::{info, warn};
 
 pub use credentials::REFUSAL_FLOOR;
 pub use credentials::assertion::{ASSERTION_LEEWAY_SECS, decoding_key as client_decoding_key};
+pub use credentials::spiffe_trust_domain;
 pub use error::{AuthError, Challenge};
 pub use introspect::{ActiveToken, INTROSPECT_SCOPE, MAX_TOKEN_LEN, REVOKE_SCOPE};
 pub use metadata::{AUTH_METHODS, EndpointPaths};
@@ -88,6 +89,8 @@ pub struct AuthorityConfig {
     /// Longest lifetime (`exp` - now) a client assertion may claim. Its `jti`
     /// is remembered that long, so this also bounds the replay store.
     pub max_assertion_lifetime_secs: i64,
+    /// How trusted issuers' keys are kept current.
+    pub federation: crate::federation::FederationConfig,
 }
 
 /// The token authority. Shared as `Arc<Authority>` by every face.
@@ -120,7 +123,14 @@ impl Authority {
     /// # Errors
     /// When the store cannot be read or its keys cannot be loaded.
     pub async fn new(config: AuthorityConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        let replica = Replica::load(store.clone(), clock.clone(), config.max_token_ttl, config.signing_alg).await?;
+        let replica = Replica::load(
+            store.clone(),
+            clock.clone(),
+            config.max_token_ttl,
+            config.signing_alg,
+            config.federation,
+        )
+        .await?;
         let gate = HashingGate::new(config.hashing_permits, config.hashing_wait).map_err(|e| e.to_string())?;
         Ok(Self {
             secrets: SecretVerifier::new(gate, config.throttle),

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::introspect::ActiveToken;
 use crate::clock::{Clock, UnixTime};
+use crate::federation::{FederationConfig, TrustedIssuers};
 use crate::keys::{KeyRing, SigningKey};
 use crate::store::{ClientRecord, Generations, Store, StoreError};
 
@@ -36,6 +37,10 @@ pub(crate) struct Replica {
     /// Bumped on every clear, so a store read that began before a change
     /// does not put a stale copy back into `clients`.
     client_epoch: AtomicU64,
+    /// Platform identities seen so far → their client; cleared with `clients`.
+    federated: DashMap<(String, String), String>,
+    /// Trusted issuers and their keys; reloaded when the store's trust counter moves.
+    pub(super) trusted: TrustedIssuers,
     /// The store generations the copies reflect.
     seen: Mutex<Generations>,
     /// Revoked tokens' `jti` → `exp`, kept until they expire anyway. Read on
@@ -80,6 +85,7 @@ impl Replica {
         clock: Arc<dyn Clock>,
         max_token_ttl: u32,
         first_key: crate::keys::KeyAlgorithm,
+        federation: FederationConfig,
     ) -> Result<Self, String> {
         let generations = store.generations().await.map_err(|e| e.to_string())?;
         let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
@@ -103,6 +109,8 @@ impl Replica {
         for revoked in revoked {
             denied.insert(revoked.jti, revoked.expires_at);
         }
+        let trusted = TrustedIssuers::new(federation);
+        trusted.update(store.trusted_issuers().await.map_err(|e| e.to_string())?);
         Ok(Self {
             store,
             clock,
@@ -110,6 +118,8 @@ impl Replica {
             keys: RwLock::new(Arc::new(ring)),
             clients: DashMap::new(),
             client_epoch: AtomicU64::new(0),
+            federated: DashMap::new(),
+            trusted,
             seen: Mutex::new(generations),
             denied,
             revocation_cursor: AtomicU64::new(cursor),
@@ -140,6 +150,24 @@ impl Replica {
             self.clients.insert(record.client_id.clone(), record.clone());
         }
         Ok(Some(record))
+    }
+
+    /// The client a platform identity is bound to, from the hot copies or
+    /// else the store. Only found bindings are kept: an unknown subject
+    /// costs a store lookup, as an unknown client id does.
+    pub(super) async fn client_for_identity(&self, issuer: &str, subject: &str) -> Result<Option<String>, StoreError> {
+        let key = (issuer.to_owned(), subject.to_owned());
+        if let Some(hot) = self.federated.get(&key) {
+            return Ok(Some(hot.clone()));
+        }
+        let epoch = self.client_epoch.load(Ordering::Acquire);
+        let found = self.store.client_for_federated_identity(issuer, subject).await?;
+        if let Some(client_id) = &found
+            && self.client_epoch.load(Ordering::Acquire) == epoch
+        {
+            self.federated.insert(key, client_id.clone());
+        }
+        Ok(found)
     }
 
     /// Whether the token with this `jti` is revoked.
@@ -211,6 +239,10 @@ impl Replica {
         if now.clients != seen.clients {
             self.client_epoch.fetch_add(1, Ordering::AcqRel);
             self.clients.clear();
+            self.federated.clear();
+        }
+        if now.trust != seen.trust {
+            self.trusted.update(self.store.trusted_issuers().await?);
         }
         *self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
         Ok(true)

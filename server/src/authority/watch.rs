@@ -95,6 +95,7 @@ impl Authority {
         let now = self.clock.now();
         self.replica.forget_expired(now);
         self.secrets.forget_expired(now);
+        self.replica.trusted.refresh_due();
         self.rotate_if_due(now).await;
         self.prune_if_due(now).await;
     }

@@ -97,6 +97,32 @@ pub(super) enum ClientCommand {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// Let a platform identity authenticate as the client: a token of a trusted issuer whose sub is exactly SUBJECT.
+    AddFederated {
+        /// The client id.
+        id: String,
+        /// A trusted issuer (tessera trust list)
+        #[arg(long, value_name = "ISSUER_URL")]
+        issuer: String,
+        /// The token's sub, exactly: system:serviceaccount:NAMESPACE:NAME, spiffe://example.org/ns/NAMESPACE/sa/NAME …
+        #[arg(long, value_name = "SUBJECT")]
+        subject: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Stop a platform identity from authenticating as the client.
+    RemoveFederated {
+        /// The client id.
+        id: String,
+        /// The issuer.
+        #[arg(long, value_name = "ISSUER_URL")]
+        issuer: String,
+        /// The subject.
+        #[arg(long, value_name = "SUBJECT")]
+        subject: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
     /// Delete a client and its secrets.
     Delete {
         /// The client id.
@@ -144,6 +170,28 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
             alg,
             store,
         } => add_key(&store, &id, jwk, pem, kid, alg.as_deref(), now).await,
+        ClientCommand::AddFederated {
+            id,
+            issuer,
+            subject,
+            store,
+        } => {
+            let store = open_store(&store.store).await?;
+            admin::add_federated_identity(store.as_ref(), &id, &issuer, &subject, now).await?;
+            println!("Client {id:?} now authenticates with tokens of {issuer} for subject {subject:?}.");
+            Ok(())
+        }
+        ClientCommand::RemoveFederated {
+            id,
+            issuer,
+            subject,
+            store,
+        } => {
+            let store = open_store(&store.store).await?;
+            admin::remove_federated_identity(store.as_ref(), &id, &issuer, &subject).await?;
+            println!("Client {id:?} no longer authenticates with tokens of {issuer} for subject {subject:?}.");
+            Ok(())
+        }
         ClientCommand::Disable { id, store } => set_disabled(&store, &id, true).await,
         ClientCommand::Enable { id, store } => set_disabled(&store, &id, false).await,
         ClientCommand::Delete { id, store } => delete(&store, &id).await,
@@ -236,6 +284,9 @@ async fn show(store: &StoreArg, id: &str, json: bool, now: UnixTime) -> Result<(
     }
     for k in &c.keys {
         println!("key:        {} {} added {}", k.kid, k.alg, k.created_at);
+    }
+    for f in &c.federated {
+        println!("federated:  {} subject {} added {}", f.issuer, f.subject, f.created_at);
     }
     Ok(())
 }
@@ -332,6 +383,11 @@ fn client_json(client: &ClientRecord) -> serde_json::Value {
             "kid": k.kid,
             "alg": k.alg,
             "created_at": k.created_at,
+        })).collect::<Vec<_>>(),
+        "federated": client.federated.iter().map(|f| json!({
+            "issuer": f.issuer,
+            "subject": f.subject,
+            "created_at": f.created_at,
         })).collect::<Vec<_>>(),
         "secrets": client.secrets.iter().map(|s| json!({
             "secret_id": s.secret_id,

@@ -5,6 +5,7 @@
 mod client;
 mod keys;
 mod serve;
+mod trust;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ impl From<AdminError> for CliError {
             AdminError::TooManySecrets { .. } => " (--keep-old-for 0)",
             AdminError::DuplicateKeyId { .. } => " with --kid",
             AdminError::UnknownSigningKey(_) => " (tessera keys list)",
+            AdminError::UnknownIssuer(_) => ": trust it first with tessera trust add ISSUER_URL (tessera trust list)",
+            AdminError::IssuerTrusted(_) => " (tessera trust remove ISSUER_URL)",
             _ => "",
         };
         Self::Failed(format!("{error}{hint}"))
@@ -81,6 +84,9 @@ enum Command {
     /// Inspect signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Trust platform issuers (Kubernetes, SPIFFE, OIDC) whose tokens authenticate clients: no secrets at all.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +108,7 @@ pub fn main() -> ExitCode {
             Command::Serve(settings) => serve::run(*settings).await,
             Command::Client(command) => client::run(command).await,
             Command::Keys(command) => keys::run(command).await,
+            Command::Trust(command) => trust::run(command).await,
         }
     });
     match outcome {

@@ -104,5 +104,6 @@ fn authority_config(config: &ServeConfig, issuer: String) -> AuthorityConfig {
         },
         require_audience: config.require_audience,
         max_assertion_lifetime_secs: i64::from(config.max_assertion_lifetime),
+        federation: config.federation,
     }
 }

@@ -77,12 +77,15 @@ pub fn decoding_key(key: &ClientKeyRecord) -> Result<(DecodingKey, KeyAlgorithm)
 }
 
 impl Authority {
-    /// Authenticates a client by its assertion. `client_id`, when the request
-    /// also sent one, must name the same client.
+    /// Authenticates a client by a JWT assertion: its own (`private_key_jwt`,
+    /// `iss` = `sub` = the client) or its platform's identity token (a
+    /// trusted issuer's `iss`, or a SPIFFE JWT-SVID; see `federated`).
+    /// `client_id`, when the request also sent one, must name the same client.
     pub(in crate::authority) async fn authenticate_assertion(
         &self,
         client_id: Option<&str>,
         assertion: &str,
+        kind: super::AssertionType,
     ) -> Result<std::sync::Arc<ClientRecord>, AuthError> {
         if assertion.len() > MAX_ASSERTION_LEN {
             return Err(AuthError::invalid_request(format!(
@@ -92,6 +95,12 @@ impl Authority {
         let header = decode_header(assertion).map_err(|_| refuse("malformed"))?;
         let subject: Subject =
             jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|_| refuse("malformed claims"))?;
+        let is_own = kind == super::AssertionType::JwtBearer && subject.iss.is_some() && subject.iss == subject.sub;
+        if !is_own {
+            return self
+                .authenticate_platform_token(client_id, assertion, &header, subject.iss, subject.sub, kind)
+                .await;
+        }
         let (Some(iss), Some(sub)) = (subject.iss, subject.sub) else {
             return Err(refuse("iss or sub missing"));
         };
@@ -112,10 +121,9 @@ impl Authority {
         if header.alg != alg.jwt_algorithm() {
             return Err(refuse("algorithm differs from the registered key's"));
         }
-        let issuer = self.config.issuer.trim_end_matches('/');
         let mut validation = Validation::new(alg.jwt_algorithm());
         validation.set_issuer(&[sub.as_str()]);
-        validation.set_audience(&[self.config.issuer.clone(), format!("{issuer}/oauth2/token")]);
+        validation.set_audience(&self.assertion_audiences());
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         // Times are checked below, against the injected clock.
         validation.validate_exp = false;
@@ -155,5 +163,12 @@ impl Authority {
             return Err(refuse("replayed jti"));
         }
         Ok(client)
+    }
+
+    /// The audiences that name Tessera in an assertion: its issuer and its
+    /// token endpoint URL (RFC 7523 section 3, item 3).
+    pub(in crate::authority) fn assertion_audiences(&self) -> Vec<String> {
+        let issuer = self.config.issuer.trim_end_matches('/');
+        vec![self.config.issuer.clone(), format!("{issuer}/oauth2/token")]
     }
 }

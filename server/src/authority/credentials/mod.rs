@@ -9,12 +9,14 @@
 //! |---|---|---|
 //! | client secret (`client_secret_basic`, `client_secret_post`) | `client_secret` | RFC 6749 section 2.3.1 |
 //! | signed assertion (`private_key_jwt`) | [`assertion`] | RFC 7523 section 2.2 |
+//! | a platform's identity token (Kubernetes, SPIFFE JWT-SVID, any OIDC issuer) | `federated` | RFC 7523 section 2.2, draft-ietf-oauth-spiffe-client-auth |
 //! | bearer token (introspection and revocation callers only) | `introspect` | RFC 6750 |
 //!
 //! A new kind is a new variant here and a new module beside these.
 
 pub mod assertion;
 pub(super) mod client_secret;
+mod federated;
 mod memory;
 
 use std::net::IpAddr;
@@ -22,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_proto::limits::{MAX_CLIENT_ID_LEN, MAX_SECRET_LEN};
-use tessera_proto::oauth::JWT_BEARER_ASSERTION;
+use tessera_proto::oauth::{JWT_BEARER_ASSERTION, JWT_SPIFFE_ASSERTION};
 
 use super::request::{AccessToken, Authorization, PresentedCredentials};
 use super::secret::ClientSecret;
@@ -30,6 +32,7 @@ use super::{AuthError, Authority, Challenge};
 use crate::store::ClientRecord;
 
 pub(super) use client_secret::SecretVerifier;
+pub use federated::spiffe_trust_domain;
 
 /// The least time an `invalid_client` answer takes, from the start of
 /// authentication. Longer than any refusal's own work (a store lookup,
@@ -47,11 +50,23 @@ pub(super) enum Credential {
     },
     /// Only where a token may stand for its client (introspection, revocation).
     Bearer(AccessToken),
-    /// `private_key_jwt`; `client_id` is the one the request named, if any.
+    /// A JWT: `private_key_jwt`, or a platform's identity token;
+    /// `client_id` is the one the request named, if any.
     Assertion {
         client_id: Option<String>,
         assertion: String,
+        kind: AssertionType,
     },
+}
+
+/// The `client_assertion_type` a request named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AssertionType {
+    /// RFC 7523: the client's own signed JWT (`iss` = `sub` = the client),
+    /// or a trusted issuer's token (`iss` = that issuer).
+    JwtBearer,
+    /// A SPIFFE JWT-SVID, whose trust domain is read from its `sub`.
+    Spiffe,
 }
 
 impl Authority {
@@ -78,8 +93,13 @@ impl Authority {
                 secret,
                 challenge,
             } => self.authenticate_secret(client_id, secret, challenge, source).await,
-            Credential::Assertion { client_id, assertion } => {
-                self.authenticate_assertion(client_id.as_deref(), &assertion).await
+            Credential::Assertion {
+                client_id,
+                assertion,
+                kind,
+            } => {
+                self.authenticate_assertion(client_id.as_deref(), &assertion, kind)
+                    .await
             }
             Credential::Bearer(_) => Err(AuthError::InvalidClient {
                 challenge: Challenge::Bearer,
@@ -135,17 +155,25 @@ pub(super) fn resolve(presented: PresentedCredentials, allow_bearer: bool) -> Re
         });
     }
     if uses_assertion {
-        if client_assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
-            return Err(AuthError::invalid_request(format!(
-                "client_assertion_type must be {JWT_BEARER_ASSERTION}"
-            )));
-        }
+        let kind = match client_assertion_type.as_deref() {
+            Some(JWT_BEARER_ASSERTION) => AssertionType::JwtBearer,
+            Some(JWT_SPIFFE_ASSERTION) => AssertionType::Spiffe,
+            _ => {
+                return Err(AuthError::invalid_request(format!(
+                    "client_assertion_type must be {JWT_BEARER_ASSERTION} (a JWT the client signed, or its platform's identity token) or {JWT_SPIFFE_ASSERTION} (a SPIFFE JWT-SVID)"
+                )));
+            }
+        };
         let Some(assertion) = client_assertion else {
             return Err(AuthError::invalid_request(
                 "client_assertion_type was sent without client_assertion",
             ));
         };
-        return Ok(Credential::Assertion { client_id, assertion });
+        return Ok(Credential::Assertion {
+            client_id,
+            assertion,
+            kind,
+        });
     }
     // No credential at all: the client did not authenticate (RFC 6749 section 5.2).
     Err(AuthError::InvalidClient {

@@ -38,6 +38,7 @@ async fn fixture() -> Fixture {
         throttle: ThrottleConfig::default(),
         require_audience: false,
         max_assertion_lifetime_secs: 3600,
+        federation: Default::default(),
     };
     let authority = Authority::new(config, store.clone(), clock.clone()).await.unwrap();
     Fixture {

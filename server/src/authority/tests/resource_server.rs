@@ -501,6 +501,7 @@ async fn rotating(alg: KeyAlgorithm, store: Arc<SqliteStore>, clock: Arc<ManualC
         throttle: ThrottleConfig::default(),
         require_audience: false,
         max_assertion_lifetime_secs: 3600,
+        federation: Default::default(),
     };
     Authority::new(config, store, clock).await.unwrap()
 }

@@ -2,6 +2,12 @@
 //! --demo` do. Works on the store directly, so it runs beside a live server;
 //! the server notices through the store's change counter.
 
+mod federation;
+
+pub use federation::{
+    NewTrust, add_federated_identity, add_trusted_issuer, remove_federated_identity, remove_trusted_issuer,
+};
+
 use crate::authority::{ClientSecret, is_valid_audience, is_valid_scope_token, secret};
 use crate::clock::UnixTime;
 use crate::keys::{KeyAlgorithm, SigningKey};
@@ -62,6 +68,44 @@ pub enum AdminError {
     /// The signing key was revoked before (or while) this request ran.
     #[error("signing key {0:?} is revoked already")]
     SigningKeyRevoked(String),
+    /// An issuer name that is neither an `https://` URL nor a SPIFFE trust domain.
+    #[error("{0}")]
+    InvalidIssuer(String),
+    /// Trusting this issuer would let Tessera's own tokens authenticate clients.
+    #[error("{0:?} is this server's own issuer: its access tokens are never client credentials")]
+    OwnIssuer(String),
+    /// Keys or their source that cannot serve (no usable key, a URL that is not https, an unreadable CA).
+    #[error("{0}")]
+    InvalidJwks(String),
+    /// The issuer is trusted already.
+    #[error("issuer {0:?} is trusted already; remove it first to change it")]
+    IssuerTrusted(String),
+    /// The issuer is not trusted.
+    #[error("issuer {0:?} is not trusted")]
+    UnknownIssuer(String),
+    /// A subject that cannot be matched (empty, too long, control characters, outside its trust domain).
+    #[error("{0}")]
+    InvalidSubject(String),
+    /// The (issuer, subject) is bound to a client already.
+    #[error(
+        "subject {subject:?} of issuer {issuer:?} is bound to a client already; one identity authenticates as one client"
+    )]
+    IdentityTaken {
+        /// The issuer.
+        issuer: String,
+        /// The subject.
+        subject: String,
+    },
+    /// The client has no such binding.
+    #[error("client {client_id:?} has no subject {subject:?} of issuer {issuer:?}")]
+    UnknownIdentity {
+        /// The client.
+        client_id: String,
+        /// The issuer.
+        issuer: String,
+        /// The subject.
+        subject: String,
+    },
     /// A duration that does not parse.
     #[error("invalid duration {0:?}: use e.g. 0, 90s, 30m, 1h or 2d")]
     InvalidDuration(String),
