@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tessera_proto::oauth::JWT_BEARER_ASSERTION;
+use tessera_proto::oauth::{JWT_BEARER_ASSERTION, JWT_SPIFFE_ASSERTION};
 use tessera_proto::pb;
 use tessera_proto::pb::token_service_client::TokenServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::credentials::{AssertionKey, ClientSecret, Credentials, base64_encode, form_encode};
+use crate::credentials::{AssertionKey, ClientSecret, Credentials, base64_encode, form_encode, read_token_file};
 use crate::{AccessToken, CachePolicy, Error, PublicJwk, Token, TokenRequest, TokenSource};
 
 /// TLS settings for a `https://` endpoint.
@@ -75,6 +75,46 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Authenticates with the identity token the platform writes to `path`:
+    /// no secret at all. For a Kubernetes projected service-account token
+    /// (its `audience` set to Tessera's issuer), or any trusted OIDC
+    /// issuer's token; Tessera must trust the issuer (`tessera trust add`)
+    /// and bind the token's subject to `client_id` (`tessera client
+    /// add-federated`). The file is read again before every token request,
+    /// since the platform replaces it as the token nears expiry. An empty
+    /// `client_id` lets Tessera find the client by the token's subject.
+    ///
+    /// ```no_run
+    /// use tessera_sdk::TokenClient;
+    /// # fn example() -> Result<(), tessera_sdk::Error> {
+    /// let client = TokenClient::builder("https://tessera.internal")
+    ///     .federated_token_file("billing", "/var/run/secrets/tokens/tessera")
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn federated_token_file(mut self, client_id: impl Into<String>, path: impl Into<std::path::PathBuf>) -> Self {
+        self.credentials = Some(Credentials::PlatformToken {
+            client_id: client_id.into(),
+            path: path.into(),
+            assertion_type: JWT_BEARER_ASSERTION,
+        });
+        self
+    }
+
+    /// As [`Self::federated_token_file`], for a SPIFFE JWT-SVID (sent as
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-spiffe`), e.g. the
+    /// file spiffe-helper keeps current. Tessera must trust the SVID's trust
+    /// domain (`tessera trust add spiffe://example.org --jwks-file bundle.json`).
+    pub fn spiffe_token_file(mut self, client_id: impl Into<String>, path: impl Into<std::path::PathBuf>) -> Self {
+        self.credentials = Some(Credentials::PlatformToken {
+            client_id: client_id.into(),
+            path: path.into(),
+            assertion_type: JWT_SPIFFE_ASSERTION,
+        });
+        self
+    }
+
     /// The `aud` of `private_key_jwt` assertions: Tessera's issuer, when the
     /// endpoint URL differs from it (behind a load balancer, for example).
     pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
@@ -124,7 +164,7 @@ impl TokenClientBuilder {
     pub fn build(self) -> Result<TokenClient, Error> {
         if self.credentials.is_none() {
             return Err(Error::Config(
-                "no client credentials; call client_secret() or private_key_jwt(), or build_keys_only() for a verifier",
+                "no client credentials; call client_secret(), private_key_jwt() or federated_token_file(), or build_keys_only() for a verifier",
             ));
         }
         self.connect()
@@ -247,6 +287,17 @@ impl TokenClient {
                     assertion: key.sign(client_id, audience)?,
                 }),
             ),
+            Credentials::PlatformToken {
+                client_id,
+                path,
+                assertion_type,
+            } => (
+                client_id.clone(),
+                Credential::ClientAssertion(pb::ClientAssertion {
+                    assertion_type: (*assertion_type).to_owned(),
+                    assertion: read_token_file(path)?,
+                }),
+            ),
         })
     }
 
@@ -309,7 +360,9 @@ impl TokenClient {
                     base64_encode(format!("{}:{}", form_encode(client_id), form_encode(secret.expose())).as_bytes());
                 format!("Basic {basic}")
             }
-            Credentials::Assertion { .. } => format!("Bearer {}", self.own_token().await?.expose()),
+            Credentials::Assertion { .. } | Credentials::PlatformToken { .. } => {
+                format!("Bearer {}", self.own_token().await?.expose())
+            }
         };
         let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = authorization
             .parse()

@@ -1,7 +1,10 @@
-//! The credentials a client proves itself with: a client secret, or a key
-//! that signs `private_key_jwt` assertions (RFC 7523).
+//! The credentials a client proves itself with: a client secret, a key
+//! that signs `private_key_jwt` assertions (RFC 7523), or the identity token
+//! its platform writes to a file (a Kubernetes projected service-account
+//! token, a SPIFFE JWT-SVID).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::Error;
 use crate::keys::AssertionAlgorithm;
@@ -48,6 +51,29 @@ pub(crate) enum Credentials {
         key: AssertionKey,
         audience: String,
     },
+    /// The platform's identity token, read from `path` before every
+    /// request: the platform rotates the file (the kubelet at 80% of the
+    /// token's life), and a token read once would expire.
+    PlatformToken {
+        client_id: String,
+        path: PathBuf,
+        assertion_type: &'static str,
+    },
+}
+
+/// Reads a platform token file. The file is small (a JWT) and on a local
+/// or in-memory file system (a projected volume), so it is read in place.
+pub(crate) fn read_token_file(path: &std::path::Path) -> Result<String, Error> {
+    let failed = |reason: String| Error::TokenFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(failed("the file is empty".into()));
+    }
+    Ok(token.to_owned())
 }
 
 /// A client's private key for `private_key_jwt`, with the `kid` it was

@@ -33,6 +33,15 @@ pub enum Error {
     /// The builder lacks a required setting. Nothing was sent.
     #[error("incomplete client configuration: {0}")]
     Config(&'static str),
+    /// The platform token file (`federated_token_file`) could not be read.
+    /// Nothing was sent; the platform may not have written it yet.
+    #[error("cannot read the platform token file {path}: {reason}")]
+    TokenFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Tessera received the request and refused it with an OAuth 2.0 error.
     #[error("Tessera refused the request: {oauth_error}: {description}")]
     Rejected {
@@ -81,7 +90,9 @@ impl Error {
     /// refused by Tessera.
     pub fn delivery(&self) -> Delivery {
         match self {
-            Self::InvalidEndpoint { .. } | Self::Config(_) | Self::Unreachable(_) => Delivery::NotSent,
+            Self::InvalidEndpoint { .. } | Self::Config(_) | Self::TokenFile { .. } | Self::Unreachable(_) => {
+                Delivery::NotSent
+            }
             Self::Transport(_) => Delivery::NoAnswer,
             Self::Rejected { .. } => Delivery::Refused,
         }

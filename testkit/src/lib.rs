@@ -2,7 +2,8 @@
 //! suite and the bench harness share. Real `tessera` processes on port 0
 //! with a temp SQLite store ([`Server`]), the real CLI ([`cli`]), client keys
 //! for `private_key_jwt` ([`ClientKey`]), a test PKI ([`TestPki`]), throwaway
-//! PostgreSQL clusters ([`pg_cluster`]), and HTTP and gRPC clients whose
+//! PostgreSQL clusters ([`pg_cluster`]), a stand-in platform identity
+//! issuer serving its keys over HTTPS ([`platform`]), and HTTP and gRPC clients whose
 //! failures print the whole exchange ([`Exchange`]).
 
 // Test support panics on purpose: a failed helper is a failed test.
@@ -24,6 +25,7 @@ use tessera_server::keys::{KeyAlgorithm, SigningKey};
 use tonic::transport::Channel;
 
 pub mod pg_cluster;
+pub mod platform;
 
 /// `target/<profile>`: integration tests run from `target/<profile>/deps`.
 fn profile_dir() -> PathBuf {
@@ -366,7 +368,9 @@ impl ClientKey {
         let private = match alg {
             KeyAlgorithm::Es256 => jsonwebtoken::EncodingKey::from_ec_der(&record.private_pkcs8),
             KeyAlgorithm::EdDsa => jsonwebtoken::EncodingKey::from_ed_der(&record.private_pkcs8),
-            KeyAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_der(&record.private_pkcs8),
+            // jsonwebtoken's DER constructor wants PKCS#1; PEM takes PKCS#8.
+            KeyAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_pem(pkcs8_pem(&record.private_pkcs8).as_bytes())
+                .expect("an RSA PKCS#8 key"),
         };
         Self {
             kid: kid.into(),
@@ -422,16 +426,7 @@ impl ClientKey {
 
     /// The private key as a PKCS#8 PEM, as a client would keep it.
     pub fn private_pem(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.private_pkcs8);
-        let lines: Vec<&str> = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            lines.join("\n")
-        )
+        pkcs8_pem(&self.private_pkcs8)
     }
 
     /// A `private_key_jwt` assertion with these claims, `kid` in the header.
@@ -440,6 +435,19 @@ impl ClientKey {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.private).unwrap()
     }
+}
+
+fn pkcs8_pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
 }
 
 /// A test PKI in a directory: a CA, a server certificate for `localhost`

@@ -3,8 +3,8 @@
 //!
 //! Only `https://` is fetched, with rustls: the system's roots, or only the
 //! certificates of the trust's `--ca-file` (a Kubernetes API server's CA).
-//! Redirects are not followed, and a body over [`MAX_JWKS_BYTES`] is
-//! refused. A bearer token, read fresh from its file before each fetch
+//! Redirects are not followed (a redirect is a failed fetch), and a body
+//! over [`MAX_JWKS_BYTES`] is refused. A bearer token, read fresh from its file before each fetch
 //! (the kubelet rotates it), is sent only to the URL the operator
 //! configured or to the issuer's own origin: never to a `jwks_uri` on
 //! another host that a discovery document names.
@@ -12,17 +12,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION};
-use rustls_pki_types::CertificateDer;
+use http::{Request, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;
+use tokio_rustls::TlsConnector;
 
 use super::jwks::{MAX_JWKS_BYTES, VerifyingKey, parse_jwks};
 use crate::store::{JwksSource, TrustedIssuerRecord};
 
-/// An HTTPS client for one trusted issuer.
+/// An HTTPS client for one trusted issuer: one HTTP/1.1 request per
+/// connection, which is all a fetch every few minutes needs.
 pub(super) struct Fetcher {
-    client: reqwest::Client,
+    tls: TlsConnector,
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -34,25 +39,19 @@ impl Fetcher {
     /// A client trusting the record's CA certificates, or the system's roots.
     ///
     /// # Errors
-    /// When the CA file's text holds no certificate, or the client cannot be built.
+    /// When the CA file's text holds no certificate, or TLS cannot be set up.
     pub(super) fn new(record: &TrustedIssuerRecord, timeout: Duration) -> Result<Self, String> {
         let roots = roots(record.ca_pem.as_deref())?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .https_only(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build an HTTPS client: {e}"))?;
-        Ok(Self { client })
+        Ok(Self {
+            tls: TlsConnector::from(Arc::new(config)),
+            timeout,
+        })
     }
 
     /// The issuer's current keys.
@@ -89,23 +88,62 @@ impl Fetcher {
         Ok(document.jwks_uri)
     }
 
+    /// GET `url` over HTTPS, within the timeout.
     async fn get(&self, url: &str, bearer: Option<&str>) -> Result<String, String> {
-        let mut request = self.client.get(url).header(ACCEPT, "application/json");
+        tokio::time::timeout(self.timeout, self.get_unbounded(url, bearer))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", self.timeout.as_secs())))
+            .map_err(|e| format!("{url}: {e}"))
+    }
+
+    async fn get_unbounded(&self, url: &str, bearer: Option<&str>) -> Result<String, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        if uri.scheme_str() != Some("https") {
+            return Err("only https:// is fetched".into());
+        }
+        let host = uri
+            .host()
+            .ok_or("the URL names no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(443);
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("host {host:?}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let mut request = Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(header::HOST, authority)
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, concat!("tessera/", env!("CARGO_PKG_VERSION")));
         if let Some(token) = bearer {
-            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let mut response = request.send().await.map_err(|e| format!("{url}: {}", describe(&e)))?;
-        if !response.status().is_success() {
-            return Err(format!("{url}: answered {}", response.status()));
+        let request = request.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer failed (at most {MAX_JWKS_BYTES} bytes): {e}"))?
+            .to_bytes();
+        driver.abort();
+        if !status.is_success() {
+            return Err(format!("answered {status}"));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {}", describe(&e)))? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("{url}: the answer is larger than {MAX_JWKS_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        String::from_utf8(body).map_err(|_| format!("{url}: the answer is not UTF-8"))
+        String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".into())
     }
 }
 
@@ -154,18 +192,6 @@ fn origin(url: &str) -> &str {
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| after_scheme + i);
     &url[..end]
-}
-
-/// An error with its causes: reqwest's own message hides the TLS reason.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
