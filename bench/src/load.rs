@@ -20,6 +20,21 @@ const POOL_USED_UP: &str = "pool used up";
 pub enum Call {
     /// IssueToken with one client's secret (warm after the first call).
     Issue { client_id: String, secret: String },
+    /// IssueToken with a client assertion reused on every call, as a
+    /// workload reuses its platform token until it nears expiry.
+    IssueWithAssertion {
+        client_id: String,
+        assertion_type: &'static str,
+        assertion: String,
+    },
+    /// IssueToken with a different client assertion each call, each once
+    /// (never-seen platform tokens: a signature check every call).
+    IssueWithFreshAssertions {
+        client_id: String,
+        assertion_type: &'static str,
+        pool: Arc<Vec<String>>,
+        next: Arc<AtomicUsize>,
+    },
     /// IssueToken with a different client each time (argon2 every call).
     IssueCold {
         clients: Arc<Vec<(String, String)>>,
@@ -61,11 +76,44 @@ fn secret_request(client_id: &str, secret: &str) -> pb::IssueTokenRequest {
     }
 }
 
+fn assertion_request(client_id: &str, assertion_type: &str, assertion: String) -> pb::IssueTokenRequest {
+    pb::IssueTokenRequest {
+        grant_type: String::new(),
+        client_id: client_id.to_owned(),
+        credential: Some(pb::issue_token_request::Credential::ClientAssertion(pb::ClientAssertion {
+            assertion_type: assertion_type.to_owned(),
+            assertion,
+        })),
+        scopes: vec![],
+        audiences: vec![],
+    }
+}
+
 impl Call {
     /// Makes one call; a refusal the scenario expects counts as success.
     async fn once(&self, client: &mut TokenServiceClient<Channel>) -> Result<(), tonic::Status> {
         match self {
             Call::Issue { client_id, secret } => client.issue_token(secret_request(client_id, secret)).await.map(drop),
+            Call::IssueWithAssertion {
+                client_id,
+                assertion_type,
+                assertion,
+            } => {
+                let request = assertion_request(client_id, assertion_type, assertion.clone());
+                client.issue_token(request).await.map(drop)
+            }
+            Call::IssueWithFreshAssertions {
+                client_id,
+                assertion_type,
+                pool,
+                next,
+            } => {
+                let assertion = pool
+                    .get(next.fetch_add(1, Ordering::Relaxed))
+                    .ok_or_else(|| tonic::Status::resource_exhausted(POOL_USED_UP))?;
+                let request = assertion_request(client_id, assertion_type, assertion.clone());
+                client.issue_token(request).await.map(drop)
+            }
             Call::IssueCold { clients, next } => {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let (id, secret) = clients

@@ -7,10 +7,12 @@
 //! taskset -c 1 target/release/tessera-bench run      # servers pinned to core 0, load on core 1
 //! target/release/tessera-bench timing                # unknown vs wrong vs disabled client medians
 //! taskset -c 1 target/release/tessera-bench flood    # warm p99 with and without a wrong-secret flood
+//! taskset -c 1 target/release/tessera-bench federated  # platform tokens as credentials vs the signing ceiling
 //! ```
 
 mod ceiling;
 mod failures;
+mod federated;
 mod http;
 mod idle;
 mod load;
@@ -76,6 +78,16 @@ enum Command {
     },
     /// The HTTP shim under wrk against the ceilings' HTTP endpoints, A B A B.
     Http {
+        #[command(flatten)]
+        common: Common,
+        /// Rounds of the A B alternation
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Warm issuance with a platform token as the credential (a Kubernetes
+    /// service-account token, a JWT-SVID) beside a client secret, against
+    /// the signing ceiling, A B A B.
+    Federated {
         #[command(flatten)]
         common: Common,
         /// Rounds of the A B alternation
@@ -187,6 +199,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run { common, rounds } => run::run(common, rounds).await,
             Command::Http { common, rounds } => http::run(common, rounds).await,
+            Command::Federated { common, rounds } => federated::run(common, rounds).await,
             Command::Hold { common, target } => hold(common, target).await,
             Command::Writes { common } => writes(common).await,
             Command::Memory { common, clients, warm } => soak::memory(common, clients, warm).await,

@@ -97,6 +97,9 @@ fn which(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The issuer Tessera is started with when one is needed.
+pub const BENCH_ISSUER: &str = "https://tessera.bench";
+
 /// A store prepared once and served by fresh Tessera processes.
 pub struct TesseraSetup {
     /// The throwaway PostgreSQL cluster, with `--postgres`; stopped on drop.
@@ -209,11 +212,17 @@ impl TesseraSetup {
         ];
         if self.postgres.is_some() {
             // Required with a shared store: every replica must name one issuer.
-            args.extend_from_slice(&["--issuer", "https://tessera.bench"]);
+            args.extend_from_slice(&["--issuer", BENCH_ISSUER]);
         }
         args.extend_from_slice(extra);
         let log = self.dir.path().join("tessera.log");
         Spawned::start(&self.tessera, &args, common.server_cpu, Some(log))
+    }
+
+    /// Whether Tessera runs on PostgreSQL (and is started with `--issuer`
+    /// [`BENCH_ISSUER`] for it).
+    pub fn on_postgres(&self) -> bool {
+        self.postgres.is_some()
     }
 
     /// The prepared store's URL.

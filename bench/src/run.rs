@@ -14,14 +14,35 @@ use crate::*;
 const UNSEEN_POOL: usize = 60_000;
 
 /// One line of the `run` table: a scenario's measurements over the rounds.
-struct Row {
-    name: &'static str,
+pub(crate) struct Row {
+    pub(crate) name: &'static str,
     /// Tessera calls/s over ceiling calls/s, per round.
-    ratios: Vec<f64>,
+    pub(crate) ratios: Vec<f64>,
     /// Tessera server CPU per call over the ceiling's, per round.
-    cpu_ratios: Vec<f64>,
-    ours: Vec<Measured>,
-    limits: Vec<Measured>,
+    pub(crate) cpu_ratios: Vec<f64>,
+    pub(crate) ours: Vec<Measured>,
+    pub(crate) limits: Vec<Measured>,
+}
+
+impl Row {
+    /// A row with no measurement yet.
+    pub(crate) fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            ratios: Vec::new(),
+            cpu_ratios: Vec::new(),
+            ours: Vec::new(),
+            limits: Vec::new(),
+        }
+    }
+
+    /// Adds one round: Tessera's measurement and the ceiling's.
+    pub(crate) fn push(&mut self, ours: Measured, limit: Measured) {
+        self.ratios.push(ours.stats.rps() / limit.stats.rps());
+        self.cpu_ratios.push(ours.cpu_us_per_call / limit.cpu_us_per_call);
+        self.ours.push(ours);
+        self.limits.push(limit);
+    }
 }
 
 pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
@@ -32,16 +53,7 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
         "IntrospectToken, 1,000 live tokens vs bare ceiling",
         "IntrospectToken, never-seen tokens vs verify ceiling",
     ];
-    let mut rows: Vec<Row> = names
-        .into_iter()
-        .map(|name| Row {
-            name,
-            ratios: Vec::new(),
-            cpu_ratios: Vec::new(),
-            ours: Vec::new(),
-            limits: Vec::new(),
-        })
-        .collect();
+    let mut rows: Vec<Row> = names.into_iter().map(Row::new).collect();
     let auth = setup.introspector_authorization()?;
     let introspect_call = |pool: Vec<String>, once: bool| Call::Introspect {
         pool: Arc::new(pool),
@@ -85,10 +97,7 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
             (introspect_unseen, verify_ceiling),
         ];
         for (row, (ours, limit)) in rows.iter_mut().zip(pairs) {
-            row.ratios.push(ours.stats.rps() / limit.stats.rps());
-            row.cpu_ratios.push(ours.cpu_us_per_call / limit.cpu_us_per_call);
-            row.ours.push(ours);
-            row.limits.push(limit);
+            row.push(ours, limit);
         }
     }
     print_run_table(&rows, rounds);
@@ -96,7 +105,7 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
 }
 
 /// The `run` table: per scenario, medians over the rounds.
-fn print_run_table(rows: &[Row], rounds: usize) {
+pub(crate) fn print_run_table(rows: &[Row], rounds: usize) {
     println!(
         "\n| scenario | Tessera calls/s | ceiling calls/s | ratio (median of {rounds}) | Tessera server CPU µs/call | ceiling server CPU µs/call | Tessera p50 / p99 / p999 ms | errors |"
     );

@@ -96,6 +96,7 @@ impl Authority {
         self.replica.forget_expired(now);
         self.secrets.forget_expired(now);
         self.replica.trusted.refresh_due();
+        self.replica.trusted.forget_expired(now);
         self.rotate_if_due(now).await;
         self.prune_if_due(now).await;
     }

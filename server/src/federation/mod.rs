@@ -53,6 +53,10 @@ impl Default for FederationConfig {
 pub struct TrustedIssuers {
     config: FederationConfig,
     issuers: RwLock<Arc<HashMap<String, Arc<TrustedIssuer>>>>,
+    /// Platform tokens whose signature verified, by SHA-256 of the token: a
+    /// workload presents the same token for most of its life, so a warm
+    /// request costs a hash, not a signature check.
+    verified: dashmap::DashMap<[u8; 32], Verified>,
 }
 
 /// One trusted issuer and the keys known for it.
@@ -74,6 +78,7 @@ impl TrustedIssuers {
         Self {
             config,
             issuers: RwLock::new(Arc::new(HashMap::new())),
+            verified: dashmap::DashMap::new(),
         }
     }
 
@@ -129,21 +134,91 @@ impl TrustedIssuers {
     }
 
     /// Runs `verify` with the key the token's header names, fetching the
-    /// issuer's keys first if no known key matches (rate-limited).
+    /// issuer's keys first if no known key matches (rate-limited). Returns
+    /// the key set the key came from, with `verify`'s answer.
     pub async fn with_key<T>(
         &self,
         issuer: &TrustedIssuer,
         kid: Option<&str>,
         verify: impl Fn(&VerifyingKey) -> T,
-    ) -> Option<T> {
-        if let Some(key) = jwks::select(&issuer.keys.load(), kid) {
-            return Some(verify(key));
+    ) -> Option<(T, KeySet)> {
+        let keys = issuer.keys.load_full();
+        if let Some(key) = jwks::select(&keys, kid) {
+            return Some((verify(key), keys));
         }
         // Keys given inline change only with the trust itself.
         issuer.fetcher.as_ref()?;
         issuer.fetch(self.config.min_refetch).await;
-        jwks::select(&issuer.keys.load(), kid).map(verify)
+        let keys = issuer.keys.load_full();
+        let answer = jwks::select(&keys, kid).map(verify)?;
+        Some((answer, keys))
     }
+
+    /// A token verified earlier, by the SHA-256 of its bytes, with its
+    /// issuer, if the trust and the key set it was verified under are still
+    /// the current ones.
+    pub fn verified(&self, digest: &[u8; 32]) -> Option<(Arc<TrustedIssuer>, TokenClaims)> {
+        let entry = self.verified.get(digest)?;
+        let issuer = self.get(&entry.issuer.record.issuer)?;
+        let current = Arc::ptr_eq(&entry.issuer, &issuer) && Arc::ptr_eq(&entry.keys, &issuer.keys.load_full());
+        current.then(|| (issuer, entry.claims.clone()))
+    }
+
+    /// Remembers a verified token until `exp`; past the bound, expired ones
+    /// go, then all.
+    pub fn remember(&self, digest: [u8; 32], issuer: Arc<TrustedIssuer>, keys: KeySet, claims: TokenClaims, now: i64) {
+        if self.verified.len() >= MAX_VERIFIED_TOKENS {
+            self.verified.retain(|_, entry| entry.claims.exp > now);
+            if self.verified.len() >= MAX_VERIFIED_TOKENS {
+                self.verified.clear();
+            }
+        }
+        self.verified.insert(
+            digest,
+            Verified { issuer, keys, claims },
+        );
+    }
+
+    /// Forgets verified tokens that expired by `now`.
+    pub fn forget_expired(&self, now: i64) {
+        self.verified.retain(|_, entry| entry.claims.exp > now);
+    }
+}
+
+/// The claims of a platform token Tessera checks. Time claims are
+/// integers; another JSON type fails deserialisation (docs/THREATS.md, row C-10).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TokenClaims {
+    /// The issuer the token names, if any (a JWT-SVID need not).
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// The subject, bound to a client.
+    pub sub: String,
+    /// Expiry.
+    pub exp: i64,
+    /// Not before.
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    /// Issued at.
+    #[serde(default)]
+    pub iat: Option<i64>,
+}
+
+/// A trusted issuer's keys as one snapshot; swapped whole on every fetch.
+pub type KeySet = Arc<Vec<VerifyingKey>>;
+
+/// Most platform tokens remembered as verified: one per workload instance
+/// (a pod reuses its token for most of an hour), a few hundred bytes each.
+const MAX_VERIFIED_TOKENS: usize = 20_000;
+
+/// A platform token that verified, and under what: the entry counts only
+/// while that trust and that key set are the current ones, so removing a
+/// trust, changing it, or any fetch of its keys sends the token through a
+/// full verification again.
+struct Verified {
+    issuer: Arc<TrustedIssuer>,
+    keys: KeySet,
+    claims: TokenClaims,
 }
 
 impl TrustedIssuer {

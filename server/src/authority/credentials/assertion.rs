@@ -92,13 +92,20 @@ impl Authority {
                 "client_assertion is longer than {MAX_ASSERTION_LEN} bytes"
             )));
         }
+        // A platform token already verified: no parsing, no signature.
+        // (An own assertion is never remembered: each is single use.)
+        let digest = super::federated::token_digest(assertion);
+        if let Some(outcome) = self.authenticate_known_platform_token(client_id, &digest, kind).await {
+            return outcome;
+        }
         let header = decode_header(assertion).map_err(|_| refuse("malformed"))?;
         let subject: Subject =
             jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|_| refuse("malformed claims"))?;
         let is_own = kind == super::AssertionType::JwtBearer && subject.iss.is_some() && subject.iss == subject.sub;
         if !is_own {
+            let unverified = (subject.iss, subject.sub);
             return self
-                .authenticate_platform_token(client_id, assertion, &header, subject.iss, subject.sub, kind)
+                .authenticate_platform_token(client_id, assertion, digest, &header, unverified, kind)
                 .await;
         }
         let (Some(iss), Some(sub)) = (subject.iss, subject.sub) else {

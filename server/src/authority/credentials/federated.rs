@@ -25,28 +25,15 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Header, Validation, decode};
-use serde::Deserialize;
 use tessera_proto::oauth::is_access_token_typ;
 
 use super::AssertionType;
 use super::assertion::ASSERTION_LEEWAY_SECS;
 use crate::audit;
 use crate::authority::{AuthError, Authority, Challenge};
-use crate::federation::TrustedIssuer;
+use crate::federation::{TokenClaims as PlatformClaims, TrustedIssuer};
 use crate::request_id::RequestId;
 use crate::store::ClientRecord;
-
-/// The claims a platform token must carry. Time claims are integers;
-/// another JSON type fails deserialisation (docs/THREATS.md, row C-10).
-#[derive(Debug, Deserialize)]
-struct PlatformClaims {
-    sub: String,
-    exp: i64,
-    #[serde(default)]
-    nbf: Option<i64>,
-    #[serde(default)]
-    iat: Option<i64>,
-}
 
 /// Why a platform token failed, for the audit log only.
 fn refuse(reason: &'static str, issuer: Option<&str>) -> AuthError {
@@ -74,18 +61,40 @@ pub fn spiffe_trust_domain(sub: &str) -> Option<&str> {
     valid.then(|| &sub[..("spiffe://".len() + domain_end)])
 }
 
+/// The SHA-256 of a token, the key of verified platform tokens.
+pub(super) fn token_digest(token: &str) -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
+    digest
+}
+
 impl Authority {
+    /// The warm path: a platform token that verified before, under the
+    /// trust and keys still current, skips parsing and the signature check;
+    /// what can change between requests (time, the binding, the client) is
+    /// checked again. `None` when the token is not known.
+    pub(super) async fn authenticate_known_platform_token(
+        &self,
+        client_id: Option<&str>,
+        digest: &[u8; 32],
+        kind: AssertionType,
+    ) -> Option<Result<Arc<ClientRecord>, AuthError>> {
+        let (issuer, claims) = self.replica.trusted.verified(digest)?;
+        Some(self.admit_platform_token(client_id, &issuer, &claims, kind).await)
+    }
+
     /// Authenticates a client by its platform's identity token; `iss` and
     /// `sub` were read from it unverified, to find the issuer.
     pub(super) async fn authenticate_platform_token(
         &self,
         client_id: Option<&str>,
         token: &str,
+        digest: [u8; 32],
         header: &Header,
-        iss: Option<String>,
-        sub: Option<String>,
+        unverified: (Option<String>, Option<String>),
         kind: AssertionType,
     ) -> Result<Arc<ClientRecord>, AuthError> {
+        let (iss, sub) = unverified;
         let Some(sub) = sub else {
             return Err(refuse("sub missing", iss.as_deref()));
         };
@@ -107,13 +116,37 @@ impl Authority {
                 Some(&issuer_name),
             ));
         };
-        let claims = self.verify_platform_token(&issuer, token, header, kind).await?;
+        let (claims, keys) = self.check_signature(&issuer, token, header, kind).await?;
+        let admitted = self.admit_platform_token(client_id, &issuer, &claims, kind).await;
+        // Remembered once its signature, issuer and audience verified,
+        // whatever the checks below decide: those run on every request.
+        self.replica
+            .trusted
+            .remember(digest, issuer, keys, claims, self.clock.now());
+        admitted
+    }
+
+    /// The checks made on every request, verified or remembered: the
+    /// issuer the token names for its kind, its times, and the binding of
+    /// (issuer, subject) to the client.
+    async fn admit_platform_token(
+        &self,
+        client_id: Option<&str>,
+        issuer: &TrustedIssuer,
+        claims: &PlatformClaims,
+        kind: AssertionType,
+    ) -> Result<Arc<ClientRecord>, AuthError> {
+        let issuer_name = issuer.record.issuer.as_str();
+        let refuse = |reason| refuse(reason, Some(issuer_name));
+        let names_issuer = match kind {
+            AssertionType::Spiffe => spiffe_trust_domain(&claims.sub) == Some(issuer_name),
+            AssertionType::JwtBearer => claims.iss.as_deref() == Some(issuer_name),
+        };
+        if !names_issuer {
+            return Err(refuse("the token does not name this issuer for its assertion type"));
+        }
         let now = self.clock.now();
         let leeway = ASSERTION_LEEWAY_SECS;
-        let refuse = |reason| refuse(reason, Some(&issuer_name));
-        if claims.sub != sub {
-            return Err(refuse("sub changed"));
-        }
         if claims.exp + leeway <= now {
             return Err(refuse("expired"));
         }
@@ -128,7 +161,7 @@ impl Authority {
             Some(id) => id.to_owned(),
             None => self
                 .replica
-                .client_for_identity(&issuer_name, &sub)
+                .client_for_identity(issuer_name, &claims.sub)
                 .await
                 .map_err(|e| self.store_unavailable(e))?
                 .ok_or_else(|| refuse("no client is bound to this subject"))?,
@@ -140,26 +173,25 @@ impl Authority {
         let bound = client
             .federated
             .iter()
-            .any(|identity| identity.issuer == issuer_name && identity.subject == sub);
+            .any(|identity| identity.issuer == issuer_name && identity.subject == claims.sub);
         if !bound {
             return Err(refuse("the subject is not bound to this client"));
         }
         Ok(client)
     }
 
-    /// Checks the token's signature, issuer and audience with the issuer's
-    /// key its header names.
-    async fn verify_platform_token(
+    /// The full check: signature by the issuer's key, `iss`, `aud`.
+    async fn check_signature(
         &self,
         issuer: &TrustedIssuer,
         token: &str,
         header: &Header,
         kind: AssertionType,
-    ) -> Result<PlatformClaims, AuthError> {
+    ) -> Result<(PlatformClaims, crate::federation::KeySet), AuthError> {
         let name = issuer.record.issuer.as_str();
         let mut audiences = self.assertion_audiences();
         audiences.extend(issuer.record.audiences.iter().cloned());
-        let verified = self
+        let (verified, keys) = self
             .replica
             .trusted
             .with_key(issuer, header.kid.as_deref(), |key| {
@@ -183,7 +215,8 @@ impl Authority {
             })
             .await
             .ok_or_else(|| refuse("no key of the issuer matches the token's kid", Some(name)))?;
-        verified.map_err(|reason| refuse(reason, Some(name)))
+        let claims = verified.map_err(|reason| refuse(reason, Some(name)))?;
+        Ok((claims, keys))
     }
 }
 
