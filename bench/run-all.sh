@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces every figure in BENCHMARKS.md. Loopback only; every phase stops by itself.
 # Servers are pinned to core 0 and the load generator to core 1 (taskset, util-linux).
-# Usage: bench/run-all.sh [OUTPUT_DIR]   (about 25 minutes on 2 cores; needs wrk: apt-get install wrk)
+# Usage: bench/run-all.sh [OUTPUT_DIR]   (about 30 minutes on 2 cores; needs wrk: apt-get install wrk)
 # The soak is separate and longer: bench/soak.sh [SECONDS]
 #
 # The throughput comparisons run twice: on the machine as it is, and with idle
@@ -30,6 +30,8 @@ if [ ${#polling[@]} -gt 0 ]; then
   echo "== http, idle cores polling" | tee "$out/http-polling.txt"
   "$bench" http --rounds 3 --duration 8 "${polling[@]}" 2>&1 | tee -a "$out/http-polling.txt"
 fi
+echo "== federated: platform tokens (Kubernetes RS256, JWT-SVID ES256), reused and new, vs the signing ceiling" | tee "$out/federated.txt"
+taskset -c 1 "$bench" federated --rounds 3 --duration 8 2>&1 | tee -a "$out/federated.txt"
 echo "== timing: unknown vs wrong vs disabled client, 500 interleaved each" | tee "$out/timing.txt"
 taskset -c 1 "$bench" timing --samples 500 2>&1 | tee -a "$out/timing.txt"
 echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$out/flood.txt"

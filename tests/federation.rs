@@ -670,3 +670,124 @@ async fn a_trust_added_or_removed_is_in_force_at_every_replica_within_2s() {
         );
     }
 }
+
+/// RFC 8414 section 2 lets a server add metadata: the assertion types say
+/// that SPIFFE JWT-SVIDs and trusted issuers' tokens are accepted.
+#[tokio::test]
+async fn the_metadata_lists_both_assertion_types() {
+    let server = Server::builder().args(&["--issuer", ISSUER]).start();
+    let metadata = server
+        .http("GET", "/.well-known/oauth-authorization-server")
+        .send()
+        .await;
+    assert_eq!(metadata.status, 200, "{metadata}");
+    assert_eq!(
+        metadata.json()["client_assertion_types_supported"],
+        json!([JWT_BEARER, JWT_SPIFFE]),
+        "{metadata}"
+    );
+}
+
+/// What cannot work is refused when it is said, with the reason, and
+/// nothing is stored.
+#[tokio::test]
+async fn trust_and_bindings_that_cannot_work_are_refused_with_the_reason() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let no_keys = dir.path().join("empty.json");
+    std::fs::write(&no_keys, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "trust",
+                "add",
+                "https://k8s.example",
+                "--jwks-url",
+                "http://k8s.example/jwks",
+            ],
+            "not https",
+        ),
+        (
+            vec!["trust", "add", "http://k8s.example", "--discovery"],
+            "https:// URL",
+        ),
+        (
+            vec!["trust", "add", "spiffe://example.org", "--discovery"],
+            "no OpenID discovery",
+        ),
+        (
+            vec![
+                "trust",
+                "add",
+                "spiffe://example.org/ns/x",
+                "--jwks-file",
+                no_keys.to_str().unwrap(),
+            ],
+            "trust domain",
+        ),
+        (
+            vec![
+                "trust",
+                "add",
+                "https://k8s.example",
+                "--jwks-file",
+                no_keys.to_str().unwrap(),
+            ],
+            "none of the 1 keys",
+        ),
+        (
+            vec![
+                "trust",
+                "add",
+                "https://k8s.example",
+                "--discovery",
+                "--bearer-token-file",
+                "token",
+            ],
+            "absolute path",
+        ),
+        (
+            vec![
+                "trust",
+                "add",
+                "https://k8s.example",
+                "--discovery",
+                "--max-lifetime",
+                "0",
+            ],
+            "lifetime",
+        ),
+        (
+            vec![
+                "client",
+                "add-federated",
+                "billing",
+                "--issuer",
+                "https://k8s.example",
+                "--subject",
+                "x",
+            ],
+            "tessera trust add",
+        ),
+    ];
+    for (args, reason) in &cases {
+        let out = server.cli(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "tessera {args:?}: {stderr}");
+        assert!(
+            stderr.contains(reason),
+            "tessera {args:?} should say {reason:?}: {stderr}"
+        );
+    }
+    let both = server.cli(&[
+        "trust",
+        "add",
+        "https://k8s.example",
+        "--discovery",
+        "--jwks-url",
+        "https://x",
+    ]);
+    assert_eq!(both.status.code(), Some(2), "two key sources are bad usage");
+    let list: Value = serde_json::from_str(&cli_ok(&server, &["trust", "list", "--json"])).unwrap();
+    assert_eq!(list, json!([]), "nothing was stored");
+}

@@ -42,7 +42,9 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
         &["--issuer", BENCH_ISSUER]
     };
     eprintln!("signing {FRESH} fresh tokens of each kind");
-    let fresh_k8s = fresh(FRESH, || kubernetes.sign(&kubernetes.kubelet_claims("bench", "bench", BENCH_ISSUER, 3600)));
+    let fresh_k8s = fresh(FRESH, || {
+        kubernetes.sign(&kubernetes.kubelet_claims("bench", "bench", BENCH_ISSUER, 3600))
+    });
     let fresh_svids = fresh(FRESH, || spire.sign(&spire.svid_claims(SPIFFE_ID, BENCH_ISSUER, 3600)));
     let mut rows = [
         Row::new("IssueToken, client secret (warm) vs signing ceiling"),
@@ -109,7 +111,11 @@ fn fresh(n: usize, sign: impl Fn() -> String + Sync) -> Arc<Vec<String>> {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let sign = &sign;
-                scope.spawn(move || (0..n / threads + usize::from(t < n % threads)).map(|_| sign()).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    (0..n / threads + usize::from(t < n % threads))
+                        .map(|_| sign())
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()

@@ -80,10 +80,12 @@ fn assertion_request(client_id: &str, assertion_type: &str, assertion: String) -
     pb::IssueTokenRequest {
         grant_type: String::new(),
         client_id: client_id.to_owned(),
-        credential: Some(pb::issue_token_request::Credential::ClientAssertion(pb::ClientAssertion {
-            assertion_type: assertion_type.to_owned(),
-            assertion,
-        })),
+        credential: Some(pb::issue_token_request::Credential::ClientAssertion(
+            pb::ClientAssertion {
+                assertion_type: assertion_type.to_owned(),
+                assertion,
+            },
+        )),
         scopes: vec![],
         audiences: vec![],
     }

@@ -62,9 +62,11 @@ impl CliError {
 
 /// Tessera: OAuth 2.0 client-credentials tokens for a fleet of services.
 ///
-/// Services authenticate with a client id and secret and receive short-lived
-/// JWT access tokens (RFC 9068), over gRPC (tessera.v1.TokenService) or the
-/// standard HTTP endpoints (POST /oauth2/token). Start with:
+/// Services authenticate with a client id and secret, a key of their own
+/// (private_key_jwt), or their platform's identity token (Kubernetes, SPIFFE:
+/// tessera trust), and receive short-lived JWT access tokens (RFC 9068), over
+/// gRPC (tessera.v1.TokenService) or the standard HTTP endpoints
+/// (POST /oauth2/token). Start with:
 ///
 ///   tessera serve --demo
 #[derive(Debug, Parser)]

@@ -173,10 +173,7 @@ impl TrustedIssuers {
                 self.verified.clear();
             }
         }
-        self.verified.insert(
-            digest,
-            Verified { issuer, keys, claims },
-        );
+        self.verified.insert(digest, Verified { issuer, keys, claims });
     }
 
     /// Forgets verified tokens that expired by `now`.
