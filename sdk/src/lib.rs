@@ -7,6 +7,13 @@
 //!   call to make before every outgoing request.
 //! - [`AuthLayer`] stamps that token on every call of a tonic channel.
 //!
+//! A client proves itself with a secret ([`TokenClientBuilder::client_secret`]),
+//! a key of its own ([`TokenClientBuilder::private_key_jwt`]), or, with no
+//! secret at all, the identity token its platform writes to a file: a
+//! Kubernetes projected service-account token
+//! ([`TokenClientBuilder::federated_token_file`]) or a SPIFFE JWT-SVID
+//! ([`TokenClientBuilder::spiffe_token_file`]).
+//!
 //! ```no_run
 //! use tessera_sdk::{TokenClient, TokenRequest};
 //!
