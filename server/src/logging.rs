@@ -14,8 +14,8 @@
 //!
 //! **Writing.** With the background writer ([`background`]), the request
 //! thread appends the formatted line to a shared buffer, and wakes the
-//! writer thread only when a batch of [`BATCH`] bytes (about 100 lines) has
-//! gathered; otherwise the writer wakes by itself every [`FLUSH_EVERY`]. So
+//! writer thread only when a batch of `BATCH` bytes (about 100 lines) has
+//! gathered; otherwise the writer wakes by itself every `FLUSH_EVERY`. So
 //! under load there is one wake-up and one `write` per hundred lines instead
 //! of one per line (tracing-appender's channel), and a quiet server's line
 //! appears within 50 ms. Two designs were measured against this one
@@ -23,7 +23,7 @@
 //! a writer waking on a 2 ms timer saved those 2 µs but multiplied the warm
 //! p99 under an argon2 flood by five.
 //!
-//! Nothing is dropped: when the buffer holds [`HIGH_WATER`] bytes (the output
+//! Nothing is dropped: when the buffer holds `HIGH_WATER` bytes (the output
 //! is stalled), request threads wait for the writer. Lines may be lost only to
 //! `kill -9`, at most 50 ms worth; `--log-blocking` writes each line before
 //! the answer instead.
