@@ -509,6 +509,12 @@ async fn tesseras_own_issuer_can_never_be_trusted() {
     token_with(&server, JWT_BEARER, &own, None)
         .await
         .assert_error(401, "invalid_client");
+    // The server itself ignores such a trust, and says so.
+    let said = eventually(Duration::from_secs(5), async || {
+        server.stderr().contains("own issuer and is ignored")
+    })
+    .await;
+    assert!(said, "{}", server.stderr());
 }
 
 #[tokio::test]

@@ -129,6 +129,7 @@ impl Authority {
             config.max_token_ttl,
             config.signing_alg,
             config.federation,
+            &config.issuer,
         )
         .await?;
         let gate = HashingGate::new(config.hashing_permits, config.hashing_wait).map_err(|e| e.to_string())?;

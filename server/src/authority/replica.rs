@@ -86,6 +86,7 @@ impl Replica {
         max_token_ttl: u32,
         first_key: crate::keys::KeyAlgorithm,
         federation: FederationConfig,
+        own_issuer: &str,
     ) -> Result<Self, String> {
         let generations = store.generations().await.map_err(|e| e.to_string())?;
         let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
@@ -109,7 +110,7 @@ impl Replica {
         for revoked in revoked {
             denied.insert(revoked.jti, revoked.expires_at);
         }
-        let trusted = TrustedIssuers::new(federation);
+        let trusted = TrustedIssuers::new(federation, own_issuer);
         trusted.update(store.trusted_issuers().await.map_err(|e| e.to_string())?);
         Ok(Self {
             store,

@@ -52,6 +52,9 @@ impl Default for FederationConfig {
 /// The trusted issuers a replica knows, by issuer.
 pub struct TrustedIssuers {
     config: FederationConfig,
+    /// This server's issuer: a trust naming it is ignored, so that no
+    /// access token of ours can ever authenticate a client.
+    own_issuer: String,
     issuers: RwLock<Arc<HashMap<String, Arc<TrustedIssuer>>>>,
     /// Platform tokens whose signature verified, by SHA-256 of the token: a
     /// workload presents the same token for most of its life, so a warm
@@ -73,10 +76,11 @@ pub struct TrustedIssuer {
 }
 
 impl TrustedIssuers {
-    /// No trusted issuer yet.
-    pub fn new(config: FederationConfig) -> Self {
+    /// No trusted issuer yet; `own_issuer` is this server's, never trusted.
+    pub fn new(config: FederationConfig, own_issuer: &str) -> Self {
         Self {
             config,
+            own_issuer: own_issuer.trim_end_matches('/').to_owned(),
             issuers: RwLock::new(Arc::new(HashMap::new())),
             verified: dashmap::DashMap::new(),
         }
@@ -100,6 +104,10 @@ impl TrustedIssuers {
         let before = self.current();
         let mut after = HashMap::with_capacity(records.len());
         for record in records {
+            if record.issuer.trim_end_matches('/') == self.own_issuer {
+                warn!(issuer = %record.issuer, "a trust names this server's own issuer and is ignored: its access tokens are never client credentials (tessera trust remove ISSUER_URL)");
+                continue;
+            }
             let kept = before
                 .get(&record.issuer)
                 .filter(|known| known.record == record)
