@@ -65,6 +65,22 @@ fn trust_by_url(server: &Server, platform: &PlatformIssuer) {
     );
 }
 
+/// `tessera client add-federated CLIENT --issuer ISSUER --subject SUBJECT`.
+fn bind(server: &Server, client: &str, issuer: &str, subject: &str) {
+    cli_ok(
+        server,
+        &[
+            "client",
+            "add-federated",
+            client,
+            "--issuer",
+            issuer,
+            "--subject",
+            subject,
+        ],
+    );
+}
+
 fn kubernetes_fleet(serve_args: &[&str]) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let platform = PlatformIssuer::kubernetes(dir.path());
@@ -76,18 +92,7 @@ fn kubernetes_fleet(serve_args: &[&str]) -> Fleet {
     let server = Server::builder().args(&args).start();
     trust_by_url(&server, &platform);
     server.create_client("billing", &["--scope", "invoices:read"]);
-    cli_ok(
-        &server,
-        &[
-            "client",
-            "add-federated",
-            "billing",
-            "--issuer",
-            &platform.issuer,
-            "--subject",
-            BILLING_SA,
-        ],
-    );
+    bind(&server, "billing", &platform.issuer, BILLING_SA);
     Fleet {
         platform,
         server,
@@ -206,18 +211,7 @@ async fn the_issuers_keys_are_found_through_openid_discovery() {
         ],
     );
     server.create_client("billing", &["--scope", "invoices:read"]);
-    cli_ok(
-        &server,
-        &[
-            "client",
-            "add-federated",
-            "billing",
-            "--issuer",
-            &platform.issuer,
-            "--subject",
-            BILLING_SA,
-        ],
-    );
+    bind(&server, "billing", &platform.issuer, BILLING_SA);
     let token = platform.kubelet_token("payments", "billing", ISSUER);
     assert_issued_to(&in_force(&server, JWT_BEARER, &token).await, "billing");
 }
@@ -242,18 +236,7 @@ async fn a_spiffe_jwt_svid_gets_an_access_token_on_both_faces() {
         ],
     );
     server.create_client("billing", &["--scope", "invoices:read"]);
-    cli_ok(
-        &server,
-        &[
-            "client",
-            "add-federated",
-            "billing",
-            "--issuer",
-            "spiffe://example.org",
-            "--subject",
-            BILLING_SPIFFE_ID,
-        ],
-    );
+    bind(&server, "billing", "spiffe://example.org", BILLING_SPIFFE_ID);
     let svid = spire.jwt_svid(BILLING_SPIFFE_ID, ISSUER);
     assert_issued_to(&in_force(&server, JWT_SPIFFE, &svid).await, "billing");
     let mut grpc = server.grpc().await;
@@ -488,18 +471,7 @@ async fn tesseras_own_issuer_can_never_be_trusted() {
         &["trust", "add", ISSUER, "--jwks-file", jwks.to_str().unwrap()],
     );
     let secret = server.create_client("billing", &["--scope", "invoices:read"]);
-    cli_ok(
-        &server,
-        &[
-            "client",
-            "add-federated",
-            "billing",
-            "--issuer",
-            ISSUER,
-            "--subject",
-            "billing",
-        ],
-    );
+    bind(&server, "billing", ISSUER, "billing");
     let exchange = server
         .token_form("grant_type=client_credentials")
         .basic("billing", &secret)
@@ -636,18 +608,7 @@ async fn a_trust_added_or_removed_is_in_force_at_every_replica_within_2s() {
     let (a, b) = (replica(), replica());
     a.create_client("billing", &["--scope", "invoices:read"]);
     trust_by_url(&a, &platform);
-    cli_ok(
-        &a,
-        &[
-            "client",
-            "add-federated",
-            "billing",
-            "--issuer",
-            &platform.issuer,
-            "--subject",
-            BILLING_SA,
-        ],
-    );
+    bind(&a, "billing", &platform.issuer, BILLING_SA);
     let bound = Duration::from_secs(2);
     for server in [&a, &b] {
         let in_force = eventually(bound, async || {

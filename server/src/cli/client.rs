@@ -98,31 +98,9 @@ pub(super) enum ClientCommand {
         store: StoreArg,
     },
     /// Let a platform identity authenticate as the client: a token of a trusted issuer whose sub is exactly SUBJECT.
-    AddFederated {
-        /// The client id.
-        id: String,
-        /// A trusted issuer (tessera trust list)
-        #[arg(long, value_name = "ISSUER_URL")]
-        issuer: String,
-        /// The token's sub, exactly: system:serviceaccount:NAMESPACE:NAME, spiffe://example.org/ns/NAMESPACE/sa/NAME …
-        #[arg(long, value_name = "SUBJECT")]
-        subject: String,
-        #[command(flatten)]
-        store: StoreArg,
-    },
+    AddFederated(FederatedIdentity),
     /// Stop a platform identity from authenticating as the client.
-    RemoveFederated {
-        /// The client id.
-        id: String,
-        /// The issuer.
-        #[arg(long, value_name = "ISSUER_URL")]
-        issuer: String,
-        /// The subject.
-        #[arg(long, value_name = "SUBJECT")]
-        subject: String,
-        #[command(flatten)]
-        store: StoreArg,
-    },
+    RemoveFederated(FederatedIdentity),
     /// Delete a client and its secrets.
     Delete {
         /// The client id.
@@ -130,6 +108,21 @@ pub(super) enum ClientCommand {
         #[command(flatten)]
         store: StoreArg,
     },
+}
+
+/// A client and one platform identity, as `add-federated` and `remove-federated` name them.
+#[derive(Debug, clap::Args)]
+pub(super) struct FederatedIdentity {
+    /// The client id.
+    id: String,
+    /// A trusted issuer (tessera trust list)
+    #[arg(long, value_name = "ISSUER_URL")]
+    issuer: String,
+    /// The token's sub, exactly: system:serviceaccount:NAMESPACE:NAME, spiffe://example.org/ns/NAMESPACE/sa/NAME …
+    #[arg(long, value_name = "SUBJECT")]
+    subject: String,
+    #[command(flatten)]
+    store: StoreArg,
 }
 
 /// Runs a `client` subcommand.
@@ -170,23 +163,23 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
             alg,
             store,
         } => add_key(&store, &id, jwk, pem, kid, alg.as_deref(), now).await,
-        ClientCommand::AddFederated {
+        ClientCommand::AddFederated(FederatedIdentity {
             id,
             issuer,
             subject,
             store,
-        } => {
+        }) => {
             let store = open_store(&store.store).await?;
             admin::add_federated_identity(store.as_ref(), &id, &issuer, &subject, now).await?;
             println!("Client {id:?} now authenticates with tokens of {issuer} for subject {subject:?}.");
             Ok(())
         }
-        ClientCommand::RemoveFederated {
+        ClientCommand::RemoveFederated(FederatedIdentity {
             id,
             issuer,
             subject,
             store,
-        } => {
+        }) => {
             let store = open_store(&store.store).await?;
             admin::remove_federated_identity(store.as_ref(), &id, &issuer, &subject).await?;
             println!("Client {id:?} no longer authenticates with tokens of {issuer} for subject {subject:?}.");
