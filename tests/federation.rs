@@ -166,6 +166,39 @@ async fn a_kubernetes_service_account_token_gets_an_access_token_over_http_rfc75
         "billing",
     );
     assert!(fleet.platform.fetches() >= 1);
+    let server = &fleet.server;
+    assert_eq!(server.metric("tessera_trusted_issuers").await, 1);
+    assert_eq!(server.metric("tessera_trusted_issuers_without_keys").await, 0);
+    assert_eq!(server.metric("tessera_trusted_issuers_stale").await, 0);
+    assert!(server.metric("tessera_verified_platform_tokens").await >= 1);
+}
+
+/// An issuer whose keys cannot be fetched shows in the metrics, so that an
+/// operator can alert on it before a workload notices.
+#[tokio::test]
+async fn an_issuer_whose_keys_cannot_be_fetched_shows_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = PlatformIssuer::kubernetes(dir.path());
+    platform.set_available(false);
+    let server = Server::builder()
+        .args(&["--issuer", ISSUER, "--trusted-jwks-min-interval", "1"])
+        .start();
+    trust_by_url(&server, &platform);
+    let shown = eventually(Duration::from_secs(5), async || {
+        server.metric("tessera_trusted_issuers").await == 1
+            && server.metric("tessera_trusted_issuers_without_keys").await == 1
+            && server.metric("tessera_trusted_issuers_stale").await == 1
+    })
+    .await;
+    assert!(shown, "{}", server.http("GET", "/metrics").send().await.body);
+    platform.set_available(true);
+    server.create_client("billing", &["--scope", "invoices:read"]);
+    bind(&server, "billing", &platform.issuer, BILLING_SA);
+    let token = platform.kubelet_token("payments", "billing", ISSUER);
+    // Once the issuer is back, the next token with its kid fetches the keys.
+    assert_issued_to(&in_force(&server, JWT_BEARER, &token).await, "billing");
+    assert_eq!(server.metric("tessera_trusted_issuers_without_keys").await, 0);
+    assert_eq!(server.metric("tessera_trusted_issuers_stale").await, 0);
 }
 
 #[tokio::test]

@@ -73,6 +73,8 @@ pub struct Snapshot {
     pub verified_tokens: usize,
     /// 1 while the store answers, 0 while it does not.
     pub store_reachable: bool,
+    /// The trusted issuers' state.
+    pub federation: crate::federation::FederationHealth,
 }
 
 /// Every metric Tessera exports.
@@ -95,6 +97,10 @@ struct Gauges {
     remembered: Gauge,
     verified_tokens: Gauge,
     store_reachable: Gauge,
+    trusted_issuers: Gauge,
+    trusted_issuers_without_keys: Gauge,
+    trusted_issuers_stale: Gauge,
+    verified_platform_tokens: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,6 +174,26 @@ impl Metrics {
                 "Tokens whose signature verified, cached for introspection",
             ),
             store_reachable: gauge(&mut registry, "store_reachable", "1 while the store answers"),
+            trusted_issuers: gauge(
+                &mut registry,
+                "trusted_issuers",
+                "Issuers whose tokens authenticate clients",
+            ),
+            trusted_issuers_without_keys: gauge(
+                &mut registry,
+                "trusted_issuers_without_keys",
+                "Trusted issuers with no usable key: their tokens authenticate no one",
+            ),
+            trusted_issuers_stale: gauge(
+                &mut registry,
+                "trusted_issuers_stale",
+                "Trusted issuers whose keys could not be fetched for two refresh periods (known keys still used)",
+            ),
+            verified_platform_tokens: gauge(
+                &mut registry,
+                "verified_platform_tokens",
+                "Platform tokens whose signature verified, remembered until they expire",
+            ),
         };
         Self {
             registry,
@@ -231,6 +257,15 @@ impl Metrics {
         gauges.hashing_waiting.set(as_gauge(snapshot.hashing_waiting));
         gauges.remembered.set(as_gauge(snapshot.remembered));
         gauges.verified_tokens.set(as_gauge(snapshot.verified_tokens));
+        let federation = snapshot.federation;
+        gauges.trusted_issuers.set(as_gauge(federation.issuers));
+        gauges
+            .trusted_issuers_without_keys
+            .set(as_gauge(federation.without_keys));
+        gauges.trusted_issuers_stale.set(as_gauge(federation.stale));
+        gauges
+            .verified_platform_tokens
+            .set(as_gauge(federation.verified_tokens));
         gauges.store_reachable.set(i64::from(snapshot.store_reachable));
         let mut text = String::new();
         // Writing to a String cannot fail.

@@ -279,6 +279,7 @@ impl Authority {
             hashing_waiting: self.metrics.hashing_waiting(),
             remembered: self.remembered_count(),
             verified_tokens: self.replica.verified_count(),
+            federation: self.replica.trusted.health(),
             store_reachable: self.store_health() == StoreHealth::Reachable,
         })
     }

@@ -184,6 +184,21 @@ impl TrustedIssuers {
         self.verified.insert(digest, Verified { issuer, keys, claims });
     }
 
+    /// How the trusted issuers stand, for metrics.
+    pub fn health(&self) -> FederationHealth {
+        let issuers = self.current();
+        let stale_after = self.config.refresh_every * 2;
+        FederationHealth {
+            issuers: issuers.len(),
+            without_keys: issuers.values().filter(|i| i.key_count() == 0).count(),
+            stale: issuers
+                .values()
+                .filter(|i| i.fetcher.is_some() && i.due(stale_after))
+                .count(),
+            verified_tokens: self.verified.len(),
+        }
+    }
+
     /// Forgets verified tokens that expired by `now`.
     pub fn forget_expired(&self, now: i64) {
         self.verified.retain(|_, entry| entry.claims.exp > now);
@@ -207,6 +222,19 @@ pub struct TokenClaims {
     /// Issued at.
     #[serde(default)]
     pub iat: Option<i64>,
+}
+
+/// How the trusted issuers stand, read at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FederationHealth {
+    /// Trusted issuers.
+    pub issuers: usize,
+    /// Of those, with no usable key (never fetched, or an unusable stored set).
+    pub without_keys: usize,
+    /// Of those fetched from a URL, not fetched successfully for two refresh periods.
+    pub stale: usize,
+    /// Platform tokens remembered as verified.
+    pub verified_tokens: usize,
 }
 
 /// A trusted issuer's keys as one snapshot; swapped whole on every fetch.
