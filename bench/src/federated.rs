@@ -34,8 +34,13 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
     let spire = PlatformIssuer::spire(dir.path());
     trust(setup.store_url(), &kubernetes, &spire).await?;
     // Tokens live an hour: longer than every round together.
-    let k8s_token = kubernetes.sign(&kubernetes.kubelet_claims("bench", "bench", BENCH_ISSUER, 3600));
-    let svid = spire.sign(&spire.svid_claims(SPIFFE_ID, BENCH_ISSUER, 3600));
+    let k8s_token = Arc::new(vec![kubernetes.sign(&kubernetes.kubelet_claims(
+        "bench",
+        "bench",
+        BENCH_ISSUER,
+        3600,
+    ))]);
+    let svid = Arc::new(vec![spire.sign(&spire.svid_claims(SPIFFE_ID, BENCH_ISSUER, 3600))]);
     let issuer_args: &[&str] = if setup.on_postgres() {
         &[]
     } else {
@@ -60,28 +65,31 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
             client_id: "bench".into(),
             secret: setup.secret.clone(),
         };
-        let with_k8s = Call::IssueWithAssertion {
-            client_id: "bench".into(),
-            assertion_type: JWT_BEARER,
-            assertion: k8s_token.clone(),
-        };
-        let with_svid = Call::IssueWithAssertion {
-            client_id: "bench".into(),
-            assertion_type: JWT_SPIFFE,
-            assertion: svid.clone(),
-        };
-        let each_new = |pool: &Arc<Vec<String>>, assertion_type| Call::IssueWithFreshAssertions {
+        let assertions = |pool: &Arc<Vec<String>>, assertion_type, once| Call::IssueWithAssertions {
             client_id: "bench".into(),
             assertion_type,
             pool: pool.clone(),
             next: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            once,
         };
         let ours = [
             measure(&tessera, &common, secret, u64::MAX).await?,
-            measure(&tessera, &common, with_k8s, u64::MAX).await?,
-            measure(&tessera, &common, with_svid, u64::MAX).await?,
-            measure(&tessera, &common, each_new(&fresh_k8s, JWT_BEARER), FRESH as u64).await?,
-            measure(&tessera, &common, each_new(&fresh_svids, JWT_SPIFFE), FRESH as u64).await?,
+            measure(&tessera, &common, assertions(&k8s_token, JWT_BEARER, false), u64::MAX).await?,
+            measure(&tessera, &common, assertions(&svid, JWT_SPIFFE, false), u64::MAX).await?,
+            measure(
+                &tessera,
+                &common,
+                assertions(&fresh_k8s, JWT_BEARER, true),
+                FRESH as u64,
+            )
+            .await?,
+            measure(
+                &tessera,
+                &common,
+                assertions(&fresh_svids, JWT_SPIFFE, true),
+                FRESH as u64,
+            )
+            .await?,
         ];
         drop(tessera);
         let crypto = Spawned::ceiling(&common, ceiling::Mode::Crypto).await?;

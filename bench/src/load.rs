@@ -20,20 +20,16 @@ const POOL_USED_UP: &str = "pool used up";
 pub enum Call {
     /// IssueToken with one client's secret (warm after the first call).
     Issue { client_id: String, secret: String },
-    /// IssueToken with a client assertion reused on every call, as a
-    /// workload reuses its platform token until it nears expiry.
-    IssueWithAssertion {
-        client_id: String,
-        assertion_type: &'static str,
-        assertion: String,
-    },
-    /// IssueToken with a different client assertion each call, each once
-    /// (never-seen platform tokens: a signature check every call).
-    IssueWithFreshAssertions {
+    /// IssueToken with client assertions from a pool, round robin: a pool
+    /// of one is a platform token reused, as a workload reuses it; with
+    /// `once`, each at most once (never-seen tokens), and an error when the
+    /// pool runs out.
+    IssueWithAssertions {
         client_id: String,
         assertion_type: &'static str,
         pool: Arc<Vec<String>>,
         next: Arc<AtomicUsize>,
+        once: bool,
     },
     /// IssueToken with a different client each time (argon2 every call).
     IssueCold {
@@ -96,24 +92,18 @@ impl Call {
     async fn once(&self, client: &mut TokenServiceClient<Channel>) -> Result<(), tonic::Status> {
         match self {
             Call::Issue { client_id, secret } => client.issue_token(secret_request(client_id, secret)).await.map(drop),
-            Call::IssueWithAssertion {
-                client_id,
-                assertion_type,
-                assertion,
-            } => {
-                let request = assertion_request(client_id, assertion_type, assertion.clone());
-                client.issue_token(request).await.map(drop)
-            }
-            Call::IssueWithFreshAssertions {
+            Call::IssueWithAssertions {
                 client_id,
                 assertion_type,
                 pool,
                 next,
+                once,
             } => {
-                let assertion = pool
-                    .get(next.fetch_add(1, Ordering::Relaxed))
-                    .ok_or_else(|| tonic::Status::resource_exhausted(POOL_USED_UP))?;
-                let request = assertion_request(client_id, assertion_type, assertion.clone());
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if *once && i >= pool.len() {
+                    return Err(tonic::Status::resource_exhausted(POOL_USED_UP));
+                }
+                let request = assertion_request(client_id, assertion_type, pool[i % pool.len()].clone());
                 client.issue_token(request).await.map(drop)
             }
             Call::IssueCold { clients, next } => {

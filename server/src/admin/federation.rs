@@ -169,8 +169,7 @@ fn check_issuer(issuer: &str) -> Result<(), AdminError> {
 fn check_source(trust: &NewTrust) -> Result<(), AdminError> {
     let fetched = match &trust.jwks {
         JwksSource::Inline(text) => {
-            let keys = parse_jwks(text).map_err(|e| AdminError::InvalidJwks(format!("the key set: {e}")))?;
-            drop(keys);
+            parse_jwks(text).map_err(|e| AdminError::InvalidJwks(format!("the key set: {e}")))?;
             false
         }
         JwksSource::Url(url) => {

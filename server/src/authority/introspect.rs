@@ -204,10 +204,7 @@ impl Authority {
             return None;
         }
         let now = self.clock.now();
-        let digest: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
-            .as_ref()
-            .try_into()
-            .ok()?;
+        let digest = super::replica::token_digest(token);
         if let Some(known) = self.replica.verified(&digest) {
             return within_time(&known, now).then(|| known.as_ref().clone());
         }

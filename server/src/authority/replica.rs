@@ -24,6 +24,14 @@ use crate::store::{ClientRecord, Generations, Store, StoreError};
 /// bytes each, so about 12 MB at most); the soak showed 100,000 cost ~60 MB.
 const MAX_VERIFIED_TOKENS: usize = 20_000;
 
+/// The key of the memories of verified tokens (access tokens for
+/// introspection, platform tokens for authentication): a token's SHA-256.
+pub(super) fn token_digest(token: &str) -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
+    digest
+}
+
 /// What one replica holds of the store.
 pub(crate) struct Replica {
     store: Arc<dyn Store>,

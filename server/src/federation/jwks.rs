@@ -83,8 +83,6 @@ fn usable(value: serde_json::Value) -> Option<VerifyingKey> {
 
 /// The one algorithm a key verifies.
 fn algorithm(jwk: &Jwk) -> Option<Algorithm> {
-    let asymmetric =
-        |alg: Algorithm| (!matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)).then_some(alg);
     if let Some(named) = jwk.common.key_algorithm {
         return match named {
             JwkAlgorithm::RS256 => Some(Algorithm::RS256),
@@ -96,9 +94,9 @@ fn algorithm(jwk: &Jwk) -> Option<Algorithm> {
             JwkAlgorithm::ES256 => Some(Algorithm::ES256),
             JwkAlgorithm::ES384 => Some(Algorithm::ES384),
             JwkAlgorithm::EdDSA => Some(Algorithm::EdDSA),
+            // Symmetric (HS*) and encryption algorithms verify nothing here.
             _ => None,
-        }
-        .and_then(asymmetric);
+        };
     }
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),

@@ -86,6 +86,11 @@ impl TrustedIssuers {
         }
     }
 
+    /// Whether any issuer is trusted.
+    pub fn any(&self) -> bool {
+        !self.current().is_empty()
+    }
+
     /// The trusted issuer of this name.
     pub fn get(&self, issuer: &str) -> Option<Arc<TrustedIssuer>> {
         self.current().get(issuer).cloned()

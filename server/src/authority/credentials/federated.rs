@@ -61,13 +61,6 @@ pub fn spiffe_trust_domain(sub: &str) -> Option<&str> {
     valid.then(|| &sub[..("spiffe://".len() + domain_end)])
 }
 
-/// The SHA-256 of a token, the key of verified platform tokens.
-pub(super) fn token_digest(token: &str) -> [u8; 32] {
-    let mut digest = [0u8; 32];
-    digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
-    digest
-}
-
 impl Authority {
     /// The warm path: a platform token that verified before, under the
     /// trust and keys still current, skips parsing and the signature check;
