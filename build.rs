@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // No `connect` helper: it would need tonic's transport feature, which
+        // the contract crate does not take (callers bring their own channel).
+        .build_transport(false)
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -31,6 +31,10 @@ pub struct AccessTokenClaims {
     pub nbf: i64,
     /// `jti`: unique per token; what revocation records.
     pub jti: String,
+    /// `cnf`: the certificate the token is bound to (RFC 8705 section 3);
+    /// absent for a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::confirmation::Confirmation>,
 }
 
 /// Why a token's times do not hold now.
@@ -115,6 +119,7 @@ mod tests {
             iat: 100,
             nbf: 100,
             jti: "j".into(),
+            cnf: None,
         }
     }
 

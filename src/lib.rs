@@ -7,10 +7,13 @@
 //!   error domain.
 //! - [`claims`]: the one access-token claims type, with the checks every
 //!   verifier applies (`typ`, times).
+//! - [`confirmation`]: the `cnf` claim of certificate-bound tokens (RFC 8705)
+//!   and the thumbprint rule server and SDK share.
 //! - [`limits`]: the size limits of requests and registrations, defined once.
 #![deny(missing_docs)]
 
 pub mod claims;
+pub mod confirmation;
 pub mod limits;
 pub mod oauth;
 

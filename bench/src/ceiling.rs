@@ -97,6 +97,7 @@ impl TokenService for Ceiling {
             nbf: now(),
             jti: "fixed".into(),
             token_type: "Bearer".into(),
+            cnf: None,
         }))
     }
 

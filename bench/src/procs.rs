@@ -149,6 +149,7 @@ impl TesseraSetup {
             scopes: vec![scope.into()],
             audiences: vec![],
             token_ttl: None,
+            bind_to_certificate: false,
         };
         let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
         let secret = admin::create_client(store.as_ref(), create("bench", "bench:read"), now)

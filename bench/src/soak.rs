@@ -40,6 +40,8 @@ pub async fn memory(common: Common, clients: usize, warm: usize) -> Result<(), S
             }],
             keys: vec![],
             federated: vec![],
+            certificates: vec![],
+            bind_to_certificate: false,
         };
         store.create_client(record).await.map_err(|e| e.to_string())?;
     }

@@ -64,6 +64,7 @@ fn core() -> Core {
             scopes: vec![scope.into()],
             audiences: vec![],
             token_ttl: None,
+            bind_to_certificate: false,
         };
         let secret = admin::create_client(store.as_ref(), new("billing", "invoices:read"), now)
             .await
@@ -81,6 +82,7 @@ fn core() -> Core {
             require_audience: false,
             max_assertion_lifetime_secs: 3600,
             federation: Default::default(),
+            client_certificates: false,
         };
         (
             Authority::new(config, store, Arc::new(SystemClock)).await.unwrap(),

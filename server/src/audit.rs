@@ -52,3 +52,11 @@ pub const ISSUER_KEYS_FETCH_FAILED: &str = "issuer_keys_fetch_failed";
 pub const FEDERATED_IDENTITY_ADDED: &str = "federated_identity_added";
 /// A platform identity was unbound from a client.
 pub const FEDERATED_IDENTITY_REMOVED: &str = "federated_identity_removed";
+/// A TLS client certificate was refused as a client credential (`client_id`, `reason`, `x5t`).
+pub const CLIENT_CERTIFICATE_REFUSED: &str = "client_certificate_refused";
+/// A certificate was registered for a client (`client_id`, `kind`, `value`).
+pub const CLIENT_CERTIFICATE_ADDED: &str = "client_certificate_added";
+/// A client's certificate registration was removed (`client_id`, `kind`, `value`).
+pub const CLIENT_CERTIFICATE_REMOVED: &str = "client_certificate_removed";
+/// A client's settings changed (`client_id`, and each changed setting).
+pub const CLIENT_UPDATED: &str = "client_updated";

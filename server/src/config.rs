@@ -149,10 +149,20 @@ pub struct Settings {
         long,
         env = "TESSERA_TLS_CLIENT_CA",
         value_name = "FILE",
-        help = "Mutual TLS: require client certificates issued by this CA (PEM)"
+        help = "Client certificates issued by this CA (PEM) may authenticate clients (RFC 8705 tls_client_auth); required on every connection unless --tls-client-auth optional"
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_ca: Option<PathBuf>,
+    /// `--tls-client-auth`.
+    #[arg(
+        long,
+        env = "TESSERA_TLS_CLIENT_AUTH",
+        value_name = "MODE",
+        requires = "tls_cert",
+        help = "Ask clients for certificates: optional (certificate and secret clients side by side; needed for self-signed certificates when --tls-client-ca is given) or required. Default: required with --tls-client-ca, not asked without it"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth: Option<crate::tls::ClientAuth>,
     /// `--max-connections`.
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "N",
           help = with_default("Open connections at most; more wait to be accepted", defaults::MAX_CONNECTIONS))]
@@ -471,10 +481,25 @@ fn token_lifetimes(s: &Settings) -> Result<(u32, u32), String> {
     Ok((token_ttl, max_token_ttl))
 }
 
-/// `--tls-cert`, `--tls-key` and `--tls-client-ca`, which go together.
+/// `--tls-cert`, `--tls-key`, `--tls-client-ca` and `--tls-client-auth`,
+/// which go together.
 fn tls_files(s: &Settings) -> Result<Option<TlsFiles>, String> {
     match (s.tls_cert.clone(), s.tls_key.clone(), s.tls_client_ca.clone()) {
-        (Some(cert), Some(key), client_ca) => Ok(Some(TlsFiles { cert, key, client_ca })),
+        (Some(cert), Some(key), client_ca) => {
+            // A client CA without a mode requires certificates, as it always did.
+            let client_auth = s
+                .tls_client_auth
+                .or(client_ca.as_ref().map(|_| crate::tls::ClientAuth::Required));
+            Ok(Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+                client_auth,
+            }))
+        }
+        (None, None, None) if s.tls_client_auth.is_some() => {
+            Err("--tls-client-auth needs --tls-cert and --tls-key: client certificates come with TLS".into())
+        }
         (None, None, None) => Ok(None),
         (None, None, Some(_)) => Err("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first".into()),
         _ => Err("--tls-cert and --tls-key go together: give both, or neither for plain TCP".into()),

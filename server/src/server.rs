@@ -392,28 +392,23 @@ fn spawn_connection(
     };
     let builder = context.builder.clone();
     let phase = context.phase.subscribe();
-    let tls = context.tls.as_ref().map(|tls| tls.acceptor());
+    let tls = context.tls.as_ref().map(|tls| tls.handshake());
     let handshake_timeout = context.handshake_timeout;
     let timeouts = context.timeouts;
     tokio::spawn(async move {
         let _permit = permit;
         let _address_slot = address_slot;
-        let Some(acceptor) = tls else {
+        let Some(handshake) = tls else {
             let connection = builder.serve_connection(TokioIo::new(tcp), service.into_hyper());
             connection::drive(connection, state, phase, timeouts).await;
             return;
         };
-        let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+        let stream = match tokio::time::timeout(handshake_timeout, handshake.acceptor().accept(tcp)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => return debug!(%peer, "TLS handshake timed out"),
         };
-        let certificate = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
+        let certificate = handshake.peer_certificate(stream.get_ref().1);
         let service = ConnectionService { certificate, ..service };
         let connection = builder.serve_connection(TokioIo::new(stream), service.into_hyper());
         connection::drive(connection, state, phase, timeouts).await;

@@ -69,6 +69,7 @@ fn harness() -> &'static Harness {
                 require_audience: false,
                 max_assertion_lifetime_secs: 3600,
                 federation: Default::default(),
+                client_certificates: false,
             };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let new = NewClient {
@@ -76,6 +77,7 @@ fn harness() -> &'static Harness {
                 scopes: vec!["read".into(), "write".into(), "tessera:introspect".into()],
                 audiences: vec!["https://api.fuzz".into()],
                 token_ttl: None,
+                bind_to_certificate: false,
             };
             let secret = admin::create_client(store.as_ref(), new, clock.now()).await.unwrap();
             let authority = Arc::new(Authority::new(config, store, clock).await.unwrap());

@@ -281,7 +281,12 @@ impl Server {
 
     /// A raw gRPC client.
     pub async fn grpc(&self) -> TokenServiceClient<Channel> {
-        TokenServiceClient::connect(self.url()).await.expect("gRPC connection")
+        let channel = Channel::from_shared(self.url())
+            .expect("a valid URL")
+            .connect()
+            .await
+            .expect("gRPC connection");
+        TokenServiceClient::new(channel)
     }
 
     /// The value of one line of `/metrics`, named up to its value (labels

@@ -2,8 +2,10 @@
 //! --demo` do. Works on the store directly, so it runs beside a live server;
 //! the server notices through the store's change counter.
 
+mod certificates;
 mod federation;
 
+pub use certificates::{CertificateSpec, add_client_certificate, remove_client_certificate, update_client};
 pub use federation::{
     NewTrust, add_federated_identity, add_trusted_issuer, remove_federated_identity, remove_trusted_issuer,
 };
@@ -106,6 +108,28 @@ pub enum AdminError {
         /// The subject.
         subject: String,
     },
+    /// A certificate registration that cannot be matched (a malformed name, a file that is no certificate).
+    #[error("{0}")]
+    InvalidCertificate(String),
+    /// The client has this certificate registration already.
+    #[error("client {client_id:?} has {registration} already")]
+    CertificateRegistered {
+        /// The client.
+        client_id: String,
+        /// What is registered.
+        registration: String,
+    },
+    /// The client has no such certificate registration.
+    #[error("client {client_id:?} has no {registration}")]
+    UnknownCertificate {
+        /// The client.
+        client_id: String,
+        /// What was to be removed.
+        registration: String,
+    },
+    /// An update that changes nothing.
+    #[error("nothing to change: name at least one setting")]
+    EmptyUpdate,
     /// A duration that does not parse.
     #[error("invalid duration {0:?}: use e.g. 0, 90s, 30m, 1h or 2d")]
     InvalidDuration(String),
@@ -131,6 +155,9 @@ pub struct NewClient {
     pub audiences: Vec<String>,
     /// Token lifetime override in seconds.
     pub token_ttl: Option<u32>,
+    /// Bind its tokens to the certificate of the connection they are asked
+    /// for on (RFC 8705 section 3), however it authenticates.
+    pub bind_to_certificate: bool,
 }
 
 /// Checks a client id for registration. Requests may name any id (and are
@@ -180,20 +207,32 @@ pub async fn new_secret(
 /// # Errors
 /// A message saying what to fix, or that the id is taken.
 pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> Result<ClientSecret, AdminError> {
+    let secret = create_client_with(store, new, true, now).await?;
+    secret.ok_or_else(|| AdminError::Internal("a client created with a secret has none".into()))
+}
+
+/// Validates and registers a client, with a generated secret (returned) or
+/// with none: a client that will authenticate only by a key, a platform
+/// identity or a certificate needs no secret lying about.
+///
+/// # Errors
+/// A message saying what to fix, or that the id is taken.
+pub async fn create_client_with(
+    store: &dyn Store,
+    new: NewClient,
+    with_secret: bool,
+    now: UnixTime,
+) -> Result<Option<ClientSecret>, AdminError> {
     check_new_client_id(&new.client_id)?;
-    if new.scopes.is_empty() {
-        return Err(AdminError::NoScope);
-    }
-    if let Some(bad) = new.scopes.iter().find(|s| !is_valid_scope_token(s)) {
-        return Err(AdminError::InvalidScope(bad.clone()));
-    }
-    if let Some(bad) = new.audiences.iter().find(|a| !is_valid_audience(a)) {
-        return Err(AdminError::InvalidAudience(bad.clone()));
-    }
-    if new.token_ttl == Some(0) {
-        return Err(AdminError::ZeroTokenLifetime);
-    }
-    let (secret, record) = new_secret(now, None).await?;
+    check_scopes(&new.scopes)?;
+    check_audiences(&new.audiences)?;
+    check_token_ttl(new.token_ttl)?;
+    let (secret, records) = if with_secret {
+        let (secret, record) = new_secret(now, None).await?;
+        (Some(secret), vec![record])
+    } else {
+        (None, vec![])
+    };
     // Order kept, every repeat dropped (`Vec::dedup` drops adjacent ones only).
     let scopes = first_of_each(new.scopes);
     let audiences = first_of_each(new.audiences);
@@ -204,18 +243,44 @@ pub async fn create_client(store: &dyn Store, new: NewClient, now: UnixTime) -> 
         token_ttl: new.token_ttl,
         disabled: false,
         created_at: now,
-        secrets: vec![record],
+        secrets: records,
         keys: vec![],
         federated: vec![],
+        certificates: vec![],
+        bind_to_certificate: new.bind_to_certificate,
     };
     match store.create_client(client).await {
         Ok(()) => {
-            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, client_id = %new.client_id);
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, client_id = %new.client_id, with_secret, bind_to_certificate = new.bind_to_certificate);
             Ok(secret)
         }
         Err(StoreError::AlreadyExists(_)) => Err(AdminError::ClientExists(new.client_id)),
         Err(e) => Err(e.into()),
     }
+}
+
+fn check_scopes(scopes: &[String]) -> Result<(), AdminError> {
+    if scopes.is_empty() {
+        return Err(AdminError::NoScope);
+    }
+    if let Some(bad) = scopes.iter().find(|s| !is_valid_scope_token(s)) {
+        return Err(AdminError::InvalidScope(bad.clone()));
+    }
+    Ok(())
+}
+
+fn check_audiences(audiences: &[String]) -> Result<(), AdminError> {
+    if let Some(bad) = audiences.iter().find(|a| !is_valid_audience(a)) {
+        return Err(AdminError::InvalidAudience(bad.clone()));
+    }
+    Ok(())
+}
+
+fn check_token_ttl(ttl: Option<u32>) -> Result<(), AdminError> {
+    if ttl == Some(0) {
+        return Err(AdminError::ZeroTokenLifetime);
+    }
+    Ok(())
 }
 
 /// `items` with every repeat removed, in the order of first appearance.
@@ -241,6 +306,7 @@ pub async fn ensure_demo_client(store: &dyn Store, now: UnixTime) -> Result<(Str
         scopes: vec!["demo:read".into(), "demo:write".into()],
         audiences: vec![],
         token_ttl: None,
+        bind_to_certificate: false,
     };
     match create_client(store, new, now).await {
         Ok(secret) => Ok((DEMO_ID.into(), secret)),

@@ -11,6 +11,7 @@
 
 use jsonwebtoken::{Validation, decode, decode_header};
 use tessera_proto::claims::{AccessTokenClaims, REQUIRED_CLAIMS};
+use tessera_proto::confirmation::Confirmation;
 use tracing::{info, warn};
 
 use super::credentials::{self, Credential};
@@ -48,6 +49,8 @@ pub struct ActiveToken {
     pub nbf: UnixTime,
     /// `jti`.
     pub jti: String,
+    /// `cnf`: the certificate the token is bound to, if any (RFC 8705 section 3.2).
+    pub cnf: Option<Confirmation>,
 }
 
 impl From<AccessTokenClaims> for ActiveToken {
@@ -62,6 +65,7 @@ impl From<AccessTokenClaims> for ActiveToken {
             iat: claims.iat,
             nbf: claims.nbf,
             jti: claims.jti,
+            cnf: claims.cnf,
         }
     }
 }
@@ -141,8 +145,10 @@ impl Authority {
     /// bearer token whose scopes then count.
     async fn authenticate_caller(&self, presented: PresentedCredentials) -> Result<Caller, AuthError> {
         let source = presented.source;
+        let certificate = presented.client_certificate.clone();
         match credentials::resolve(presented, true)? {
-            credential @ (Credential::Secret { .. } | Credential::Assertion { .. }) => {
+            credential
+            @ (Credential::Secret { .. } | Credential::Assertion { .. } | Credential::Certificate { .. }) => {
                 let client = self.authenticate(credential, source).await?;
                 Ok(Caller {
                     client_id: client.client_id.clone(),
@@ -152,7 +158,20 @@ impl Authority {
             // A token stands for its client here only if it was issued for
             // Tessera (its `aud` names our issuer): a token a client sent to
             // some resource server must not let that server act as the client.
+            // A token bound to a certificate stands for its client only on a
+            // connection with that certificate (RFC 8705 section 3).
             Credential::Bearer(token) => match self.active_token(token.expose()).await? {
+                Some(active)
+                    if active
+                        .cnf
+                        .as_ref()
+                        .is_some_and(|cnf| !cnf.is_bound_to(certificate.as_ref().map(|c| c.thumbprint()))) =>
+                {
+                    warn!(target: "tessera::audit", event = audit::BEARER_CALLER_REFUSED, request_id = %RequestId::current(), client_id = %active.client_id, reason = "the token is bound to another certificate");
+                    Err(AuthError::InvalidClient {
+                        challenge: Challenge::Bearer,
+                    })
+                }
                 Some(active) if active.audiences.contains(&self.config.issuer) => Ok(Caller {
                     client_id: active.client_id,
                     scopes: active.scopes,

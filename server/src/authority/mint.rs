@@ -4,6 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera_proto::claims::AccessTokenClaims;
+use tessera_proto::confirmation::Confirmation;
 
 use super::request::{AccessToken, IssuedToken};
 use super::secret::random_bytes;
@@ -16,6 +17,8 @@ pub(super) struct Grant {
     pub audiences: Vec<String>,
     /// Seconds the token lives.
     pub ttl: u32,
+    /// The certificate the token is bound to (RFC 8705 section 3), if any.
+    pub cnf: Option<Confirmation>,
 }
 
 impl Authority {
@@ -35,6 +38,7 @@ impl Authority {
             iat: now,
             nbf: now,
             jti,
+            cnf: grant.cnf,
         };
         let signed = self
             .replica
@@ -49,6 +53,7 @@ impl Authority {
             scopes: grant.scopes,
             audiences: claims.aud,
             jti: claims.jti,
+            certificate_bound: claims.cnf.is_some(),
         })
     }
 }

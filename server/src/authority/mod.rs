@@ -57,7 +57,7 @@ use crate::keys::{KeyAlgorithm, KeyRing, PublicJwk};
 use crate::metrics::{Metrics, Snapshot};
 use crate::request_id::RequestId;
 use crate::store::{ClientRecord, Store, StoreError};
-use credentials::SecretVerifier;
+use credentials::{Credential, SecretVerifier};
 use mint::Grant;
 use replica::Replica;
 
@@ -91,6 +91,10 @@ pub struct AuthorityConfig {
     pub max_assertion_lifetime_secs: i64,
     /// How trusted issuers' keys are kept current.
     pub federation: crate::federation::FederationConfig,
+    /// Whether the listener asks clients for TLS certificates, so that
+    /// `tls_client_auth` and certificate-bound tokens (RFC 8705) can be
+    /// used; the metadata says so only then.
+    pub client_certificates: bool,
 }
 
 /// The token authority. Shared as `Arc<Authority>` by every face.
@@ -180,6 +184,7 @@ impl Authority {
                 scope = %token.scopes.join(" "),
                 aud = %token.audiences.join(" "),
                 expires_in = token.expires_in,
+                certificate_bound = token.certificate_bound,
             ),
             Err(e) => {
                 warn!(target: "tessera::audit", event = audit::TOKEN_REFUSED, request_id = %RequestId::current(), reason = e.oauth_code())
@@ -216,9 +221,13 @@ impl Authority {
             ));
         }
         let source = request.credentials.source;
+        let certificate = request.credentials.client_certificate.clone();
         let credential = credentials::resolve(request.credentials, false)?;
+        let by_certificate = matches!(credential, Credential::Certificate { .. });
         let client = self.authenticate(credential, source).await?;
+        let cnf = policy::confirmation(&client, by_certificate, certificate.as_ref())?;
         let grant = Grant {
+            cnf,
             scopes: policy::grant_scopes(&client, scopes)?,
             audiences: policy::grant_audiences(&client, audiences, &self.config.issuer)?,
             ttl: client

@@ -9,6 +9,7 @@
 use super::AuthError;
 use super::error::echo;
 use crate::store::ClientRecord;
+use tessera_proto::confirmation::Confirmation;
 
 pub use tessera_proto::limits::{MAX_AUDIENCE_LEN, MAX_AUDIENCES, MAX_SCOPE_LEN, MAX_SCOPES};
 
@@ -114,4 +115,27 @@ pub(super) fn grant_audiences(
         ));
     }
     Ok(requested)
+}
+
+/// The certificate a token is bound to (RFC 8705 section 3): the
+/// connection's, when the client authenticated by it or asked for its
+/// tokens to be bound (`--bind-to-certificate`). A client that asked for
+/// binding gets no unbound token: without a certificate on the connection
+/// its request is refused.
+pub(super) fn confirmation(
+    client: &ClientRecord,
+    by_certificate: bool,
+    certificate: Option<&crate::tls::PeerCertificate>,
+) -> Result<Option<Confirmation>, AuthError> {
+    if !by_certificate && !client.bind_to_certificate {
+        return Ok(None);
+    }
+    match certificate {
+        Some(certificate) => Ok(Some(Confirmation {
+            x5t_s256: Some(certificate.thumbprint().to_owned()),
+        })),
+        None => Err(AuthError::invalid_request(
+            "this client's tokens are bound to its TLS client certificate (RFC 8705 section 3); connect with the client certificate",
+        )),
+    }
 }

@@ -35,9 +35,10 @@ pub struct PresentedCredentials {
     pub client_assertion_type: Option<String>,
     /// `client_assertion` (RFC 7521 §4.2).
     pub client_assertion: Option<String>,
-    /// The leaf certificate the client presented in a mutual-TLS handshake:
-    /// here so that `tls_client_auth` (RFC 8705) can be judged with the other
-    /// methods. Not yet an authentication method of its own.
+    /// The leaf certificate the client presented in the TLS handshake: a
+    /// credential of its own with `client_id` and nothing else
+    /// (`tls_client_auth`, RFC 8705 section 2), and what a token is bound to
+    /// (section 3).
     pub client_certificate: Option<crate::tls::PeerCertificate>,
     /// The peer's address, for failure accounting. Forwarding headers are
     /// not trusted for this (docs/THREATS.md, row A-15).
@@ -99,6 +100,8 @@ pub struct IssuedToken {
     pub audiences: Vec<String>,
     /// Its `jti`.
     pub jti: String,
+    /// Whether it is bound to the client's certificate (`cnf`, RFC 8705 section 3).
+    pub certificate_bound: bool,
 }
 
 /// An `Authorization: Bearer` credential, for callers of introspection and revocation.

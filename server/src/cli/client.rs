@@ -6,11 +6,11 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{CliError, StoreArg, algorithm, open_store};
-use crate::admin::{self, NewClient};
+use crate::admin::{self, CertificateSpec, NewClient};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::LogFormat;
 use crate::logging;
-use crate::store::ClientRecord;
+use crate::store::{ClientRecord, ClientUpdate};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ClientCommand {
@@ -27,9 +27,43 @@ pub(super) enum ClientCommand {
         /// Lifetime of this client's tokens in seconds (capped by the server's --max-token-ttl)
         #[arg(long, value_name = "SECS")]
         ttl: Option<u32>,
+        /// Bind the client's tokens to the TLS client certificate of the connection they are asked for on (RFC 8705 section 3), however it authenticates; it must then connect with a certificate
+        #[arg(long)]
+        bind_to_certificate: bool,
+        /// Create no secret: the client will authenticate only with a key (add-key), a platform identity (add-federated) or a certificate (add-certificate)
+        #[arg(long)]
+        no_secret: bool,
         /// Print JSON: {"client_id", "client_secret", …}
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Change a client's settings; what is not named stays as it is.
+    Update {
+        /// The client id.
+        id: String,
+        /// The scopes the client may hold, replacing the current ones; repeat for more
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// The audiences the client may ask for, replacing the current ones; repeat for more
+        #[arg(long = "audience", value_name = "AUDIENCE", conflicts_with = "no_audiences")]
+        audiences: Vec<String>,
+        /// Remove every audience: tokens are for Tessera itself
+        #[arg(long)]
+        no_audiences: bool,
+        /// Lifetime of this client's tokens in seconds
+        #[arg(long, value_name = "SECS", conflicts_with = "default_ttl")]
+        ttl: Option<u32>,
+        /// Use the server's default token lifetime
+        #[arg(long)]
+        default_ttl: bool,
+        /// Bind the client's tokens to its connection's TLS client certificate (RFC 8705 section 3)
+        #[arg(long, conflicts_with = "no_bind_to_certificate")]
+        bind_to_certificate: bool,
+        /// Stop binding tokens of a client that authenticates otherwise than by certificate
+        #[arg(long)]
+        no_bind_to_certificate: bool,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -101,6 +135,10 @@ pub(super) enum ClientCommand {
     AddFederated(FederatedIdentity),
     /// Stop a platform identity from authenticating as the client.
     RemoveFederated(FederatedIdentity),
+    /// Let a TLS client certificate authenticate as the client (RFC 8705): one from --tls-client-ca naming it, or one self-signed certificate.
+    AddCertificate(ClientCertificate),
+    /// Stop a certificate registration from authenticating as the client.
+    RemoveCertificate(ClientCertificate),
     /// Delete a client and its secrets.
     Delete {
         /// The client id.
@@ -125,6 +163,48 @@ pub(super) struct FederatedIdentity {
     store: StoreArg,
 }
 
+/// A client and one certificate registration, as `add-certificate` and
+/// `remove-certificate` name them: exactly one of the four.
+#[derive(Debug, clap::Args)]
+#[group(id = "certificate", required = true, multiple = false, args = ["san_uri", "san_dns", "subject_dn", "pem"])]
+pub(super) struct ClientCertificate {
+    /// The client id.
+    id: String,
+    /// A certificate chained to --tls-client-ca with this URI subject alternative name, exactly (a SPIFFE ID: spiffe://example.org/ns/payments/sa/billing)
+    #[arg(long, value_name = "URI")]
+    san_uri: Option<String>,
+    /// A certificate chained to --tls-client-ca with this DNS subject alternative name (no wildcards)
+    #[arg(long, value_name = "NAME")]
+    san_dns: Option<String>,
+    /// A certificate chained to --tls-client-ca with this subject, RFC 4514 (openssl x509 -noout -subject -nameopt RFC2253)
+    #[arg(long, value_name = "DN")]
+    subject_dn: Option<String>,
+    /// This one certificate (PEM), by its SHA-256 thumbprint: self-signed or from any CA (RFC 8705 self_signed_tls_client_auth)
+    #[arg(long, value_name = "CERT_FILE")]
+    pem: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+impl ClientCertificate {
+    fn spec(&self) -> Result<CertificateSpec, CliError> {
+        Ok(match (&self.san_uri, &self.san_dns, &self.subject_dn, &self.pem) {
+            (Some(uri), ..) => CertificateSpec::SanUri(uri.clone()),
+            (_, Some(dns), ..) => CertificateSpec::SanDns(dns.clone()),
+            (_, _, Some(dn), _) => CertificateSpec::SubjectDn(dn.clone()),
+            (_, _, _, Some(path)) => CertificateSpec::Pem(
+                std::fs::read_to_string(path)
+                    .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))?,
+            ),
+            _ => {
+                return Err(CliError::Usage(
+                    "name the certificate with one of --san-uri, --san-dns, --subject-dn or --pem".into(),
+                ));
+            }
+        })
+    }
+}
+
 /// Runs a `client` subcommand.
 pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
     // Administration leaves audit lines on stderr, like the server's.
@@ -136,6 +216,8 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
             scopes,
             audiences,
             ttl,
+            bind_to_certificate,
+            no_secret,
             json,
             store,
         } => {
@@ -144,8 +226,53 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
                 scopes,
                 audiences,
                 token_ttl: ttl,
+                bind_to_certificate,
             };
-            create(&store, new, json, now).await
+            create(&store, new, !no_secret, json, now).await
+        }
+        ClientCommand::Update {
+            id,
+            scopes,
+            audiences,
+            no_audiences,
+            ttl,
+            default_ttl,
+            bind_to_certificate,
+            no_bind_to_certificate,
+            store,
+        } => {
+            let update = ClientUpdate {
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                audiences: if no_audiences {
+                    Some(vec![])
+                } else {
+                    (!audiences.is_empty()).then_some(audiences)
+                },
+                token_ttl: if default_ttl { Some(None) } else { ttl.map(Some) },
+                bind_to_certificate: match (bind_to_certificate, no_bind_to_certificate) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+            };
+            let store = open_store(&store.store).await?;
+            admin::update_client(store.as_ref(), &id, update).await?;
+            println!("Updated client {id:?}.");
+            Ok(())
+        }
+        ClientCommand::AddCertificate(certificate) => {
+            let spec = certificate.spec()?;
+            let store = open_store(&certificate.store.store).await?;
+            let matcher = admin::add_client_certificate(store.as_ref(), &certificate.id, &spec, now).await?;
+            println!("Client {:?} now authenticates with a {matcher}.", certificate.id);
+            Ok(())
+        }
+        ClientCommand::RemoveCertificate(certificate) => {
+            let spec = certificate.spec()?;
+            let store = open_store(&certificate.store.store).await?;
+            let matcher = admin::remove_client_certificate(store.as_ref(), &certificate.id, &spec).await?;
+            println!("Client {:?} no longer authenticates with a {matcher}.", certificate.id);
+            Ok(())
         }
         ClientCommand::List { json, store } => list(&store, json, now).await,
         ClientCommand::Show { id, json, store } => show(&store, &id, json, now).await,
@@ -191,22 +318,36 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
     }
 }
 
-async fn create(store: &StoreArg, new: NewClient, json: bool, now: UnixTime) -> Result<(), CliError> {
+async fn create(
+    store: &StoreArg,
+    new: NewClient,
+    with_secret: bool,
+    json: bool,
+    now: UnixTime,
+) -> Result<(), CliError> {
     let store = open_store(&store.store).await?;
-    let secret = admin::create_client(store.as_ref(), new.clone(), now).await?;
+    let secret = admin::create_client_with(store.as_ref(), new.clone(), with_secret, now).await?;
     if json {
         let out = json!({
             "client_id": new.client_id,
-            "client_secret": secret.expose(),
+            "client_secret": secret.as_ref().map(|s| s.expose()),
             "scopes": new.scopes,
             "audiences": new.audiences,
             "token_ttl": new.token_ttl,
+            "bind_to_certificate": new.bind_to_certificate,
         });
         println!("{out}");
     } else {
         println!("Created client {:?}.", new.client_id);
-        println!("client_secret: {}", secret.expose());
-        println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
+        match secret {
+            Some(secret) => {
+                println!("client_secret: {}", secret.expose());
+                println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
+            }
+            None => println!(
+                "It has no secret: give it a credential with client add-certificate, add-federated or add-key."
+            ),
+        }
     }
     Ok(())
 }
@@ -280,6 +421,12 @@ async fn show(store: &StoreArg, id: &str, json: bool, now: UnixTime) -> Result<(
     }
     for f in &c.federated {
         println!("federated:  {} subject {} added {}", f.issuer, f.subject, f.created_at);
+    }
+    for cert in &c.certificates {
+        println!("certificate: {} added {}", cert.matcher, cert.created_at);
+    }
+    if c.bind_to_certificate {
+        println!("tokens:     bound to the connection's client certificate (RFC 8705)");
     }
     Ok(())
 }
@@ -382,6 +529,12 @@ fn client_json(client: &ClientRecord) -> serde_json::Value {
             "subject": f.subject,
             "created_at": f.created_at,
         })).collect::<Vec<_>>(),
+        "certificates": client.certificates.iter().map(|c| json!({
+            "kind": c.matcher.kind(),
+            "value": c.matcher.value(),
+            "created_at": c.created_at,
+        })).collect::<Vec<_>>(),
+        "bind_to_certificate": client.bind_to_certificate,
         "secrets": client.secrets.iter().map(|s| json!({
             "secret_id": s.secret_id,
             "created_at": s.created_at,

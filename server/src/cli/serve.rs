@@ -61,10 +61,10 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
         );
     }
     // Printed last: tests and scripts take this line to mean "ready".
-    let mutual = if config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
-        ", client certificates required"
-    } else {
-        ""
+    let mutual = match config.tls.as_ref().and_then(|t| t.client_auth) {
+        Some(crate::tls::ClientAuth::Required) => ", client certificates required",
+        Some(crate::tls::ClientAuth::Optional) => ", client certificates optional",
+        None => "",
     };
     println!("tessera listening on {scheme}://{bound} (gRPC and HTTP{mutual}); issuer {issuer}");
     let _ = std::io::stdout().flush();
@@ -105,5 +105,6 @@ fn authority_config(config: &ServeConfig, issuer: String) -> AuthorityConfig {
         require_audience: config.require_audience,
         max_assertion_lifetime_secs: i64::from(config.max_assertion_lifetime),
         federation: config.federation,
+        client_certificates: config.tls.as_ref().is_some_and(|t| t.client_auth.is_some()),
     }
 }

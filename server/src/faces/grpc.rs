@@ -110,6 +110,10 @@ impl TokenService {
             nbf: token.nbf,
             jti: token.jti,
             token_type: "Bearer".to_owned(),
+            cnf: token
+                .cnf
+                .and_then(|cnf| cnf.x5t_s256)
+                .map(|x5t_s256| pb::Confirmation { x5t_s256 }),
         })
     }
 

@@ -270,7 +270,7 @@ pub fn introspection_json(active: Option<&ActiveToken>) -> serde_json::Value {
         [one] => json!(one),
         many => json!(many),
     };
-    json!({
+    let mut answer = json!({
         "active": true,
         "scope": token.scopes.join(" "),
         "client_id": token.client_id,
@@ -282,7 +282,12 @@ pub fn introspection_json(active: Option<&ActiveToken>) -> serde_json::Value {
         "nbf": token.nbf,
         "jti": token.jti,
         "token_type": "Bearer",
-    })
+    });
+    // RFC 8705 section 3.2: a bound token's confirmation, as in the token.
+    if let Some(cnf) = &token.cnf {
+        answer["cnf"] = json!(cnf);
+    }
+    answer
 }
 
 /// `POST /oauth2/revoke` (RFC 7009).

@@ -1,8 +1,8 @@
 //! The store contract: one suite every `Store` implementation must pass.
 
 use super::{
-    ClientKeyRecord, ClientRecord, FederatedIdentityRecord, JwksSource, RevokedToken, SecretRecord, SigningKeyRecord,
-    Store, StoreError, TrustedIssuerRecord,
+    CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
+    JwksSource, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, TrustedIssuerRecord,
 };
 
 pub fn sample_client(id: &str) -> ClientRecord {
@@ -22,6 +22,8 @@ pub fn sample_client(id: &str) -> ClientRecord {
         }],
         keys: vec![],
         federated: vec![],
+        certificates: vec![],
+        bind_to_certificate: false,
     }
 }
 
@@ -61,6 +63,10 @@ macro_rules! with_contract_cases {
             a_federated_identity_belongs_to_one_client,
             deleting_a_client_unbinds_its_identities,
             trusted_issuers_read_back_and_go,
+            client_certificates_read_back_in_order_and_go,
+            deleting_a_client_drops_its_certificates,
+            an_update_changes_only_what_it_names,
+            a_client_created_with_certificates_reads_back_identically,
         );
     };
 }
@@ -555,4 +561,86 @@ pub async fn trusted_issuers_read_back_and_go(store: &dyn Store) {
     assert!(!store.remove_trusted_issuer("nul\0byte").await.unwrap());
     assert!(store.generations().await.unwrap().trust > after.trust);
     assert_eq!(store.trusted_issuers().await.unwrap(), vec![ci, spiffe]);
+}
+
+fn certificate(matcher: CertificateMatch) -> ClientCertificateRecord {
+    ClientCertificateRecord {
+        matcher,
+        created_at: 1_700_000_100,
+    }
+}
+
+pub async fn client_certificates_read_back_in_order_and_go(store: &dyn Store) {
+    store.create_client(sample_client("billing")).await.unwrap();
+    let uri = certificate(CertificateMatch::SanUri(
+        "spiffe://example.org/ns/payments/sa/billing".into(),
+    ));
+    let pin = certificate(CertificateMatch::Thumbprint(
+        "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg".into(),
+    ));
+    let before = store.generations().await.unwrap();
+    assert!(store.add_client_certificate("billing", pin.clone()).await.unwrap());
+    assert!(store.generations().await.unwrap().clients > before.clients);
+    assert!(store.add_client_certificate("billing", uri.clone()).await.unwrap());
+    assert!(matches!(
+        store.add_client_certificate("billing", uri.clone()).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(!store.add_client_certificate("nobody", uri.clone()).await.unwrap());
+    // The same name may be registered for another client: the request's
+    // client_id says which one is meant.
+    store.create_client(sample_client("ledger")).await.unwrap();
+    assert!(store.add_client_certificate("ledger", uri.clone()).await.unwrap());
+    let billing = store.client("billing").await.unwrap().unwrap();
+    assert_eq!(billing.certificates, vec![uri.clone(), pin.clone()]);
+    assert!(store.remove_client_certificate("billing", &uri.matcher).await.unwrap());
+    assert!(!store.remove_client_certificate("billing", &uri.matcher).await.unwrap());
+    assert_eq!(store.client("billing").await.unwrap().unwrap().certificates, vec![pin]);
+    assert_eq!(store.client("ledger").await.unwrap().unwrap().certificates, vec![uri]);
+}
+
+pub async fn deleting_a_client_drops_its_certificates(store: &dyn Store) {
+    store.create_client(sample_client("billing")).await.unwrap();
+    let dns = certificate(CertificateMatch::SanDns("billing.internal".into()));
+    assert!(store.add_client_certificate("billing", dns.clone()).await.unwrap());
+    assert!(store.delete_client("billing").await.unwrap());
+    store.create_client(sample_client("billing")).await.unwrap();
+    assert!(store.client("billing").await.unwrap().unwrap().certificates.is_empty());
+}
+
+pub async fn an_update_changes_only_what_it_names(store: &dyn Store) {
+    store.create_client(sample_client("billing")).await.unwrap();
+    let before = store.generations().await.unwrap();
+    let bind = ClientUpdate {
+        bind_to_certificate: Some(true),
+        ..Default::default()
+    };
+    assert!(store.update_client("billing", bind).await.unwrap());
+    assert!(store.generations().await.unwrap().clients > before.clients);
+    let mut expected = sample_client("billing");
+    expected.bind_to_certificate = true;
+    assert_eq!(store.client("billing").await.unwrap().unwrap(), expected);
+    let rest = ClientUpdate {
+        scopes: Some(vec!["only".into()]),
+        audiences: Some(vec![]),
+        token_ttl: Some(None),
+        bind_to_certificate: None,
+    };
+    assert!(store.update_client("billing", rest).await.unwrap());
+    expected.scopes = vec!["only".into()];
+    expected.audiences = vec![];
+    expected.token_ttl = None;
+    assert_eq!(store.client("billing").await.unwrap().unwrap(), expected);
+    assert!(!store.update_client("nobody", ClientUpdate::default()).await.unwrap());
+}
+
+pub async fn a_client_created_with_certificates_reads_back_identically(store: &dyn Store) {
+    let mut client = sample_client("billing");
+    client.bind_to_certificate = true;
+    client.certificates = vec![
+        certificate(CertificateMatch::SanDns("billing.internal".into())),
+        certificate(CertificateMatch::SubjectDn("CN=billing,O=Example".into())),
+    ];
+    store.create_client(client.clone()).await.unwrap();
+    assert_eq!(store.client("billing").await.unwrap().unwrap(), client);
 }

@@ -43,6 +43,98 @@ pub struct ClientRecord {
     /// Platform identities (a trusted issuer's `sub`) that authenticate as
     /// this client, ordered by issuer and subject.
     pub federated: Vec<FederatedIdentityRecord>,
+    /// TLS client certificates that authenticate as this client (RFC 8705
+    /// section 2), ordered by kind and value.
+    pub certificates: Vec<ClientCertificateRecord>,
+    /// Whether its tokens are bound to the TLS client certificate of the
+    /// connection they were asked for on (RFC 8705 section 3), however the
+    /// client authenticated. Tokens of a client that authenticated by
+    /// certificate are bound regardless.
+    pub bind_to_certificate: bool,
+}
+
+/// A TLS client certificate registered for a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificateRecord {
+    /// Which certificates match.
+    pub matcher: CertificateMatch,
+    /// When it was registered.
+    pub created_at: UnixTime,
+}
+
+/// How a presented certificate is matched to a client (RFC 8705 section 2).
+/// The first three need a certificate that chains to the listener's client
+/// CA (`tls_client_auth`); a thumbprint needs none (`self_signed_tls_client_auth`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CertificateMatch {
+    /// A URI subject alternative name, exactly (a SPIFFE ID is one).
+    SanUri(String),
+    /// A DNS subject alternative name, exactly (compared without regard to ASCII case).
+    SanDns(String),
+    /// The subject distinguished name, in its RFC 4514 string form, as
+    /// [`crate::tls::names::canonical_dn`] writes it.
+    SubjectDn(String),
+    /// The base64url SHA-256 of the certificate's DER: one certificate,
+    /// which need not chain to any CA.
+    Thumbprint(String),
+}
+
+impl CertificateMatch {
+    /// The name stored for the kind of match (RFC 8705 section 2.1.2's
+    /// metadata names, without their prefix, and `self_signed`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SanUri(_) => "san_uri",
+            Self::SanDns(_) => "san_dns",
+            Self::SubjectDn(_) => "subject_dn",
+            Self::Thumbprint(_) => "self_signed",
+        }
+    }
+
+    /// The value matched.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::SanUri(v) | Self::SanDns(v) | Self::SubjectDn(v) | Self::Thumbprint(v) => v,
+        }
+    }
+
+    /// Reads the stored kind and value back.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an unknown kind.
+    pub fn from_stored(kind: &str, value: String) -> Result<Self, StoreError> {
+        match kind {
+            "san_uri" => Ok(Self::SanUri(value)),
+            "san_dns" => Ok(Self::SanDns(value)),
+            "subject_dn" => Ok(Self::SubjectDn(value)),
+            "self_signed" => Ok(Self::Thumbprint(value)),
+            kind => Err(StoreError::Corrupt(format!("client certificate kind {kind:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for CertificateMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SanUri(v) => write!(f, "URI SAN {v}"),
+            Self::SanDns(v) => write!(f, "DNS SAN {v}"),
+            Self::SubjectDn(v) => write!(f, "subject {v}"),
+            Self::Thumbprint(v) => write!(f, "self-signed certificate x5t#S256 {v}"),
+        }
+    }
+}
+
+/// A change to a client's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientUpdate {
+    /// New scopes.
+    pub scopes: Option<Vec<String>>,
+    /// New audiences.
+    pub audiences: Option<Vec<String>>,
+    /// New token lifetime; `Some(None)` returns to the server's default.
+    pub token_ttl: Option<Option<u32>>,
+    /// Whether its tokens are bound to the connection's certificate.
+    pub bind_to_certificate: Option<bool>,
 }
 
 /// A platform identity bound to a client: a token from `issuer` whose `sub`
@@ -313,6 +405,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// The client a platform identity is bound to, if any.
     async fn client_for_federated_identity(&self, issuer: &str, subject: &str) -> Result<Option<String>, StoreError>;
+
+    /// Changes a client's settings. False when there is no such client.
+    async fn update_client(&self, client_id: &str, update: ClientUpdate) -> Result<bool, StoreError>;
+
+    /// Registers a TLS client certificate for a client. False when there is
+    /// no such client; [`StoreError::AlreadyExists`] when it has that one already.
+    async fn add_client_certificate(
+        &self,
+        client_id: &str,
+        certificate: ClientCertificateRecord,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes a client's certificate registration. False when it has no such one.
+    async fn remove_client_certificate(&self, client_id: &str, matcher: &CertificateMatch) -> Result<bool, StoreError>;
 
     /// Trusts an issuer. [`StoreError::AlreadyExists`] when it is trusted already.
     async fn add_trusted_issuer(&self, issuer: TrustedIssuerRecord) -> Result<(), StoreError>;

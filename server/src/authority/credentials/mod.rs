@@ -10,11 +10,13 @@
 //! | client secret (`client_secret_basic`, `client_secret_post`) | `client_secret` | RFC 6749 section 2.3.1 |
 //! | signed assertion (`private_key_jwt`) | [`assertion`] | RFC 7523 section 2.2 |
 //! | a platform's identity token (Kubernetes, SPIFFE JWT-SVID, any OIDC issuer) | `federated` | RFC 7523 section 2.2, draft-ietf-oauth-spiffe-client-auth |
+//! | the connection's TLS client certificate (`tls_client_auth`, `self_signed_tls_client_auth`) | `certificate` | RFC 8705 section 2 |
 //! | bearer token (introspection and revocation callers only) | `introspect` | RFC 6750 |
 //!
 //! A new kind is a new variant here and a new module beside these.
 
 pub mod assertion;
+mod certificate;
 pub(super) mod client_secret;
 mod federated;
 mod memory;
@@ -30,6 +32,7 @@ use super::request::{AccessToken, Authorization, PresentedCredentials};
 use super::secret::ClientSecret;
 use super::{AuthError, Authority, Challenge};
 use crate::store::ClientRecord;
+use crate::tls::PeerCertificate;
 
 pub(super) use client_secret::SecretVerifier;
 pub use federated::spiffe_trust_domain;
@@ -56,6 +59,12 @@ pub(super) enum Credential {
         client_id: Option<String>,
         assertion: String,
         kind: AssertionType,
+    },
+    /// `tls_client_auth` or `self_signed_tls_client_auth`: `client_id` and
+    /// nothing else, on a connection that presented a certificate.
+    Certificate {
+        client_id: String,
+        certificate: PeerCertificate,
     },
 }
 
@@ -101,6 +110,9 @@ impl Authority {
                 self.authenticate_assertion(client_id.as_deref(), &assertion, kind)
                     .await
             }
+            Credential::Certificate { client_id, certificate } => {
+                self.authenticate_certificate(&client_id, &certificate).await
+            }
             Credential::Bearer(_) => Err(AuthError::InvalidClient {
                 challenge: Challenge::Bearer,
             }),
@@ -122,7 +134,7 @@ pub(super) fn resolve(presented: PresentedCredentials, allow_bearer: bool) -> Re
         client_secret,
         client_assertion_type,
         client_assertion,
-        client_certificate: _,
+        client_certificate,
         source: _,
     } = presented;
     let uses_assertion = client_assertion_type.is_some() || client_assertion.is_some();
@@ -174,6 +186,10 @@ pub(super) fn resolve(presented: PresentedCredentials, allow_bearer: bool) -> Re
             assertion,
             kind,
         });
+    }
+    // RFC 8705 section 2: `client_id` alone, on a connection with a certificate.
+    if let (Some(client_id), Some(certificate)) = (client_id, client_certificate) {
+        return Ok(Credential::Certificate { client_id, certificate });
     }
     // No credential at all: the client did not authenticate (RFC 6749 section 5.2).
     Err(AuthError::InvalidClient {

@@ -39,6 +39,7 @@ async fn fixture() -> Fixture {
         require_audience: false,
         max_assertion_lifetime_secs: 3600,
         federation: Default::default(),
+        client_certificates: false,
     };
     let authority = Authority::new(config, store.clone(), clock.clone()).await.unwrap();
     Fixture {
@@ -56,6 +57,7 @@ impl Fixture {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: audiences.iter().map(|s| s.to_string()).collect(),
             token_ttl: ttl,
+            bind_to_certificate: false,
         };
         admin::create_client(self.store.as_ref(), new, NOW).await.unwrap()
     }

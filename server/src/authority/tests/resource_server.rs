@@ -281,6 +281,7 @@ async fn a_client_registered_again_under_a_deleted_id_does_not_inherit_its_token
         scopes: vec!["read".into()],
         audiences: vec!["https://api.test".into()],
         token_ttl: None,
+        bind_to_certificate: false,
     };
     admin::create_client(f.store.as_ref(), new, NOW + 10).await.unwrap();
     f.clock.advance(10);
@@ -502,6 +503,7 @@ async fn rotating(alg: KeyAlgorithm, store: Arc<SqliteStore>, clock: Arc<ManualC
         require_audience: false,
         max_assertion_lifetime_secs: 3600,
         federation: Default::default(),
+        client_certificates: false,
     };
     Authority::new(config, store, clock).await.unwrap()
 }

@@ -22,11 +22,12 @@ use tokio_postgres::NoTls;
 use tracing::info;
 
 use super::{
-    ClientKeyRecord, ClientRecord, FederatedIdentityRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord,
-    Store, StoreError, TrustedIssuerRecord,
+    CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
+    Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, TrustedIssuerRecord,
 };
 use crate::clock::UnixTime;
 
+mod certificates;
 mod federation;
 mod listen;
 mod rows;
@@ -203,8 +204,8 @@ impl Store for PostgresStore {
             let tx = conn.transaction().await.map_err(db_error)?;
             let inserted = tx
                 .execute(
-                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id) DO NOTHING",
+                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id) DO NOTHING",
                     &[
                         &client.client_id,
                         &client.scopes,
@@ -212,6 +213,7 @@ impl Store for PostgresStore {
                         &to_ttl(client.token_ttl),
                         &client.disabled,
                         &client.created_at,
+                        &client.bind_to_certificate,
                     ],
                 )
                 .await
@@ -232,6 +234,9 @@ impl Store for PostgresStore {
             }
             for identity in &client.federated {
                 federation::insert_identity(&tx, &client.client_id, identity).await?;
+            }
+            for certificate in &client.certificates {
+                certificates::insert_certificate(&tx, &client.client_id, certificate).await?;
             }
             tx.commit().await.map_err(db_error)
         })
@@ -405,6 +410,40 @@ impl Store for PostgresStore {
         timed(async {
             let conn = self.client_conn().await?;
             federation::client_for_identity(&conn, issuer, subject).await
+        })
+        .await
+    }
+
+    async fn update_client(&self, client_id: &str, update: ClientUpdate) -> Result<bool, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            let updated = certificates::update_client(&tx, client_id, &update).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn add_client_certificate(
+        &self,
+        client_id: &str,
+        certificate: ClientCertificateRecord,
+    ) -> Result<bool, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            let added = certificates::add_certificate(&tx, client_id, &certificate).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn remove_client_certificate(&self, client_id: &str, matcher: &CertificateMatch) -> Result<bool, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            certificates::remove_certificate(&conn, client_id, matcher).await
         })
         .await
     }

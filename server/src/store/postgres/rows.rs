@@ -25,7 +25,8 @@ pub(super) async fn load_client(
     }
     let Some(row) = conn
         .query_opt(
-            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at FROM clients WHERE client_id = $1",
+            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate
+             FROM clients WHERE client_id = $1",
             &[&client_id],
         )
         .await
@@ -67,8 +68,11 @@ pub(super) async fn load_client(
         })
         .collect();
     let federated = super::federation::identities_of(conn, client_id).await?;
+    let certificates = super::certificates::certificates_of(conn, client_id).await?;
     Ok(Some(ClientRecord {
         federated,
+        certificates,
+        bind_to_certificate: row.get(6),
         client_id: row.get(0),
         scopes: row.get(1),
         audiences: row.get(2),

@@ -104,4 +104,18 @@ CREATE TRIGGER trusted_issuers_changed AFTER INSERT OR UPDATE OR DELETE ON trust
 CREATE TRIGGER federated_identities_changed AFTER INSERT OR UPDATE OR DELETE ON federated_identities
     FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
 "#,
+    r#"
+-- TLS client certificates that authenticate as a client (RFC 8705 section 2),
+-- and whether a client's tokens are bound to its connection's certificate.
+CREATE TABLE client_certificates (
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL,            -- 'san_uri', 'san_dns', 'subject_dn' or 'self_signed'
+    value      TEXT NOT NULL,            -- the name, or the base64url SHA-256 of the DER
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, kind, value)
+);
+ALTER TABLE clients ADD COLUMN bind_to_certificate BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TRIGGER client_certificates_changed AFTER INSERT OR UPDATE OR DELETE ON client_certificates
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_changed('clients');
+"#,
 ];

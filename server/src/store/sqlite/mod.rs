@@ -14,10 +14,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    ClientKeyRecord, ClientRecord, FederatedIdentityRecord, Generations, RevokedToken, SecretRecord, SigningKeyRecord,
-    Store, StoreError, TrustedIssuerRecord,
+    CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
+    Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, TrustedIssuerRecord,
 };
 
+mod certificates;
 mod federation;
 mod private_files;
 mod rows;
@@ -118,15 +119,16 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             let inserted = tx
                 .execute(
-                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (client_id) DO NOTHING",
+                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (client_id) DO NOTHING",
                     params![
                         client.client_id,
                         to_json(&client.scopes),
                         to_json(&client.audiences),
                         client.token_ttl,
                         client.disabled,
-                        client.created_at
+                        client.created_at,
+                        client.bind_to_certificate
                     ],
                 )
                 .map_err(unavailable)?;
@@ -145,6 +147,9 @@ impl Store for SqliteStore {
             }
             for identity in &client.federated {
                 federation::insert_identity(&tx, &client.client_id, identity)?;
+            }
+            for certificate in &client.certificates {
+                certificates::insert_certificate(&tx, &client.client_id, certificate)?;
             }
             tx.commit().map_err(unavailable)
         })
@@ -407,6 +412,28 @@ impl Store for SqliteStore {
     async fn client_for_federated_identity(&self, issuer: &str, subject: &str) -> Result<Option<String>, StoreError> {
         let (issuer, subject) = (issuer.to_owned(), subject.to_owned());
         self.with(move |conn| federation::client_for_identity(conn, &issuer, &subject))
+            .await
+    }
+
+    async fn update_client(&self, client_id: &str, update: ClientUpdate) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| certificates::update_client(conn, &client_id, &update))
+            .await
+    }
+
+    async fn add_client_certificate(
+        &self,
+        client_id: &str,
+        certificate: ClientCertificateRecord,
+    ) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with(move |conn| certificates::add_certificate(conn, &client_id, &certificate))
+            .await
+    }
+
+    async fn remove_client_certificate(&self, client_id: &str, matcher: &CertificateMatch) -> Result<bool, StoreError> {
+        let (client_id, matcher) = (client_id.to_owned(), matcher.clone());
+        self.with(move |conn| certificates::remove_certificate(conn, &client_id, &matcher))
             .await
     }
 

@@ -17,7 +17,8 @@ pub(super) fn from_json(column: &str, text: &str) -> Result<Vec<String>, StoreEr
 pub(super) fn load_client(conn: &Connection, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at FROM clients WHERE client_id = ?1",
+            "SELECT client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate
+             FROM clients WHERE client_id = ?1",
             params![client_id],
             |r| {
                 Ok((
@@ -27,12 +28,13 @@ pub(super) fn load_client(conn: &Connection, client_id: &str) -> Result<Option<C
                     r.get::<_, Option<u32>>(3)?,
                     r.get::<_, bool>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, bool>(6)?,
                 ))
             },
         )
         .optional()
         .map_err(unavailable)?;
-    let Some((client_id, scopes, audiences, token_ttl, disabled, created_at)) = row else {
+    let Some((client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate)) = row else {
         return Ok(None);
     };
     let mut stmt = conn
@@ -72,9 +74,12 @@ pub(super) fn load_client(conn: &Connection, client_id: &str) -> Result<Option<C
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
     let federated = super::federation::identities_of(conn, &client_id)?;
+    let certificates = super::certificates::certificates_of(conn, &client_id)?;
     Ok(Some(ClientRecord {
         keys,
         federated,
+        certificates,
+        bind_to_certificate,
         scopes: from_json("scopes", &scopes)?,
         audiences: from_json("audiences", &audiences)?,
         client_id,

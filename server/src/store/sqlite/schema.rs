@@ -153,4 +153,18 @@ CREATE TRIGGER trust_del AFTER DELETE ON trusted_issuers BEGIN UPDATE change_top
 CREATE TRIGGER federated_ins AFTER INSERT ON federated_identities BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
 CREATE TRIGGER federated_del AFTER DELETE ON federated_identities BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
 "#,
+    r#"
+-- TLS client certificates that authenticate as a client (RFC 8705 section 2),
+-- and whether a client's tokens are bound to its connection's certificate.
+CREATE TABLE client_certificates (
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL,            -- 'san_uri', 'san_dns', 'subject_dn' or 'self_signed'
+    value      TEXT NOT NULL,            -- the name, or the base64url SHA-256 of the DER
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, kind, value)
+);
+ALTER TABLE clients ADD COLUMN bind_to_certificate INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER certificates_ins AFTER INSERT ON client_certificates BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+CREATE TRIGGER certificates_del AFTER DELETE ON client_certificates BEGIN UPDATE change_topics SET generation = generation + 1 WHERE topic = 'clients'; END;
+"#,
 ];

@@ -1,5 +1,6 @@
 //! TLS for the one listener: rustls (TLS 1.2 and 1.3, aws-lc), a certificate
-//! and key from PEM files, optionally a client CA for mutual TLS, reloaded
+//! and key from PEM files, optionally client certificates (a client CA,
+//! required or optional; [`client_auth`] says which are accepted), reloaded
 //! without a restart when the files change or on SIGHUP.
 //!
 //! A reload that fails (a half-written file, a key that does not match)
@@ -18,6 +19,14 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
+pub mod client_auth;
+pub mod names;
+mod peer;
+
+pub use client_auth::ClientAuth;
+use client_auth::{AnyCertificate, ChainCheck};
+pub use peer::{PeerCertificate, PeerCertificateInfo};
+
 /// Where the TLS material lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -25,20 +34,46 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
-    /// With mutual TLS: the CA that client certificates must chain to (PEM).
+    /// The CA that client certificates chain to (PEM), for `tls_client_auth`.
     pub client_ca: Option<PathBuf>,
+    /// Whether client certificates are asked for, and required; `None`
+    /// asks for none. [`client_auth`] has the table.
+    pub client_auth: Option<ClientAuth>,
 }
 
-/// The DER of the peer's leaf certificate, on every request of a mutual-TLS
-/// connection (as a request extension), so that certificate-bound client
-/// authentication (RFC 8705 `tls_client_auth`) can use it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerCertificate(pub Arc<[u8]>);
+/// One loaded configuration: the handshake's, and how to tell afterwards
+/// whether a presented certificate chains to the client CA.
+#[derive(Clone)]
+struct Loaded {
+    config: Arc<ServerConfig>,
+    chain: ChainCheck,
+}
+
+/// What a connection's handshake needs, taken from the configuration in
+/// force when it was accepted.
+#[derive(Clone)]
+pub struct Handshake {
+    loaded: Loaded,
+}
+
+impl Handshake {
+    /// The acceptor for the handshake.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.loaded.config.clone())
+    }
+
+    /// The client's certificate after a completed handshake, if it sent one.
+    pub fn peer_certificate(&self, connection: &rustls::ServerConnection) -> Option<PeerCertificate> {
+        let chain = connection.peer_certificates()?;
+        let leaf = chain.first()?;
+        PeerCertificate::read(leaf.as_ref(), self.loaded.chain.chained(chain))
+    }
+}
 
 /// The TLS configuration in force, swapped whole on reload.
 pub struct TlsReloader {
     files: TlsFiles,
-    current: ArcSwap<ServerConfig>,
+    current: ArcSwap<Loaded>,
     stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
 }
 
@@ -63,6 +98,26 @@ fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, S
 
 /// Builds a server configuration from the files, checking everything.
 pub fn load(files: &TlsFiles) -> Result<ServerConfig, String> {
+    load_all(files).map(|loaded| Arc::unwrap_or_clone(loaded.config))
+}
+
+/// A webpki verifier of chains to the client CA.
+fn ca_verifier(
+    ca: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certs(ca, "--tls-client-ca")? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("--tls-client-ca {ca:?}: unusable CA certificate: {e}"))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| format!("--tls-client-ca {ca:?}: {e}"))
+}
+
+fn load_all(files: &TlsFiles) -> Result<Loaded, String> {
     let certs = read_certs(&files.cert, "--tls-cert")?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("cannot read a private key from --tls-key {:?}: {e}", files.key))?;
@@ -70,27 +125,36 @@ pub fn load(files: &TlsFiles) -> Result<ServerConfig, String> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS setup: {e}"))?;
-    let builder = match &files.client_ca {
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in read_certs(ca, "--tls-client-ca")? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("--tls-client-ca {ca:?}: unusable CA certificate: {e}"))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| format!("--tls-client-ca {ca:?}: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
+    let any_certificate = |mandatory| {
+        Arc::new(AnyCertificate {
+            mandatory,
+            algorithms: provider.signature_verification_algorithms,
+        })
+    };
+    let (builder, chain) = match (&files.client_ca, files.client_auth) {
+        (_, None) => (builder.with_no_client_auth(), ChainCheck::None),
+        (Some(ca), Some(ClientAuth::Required)) => (
+            builder.with_client_cert_verifier(ca_verifier(ca, provider.clone())?),
+            ChainCheck::InHandshake,
+        ),
+        (Some(ca), Some(ClientAuth::Optional)) => (
+            builder.with_client_cert_verifier(any_certificate(false)),
+            ChainCheck::After(ca_verifier(ca, provider.clone())?),
+        ),
+        (None, Some(mode)) => (
+            builder.with_client_cert_verifier(any_certificate(mode == ClientAuth::Required)),
+            ChainCheck::None,
+        ),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("--tls-cert and --tls-key do not make a usable pair: {e}"))?;
     // gRPC needs HTTP/2; curl and older clients may speak HTTP/1.1.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    Ok(Loaded {
+        config: Arc::new(config),
+        chain,
+    })
 }
 
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -104,19 +168,26 @@ impl TlsReloader {
     /// # Errors
     /// A message naming the file and what is wrong with it.
     pub fn new(files: TlsFiles) -> Result<Self, String> {
-        let config = load(&files)?;
+        let loaded = load_all(&files)?;
         let reloader = Self {
             stamps: Mutex::new(Vec::new()),
-            current: ArcSwap::from_pointee(config),
+            current: ArcSwap::from_pointee(loaded),
             files,
         };
         reloader.changed();
         Ok(reloader)
     }
 
-    /// An acceptor for the next connection, with the configuration in force.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(self.current.load_full())
+    /// The next connection's handshake, with the configuration in force.
+    pub fn handshake(&self) -> Handshake {
+        Handshake {
+            loaded: Loaded::clone(&self.current.load()),
+        }
+    }
+
+    /// Whether the listener asks clients for certificates.
+    pub fn asks_for_client_certificates(&self) -> bool {
+        self.files.client_auth.is_some()
     }
 
     fn paths(&self) -> Vec<&Path> {
@@ -136,9 +207,9 @@ impl TlsReloader {
 
     /// Loads the files again; on failure the configuration in force stays.
     pub fn reload(&self, why: &str) {
-        match load(&self.files) {
-            Ok(config) => {
-                self.current.store(Arc::new(config));
+        match load_all(&self.files) {
+            Ok(loaded) => {
+                self.current.store(Arc::new(loaded));
                 info!(why, "TLS certificate reloaded");
             }
             Err(e) => warn!(why, error = %e, "TLS reload failed; keeping the certificate in force"),
