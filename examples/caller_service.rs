@@ -13,9 +13,7 @@
 
 use tessera_sdk::{AuthLayer, CachePolicy, TokenClient, TokenRequest};
 
-mod pb {
-    tonic::include_proto!("example.v1");
-}
+use tessera_examples::pb;
 
 fn setting(name: &str, default: Option<&str>) -> Result<String, String> {
     std::env::var(name)

@@ -115,6 +115,31 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Authenticates with the TLS client certificate given to
+    /// [`Self::tls_identity`] (RFC 8705 `tls_client_auth`, or
+    /// `self_signed_tls_client_auth`): no secret at all. Tessera must have
+    /// the certificate registered for `client_id` (`tessera client
+    /// add-certificate`), and its tokens are bound to the certificate (`cnf`):
+    /// a resource server checking the binding accepts them only from a caller
+    /// holding the same certificate, as this client's connections do.
+    ///
+    /// ```no_run
+    /// use tessera_sdk::TokenClient;
+    /// # fn example() -> Result<(), tessera_sdk::Error> {
+    /// let client = TokenClient::builder("https://tessera.internal")
+    ///     .tls_identity(std::fs::read("billing.pem")?, std::fs::read("billing-key.pem")?)
+    ///     .tls_client_auth("billing")
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls_client_auth(mut self, client_id: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::Certificate {
+            client_id: client_id.into(),
+        });
+        self
+    }
+
     /// The `aud` of `private_key_jwt` assertions: Tessera's issuer, when the
     /// endpoint URL differs from it (behind a load balancer, for example).
     pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
@@ -164,7 +189,12 @@ impl TokenClientBuilder {
     pub fn build(self) -> Result<TokenClient, Error> {
         if self.credentials.is_none() {
             return Err(Error::Config(
-                "no client credentials; call client_secret(), private_key_jwt() or federated_token_file(), or build_keys_only() for a verifier",
+                "no client credentials; call client_secret(), private_key_jwt(), federated_token_file() or tls_client_auth(), or build_keys_only() for a verifier",
+            ));
+        }
+        if matches!(self.credentials, Some(Credentials::Certificate { .. })) && self.tls.identity.is_none() {
+            return Err(Error::Config(
+                "tls_client_auth() authenticates with the TLS client certificate: give it with tls_identity()",
             ));
         }
         self.connect()
@@ -269,10 +299,12 @@ impl TokenClient {
         }
     }
 
-    /// The id and credential of an IssueToken call.
-    fn credential(&self) -> Result<(String, pb::issue_token_request::Credential), Error> {
+    /// The id and credential of an IssueToken call; no credential for a
+    /// certificate client (the connection carries it).
+    fn credential(&self) -> Result<(String, Option<pb::issue_token_request::Credential>), Error> {
         use pb::issue_token_request::Credential;
         Ok(match self.inner.credentials.as_ref().ok_or(NO_CREDENTIALS)? {
+            Credentials::Certificate { client_id } => return Ok((client_id.clone(), None)),
             Credentials::Secret { client_id, secret } => {
                 (client_id.clone(), Credential::ClientSecret(secret.expose().to_owned()))
             }
@@ -299,6 +331,7 @@ impl TokenClient {
                 }),
             ),
         })
+        .map(|(client_id, credential)| (client_id, Some(credential)))
     }
 
     /// Asks for a new access token.
@@ -311,7 +344,7 @@ impl TokenClient {
         let message = pb::IssueTokenRequest {
             grant_type: String::new(),
             client_id,
-            credential: Some(credential),
+            credential,
             scopes: request.scopes.clone(),
             audiences: request.audiences.clone(),
         };
@@ -344,7 +377,7 @@ impl TokenClient {
 
     /// Asks Tessera whether `token` is active (RFC 7662), authenticating with
     /// this client's credentials; the client needs the scope `tessera:introspect`.
-    /// A `private_key_jwt` client authenticates with a token of its own
+    /// A client without a secret authenticates with a token of its own
     /// (`authorization: Bearer`), issued for the purpose.
     ///
     /// # Errors
@@ -360,7 +393,7 @@ impl TokenClient {
                     base64_encode(format!("{}:{}", form_encode(client_id), form_encode(secret.expose())).as_bytes());
                 format!("Basic {basic}")
             }
-            Credentials::Assertion { .. } | Credentials::PlatformToken { .. } => {
+            Credentials::Assertion { .. } | Credentials::PlatformToken { .. } | Credentials::Certificate { .. } => {
                 format!("Bearer {}", self.own_token().await?.expose())
             }
         };

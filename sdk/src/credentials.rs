@@ -1,7 +1,7 @@
 //! The credentials a client proves itself with: a client secret, a key
-//! that signs `private_key_jwt` assertions (RFC 7523), or the identity token
+//! that signs `private_key_jwt` assertions (RFC 7523), the identity token
 //! its platform writes to a file (a Kubernetes projected service-account
-//! token, a SPIFFE JWT-SVID).
+//! token, a SPIFFE JWT-SVID), or its TLS client certificate (RFC 8705).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -58,6 +58,12 @@ pub(crate) enum Credentials {
         client_id: String,
         path: PathBuf,
         assertion_type: &'static str,
+    },
+    /// `tls_client_auth` / `self_signed_tls_client_auth` (RFC 8705 section
+    /// 2): the TLS client certificate of the connection is the credential;
+    /// the request names the client and carries nothing else.
+    Certificate {
+        client_id: String,
     },
 }
 

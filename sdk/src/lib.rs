@@ -29,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+mod binding;
 pub mod cache;
 mod client;
 mod credentials;
@@ -39,6 +40,7 @@ pub mod require;
 mod token;
 pub mod verifier;
 
+pub use binding::CallerCertificate;
 pub use cache::{CachePolicy, FetchToken, TokenSource};
 pub use client::{TokenClient, TokenClientBuilder};
 pub use credentials::{AssertionKey, ClientSecret};

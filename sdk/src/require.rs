@@ -7,6 +7,15 @@
 //! `WWW-Authenticate: Bearer error="invalid_token"`; missing scopes are `403`
 //! with `error="insufficient_scope"`. gRPC requests get the same as
 //! `UNAUTHENTICATED` and `PERMISSION_DENIED`.
+//!
+//! A token bound to a client certificate (RFC 8705 section 3) passes only
+//! when the caller presented that certificate. By default the caller's
+//! certificate is the one of the TLS connection: a [`CallerCertificate`]
+//! in the request's extensions, else (with the default `tonic-server`
+//! feature) the peer certificate tonic's TLS server recorded. Behind a
+//! sidecar that terminates TLS (Envoy, Istio), turn on
+//! [`RequireScopes::trust_forwarded_client_cert`] to read it from the
+//! `x-forwarded-client-cert` header instead.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +26,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
 
+use crate::CallerCertificate;
 use crate::verifier::{Claims, Verifier, VerifyError};
 
 /// Requires a valid token with every one of a set of scopes.
@@ -41,6 +51,7 @@ use crate::verifier::{Claims, Verifier, VerifyError};
 pub struct RequireScopes {
     verifier: Verifier,
     scopes: Arc<[String]>,
+    forwarded: bool,
 }
 
 impl RequireScopes {
@@ -49,8 +60,47 @@ impl RequireScopes {
         Self {
             verifier,
             scopes: scopes.into_iter().map(Into::into).collect(),
+            forwarded: false,
         }
     }
+
+    /// Takes the caller's certificate from the `x-forwarded-client-cert`
+    /// header (its last element's `Hash=`, else `Cert=`), which Envoy and
+    /// Istio sidecars set after terminating the caller's mutual TLS; the
+    /// connection's own certificate is then ignored.
+    ///
+    /// Only for a service that nothing but its sidecar can reach (listening
+    /// on loopback, or a pod network policy): anyone who can connect
+    /// directly can write the header, and with it claim any certificate.
+    pub fn trust_forwarded_client_cert(mut self) -> Self {
+        self.forwarded = true;
+        self
+    }
+}
+
+/// The header Envoy-based proxies describe the caller's certificate in.
+const FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
+
+/// The certificate the caller presented, by the layer's configuration.
+fn caller_certificate<B>(request: &http::Request<B>, forwarded: bool) -> Option<CallerCertificate> {
+    if forwarded {
+        let value = request.headers().get_all(FORWARDED_CLIENT_CERT).iter().last()?;
+        return CallerCertificate::from_forwarded_header(value.to_str().ok()?);
+    }
+    if let Some(certificate) = request.extensions().get::<CallerCertificate>() {
+        return Some(certificate.clone());
+    }
+    #[cfg(feature = "tonic-server")]
+    {
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let certs = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()?
+            .peer_certs()?;
+        certs.first().map(|leaf| CallerCertificate::from_der(leaf.as_ref()))
+    }
+    #[cfg(not(feature = "tonic-server"))]
+    None
 }
 
 impl<S> Layer<S> for RequireScopes {
@@ -61,6 +111,7 @@ impl<S> Layer<S> for RequireScopes {
             inner,
             verifier: self.verifier.clone(),
             scopes: self.scopes.clone(),
+            forwarded: self.forwarded,
         }
     }
 }
@@ -71,6 +122,7 @@ pub struct RequireScopesService<S> {
     inner: S,
     verifier: Verifier,
     scopes: Arc<[String]>,
+    forwarded: bool,
 }
 
 enum Refusal {
@@ -137,6 +189,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let scopes = self.scopes.clone();
+        let caller = caller_certificate(&request, self.forwarded);
         Box::pin(async move {
             let grpc = request
                 .headers()
@@ -154,9 +207,17 @@ where
             let Some(token) = token else {
                 return Ok(refusal(grpc, Refusal::InvalidToken("a bearer token is required")));
             };
-            let claims: Claims = match verifier.verify(&token).await {
+            let claims: Claims = match verifier.verify_from(&token, caller.as_ref()).await {
                 Ok(claims) => claims,
                 Err(VerifyError::Unavailable(_)) => return Ok(refusal(grpc, Refusal::Unavailable)),
+                Err(VerifyError::CertificateMismatch) => {
+                    return Ok(refusal(
+                        grpc,
+                        Refusal::InvalidToken(
+                            "invalid_token: the token is bound to a client certificate this call did not present",
+                        ),
+                    ));
+                }
                 Err(_) => return Ok(refusal(grpc, Refusal::InvalidToken("invalid_token"))),
             };
             if !claims.has_scopes(&scopes) {

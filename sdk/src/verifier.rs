@@ -26,7 +26,7 @@ use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use tessera_proto::claims::{AccessTokenClaims, REQUIRED_CLAIMS, TimeError};
 use tessera_proto::oauth::is_access_token_typ;
 
-use crate::{Error, KeyAlgorithm, PublicJwk, TokenClient};
+use crate::{CallerCertificate, Error, KeyAlgorithm, PublicJwk, TokenClient};
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +62,10 @@ pub enum VerifyError {
     /// Tessera says the token is no longer active (revoked, or its client disabled).
     #[error("no longer active")]
     Inactive,
+    /// The token is bound to a client certificate (RFC 8705 section 3) that
+    /// the caller did not present: it was presented by someone else.
+    #[error("bound to a certificate the caller did not present")]
+    CertificateMismatch,
     /// The keys (or the introspection answer) could not be fetched; the token may be fine.
     #[error("cannot reach Tessera to check the token: {0}")]
     Unavailable(String),
@@ -85,6 +89,9 @@ pub struct Claims {
     pub expires_at: i64,
     /// `jti`.
     pub token_id: String,
+    /// For a token bound to a client certificate (RFC 8705 section 3), the
+    /// certificate's `x5t#S256`; the caller presented that certificate.
+    pub certificate_thumbprint: Option<String>,
 }
 
 impl Claims {
@@ -307,11 +314,25 @@ impl Verifier {
         self.inner.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Validates `token` and returns its claims.
+    /// Validates `token` and returns its claims. A token bound to a client
+    /// certificate is refused ([`VerifyError::CertificateMismatch`]): with no
+    /// caller certificate to compare, it would be honoured from anyone who
+    /// copied it. Use [`Verifier::verify_from`] where callers present certificates.
     ///
     /// # Errors
     /// A [`VerifyError`] saying why the token is not accepted.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        self.verify_from(token, None).await
+    }
+
+    /// Validates `token` presented by a caller with this TLS client
+    /// certificate (or none): as [`Verifier::verify`], and a token bound to
+    /// a certificate (`cnf.x5t#S256`, RFC 8705 section 3) is accepted only
+    /// when it is the caller's.
+    ///
+    /// # Errors
+    /// A [`VerifyError`] saying why the token is not accepted.
+    pub async fn verify_from(&self, token: &str, caller: Option<&CallerCertificate>) -> Result<Claims, VerifyError> {
         let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
         // RFC 9068 §2.1 names `at+jwt`; `application/at+jwt` is the same
         // media type written in full (RFC 7515 §4.1.9), as the server accepts.
@@ -356,6 +377,11 @@ impl Verifier {
                 TimeError::Expired => VerifyError::Expired,
                 TimeError::NotYetValid => VerifyError::NotYetValid,
             })?;
+        if let Some(cnf) = &claims.cnf
+            && !cnf.is_bound_to(caller.map(CallerCertificate::thumbprint))
+        {
+            return Err(VerifyError::CertificateMismatch);
+        }
         if self.inner.introspect && !self.still_active(token).await? {
             return Err(VerifyError::Inactive);
         }
@@ -367,6 +393,7 @@ impl Verifier {
             issuer: claims.iss,
             expires_at: claims.exp,
             token_id: claims.jti,
+            certificate_thumbprint: claims.cnf.and_then(|cnf| cnf.x5t_s256),
         })
     }
 

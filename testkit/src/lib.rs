@@ -24,6 +24,7 @@ use tessera_proto::pb::token_service_client::TokenServiceClient;
 use tessera_server::keys::{KeyAlgorithm, SigningKey};
 use tonic::transport::Channel;
 
+pub mod certs;
 pub mod pg_cluster;
 pub mod platform;
 
