@@ -84,7 +84,7 @@ const FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
 /// The certificate the caller presented, by the layer's configuration.
 fn caller_certificate<B>(request: &http::Request<B>, forwarded: bool) -> Option<CallerCertificate> {
     if forwarded {
-        let value = request.headers().get_all(FORWARDED_CLIENT_CERT).iter().last()?;
+        let value = request.headers().get_all(FORWARDED_CLIENT_CERT).iter().next_back()?;
         return CallerCertificate::from_forwarded_header(value.to_str().ok()?);
     }
     if let Some(certificate) = request.extensions().get::<CallerCertificate>() {
