@@ -591,3 +591,212 @@ async fn malformed_registrations_are_refused_with_the_reason_and_store_nothing()
     tessera.cli_ok(&["client", "remove-certificate", "batch", "--pem", path(&cert.cert)]);
     let _ = &tessera.dir;
 }
+
+// The SDK: the caller side sends its certificate and nothing else; the
+// resource side (Verifier, RequireScopes) honours a bound token only from
+// the holder of its certificate.
+
+impl Mtls {
+    /// The server's issuer, from its listening line.
+    fn issuer(&self) -> String {
+        let stdout = self.server.stdout();
+        let line = stdout.lines().find(|l| l.contains("; issuer ")).unwrap();
+        line.rsplit_once("; issuer ").unwrap().1.trim().to_owned()
+    }
+
+    fn sdk(&self) -> tessera_sdk::TokenClientBuilder {
+        tessera_sdk::TokenClient::builder(self.server.url()).tls_ca_pem(std::fs::read(&self.pki.ca).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_sdk_gets_a_bound_token_with_its_certificate_and_introspects_with_it() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ClientCa::new(ca_dir.path(), "clients");
+    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
+    tessera.certificate_client_with_scope("billing", "tessera:introspect", &["--san-uri", BILLING_SPIFFE_ID]);
+    let cert = ca.issue("billing", &Names::uri(BILLING_SPIFFE_ID));
+    let client = tessera
+        .sdk()
+        .tls_identity(cert.cert_pem.clone(), cert.key_pem.clone())
+        .tls_client_auth("billing")
+        .build()
+        .unwrap();
+    let token = client.issue_token(&tessera_sdk::TokenRequest::new()).await.unwrap();
+    assert_eq!(
+        claims(token.access_token().expose())["cnf"]["x5t#S256"],
+        cert.thumbprint()
+    );
+    // Its own introspection call carries a token of its own, bound to the
+    // same certificate, on a connection that presents it.
+    assert!(client.introspect(token.access_token().expose()).await.unwrap());
+    // Certificate authentication without a certificate is a mistake caught at once.
+    let err = tessera.sdk().tls_client_auth("billing").build().unwrap_err();
+    assert!(matches!(err, tessera_sdk::Error::Config(_)), "{err:?}");
+}
+
+/// The example resource service (`examples/resource_service.rs`), run for
+/// real, with `env`; answers once it accepts connections.
+struct Invoices {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Invoices {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(support::example_bin("resource_service"))
+            .envs(env.iter().copied())
+            .env("LISTEN", &addr)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Self { child, addr };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the example resource service did not listen on {addr}");
+    }
+}
+
+impl Drop for Invoices {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GetInvoice with `token`, over `channel`, with extra metadata.
+async fn get_invoice(
+    channel: Channel,
+    token: &str,
+    extra: Option<(&'static str, String)>,
+) -> Result<String, tonic::Status> {
+    use tessera_examples::pb;
+    let mut request = tonic::Request::new(pb::GetInvoiceRequest { id: "INV-1".into() });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some((name, value)) = extra {
+        request.metadata_mut().insert(name, value.parse().unwrap());
+    }
+    pb::invoices_client::InvoicesClient::new(channel)
+        .get_invoice(request)
+        .await
+        .map(|answer| answer.into_inner().served_to)
+}
+
+fn assert_refused_as_invalid_token(outcome: Result<String, tonic::Status>, what: &str) {
+    let status = outcome.expect_err(what);
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{what}: {status:?}");
+    assert!(status.message().contains("invalid_token"), "{what}: {status:?}");
+}
+
+#[tokio::test]
+async fn the_example_resource_service_honours_a_bound_token_only_from_its_certificate() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ClientCa::new(ca_dir.path(), "clients");
+    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
+    tessera.cli_ok(&[
+        "client",
+        "create",
+        "billing",
+        "--scope",
+        "invoices:read",
+        "--audience",
+        "https://invoices.internal",
+        "--no-secret",
+    ]);
+    tessera.cli_ok(&["client", "add-certificate", "billing", "--san-uri", BILLING_SPIFFE_ID]);
+    let billing = ca.issue("billing", &Names::uri(BILLING_SPIFFE_ID));
+    let mallory = ca.issue("mallory", &Names::uri("spiffe://example.org/ns/x/sa/mallory"));
+    let token = tessera
+        .sdk()
+        .tls_identity(billing.cert_pem.clone(), billing.key_pem.clone())
+        .tls_client_auth("billing")
+        .build()
+        .unwrap()
+        .issue_token(&tessera_sdk::TokenRequest::new())
+        .await
+        .unwrap();
+    let token = token.access_token().expose().to_owned();
+    let (issuer, url, tessera_ca) = (tessera.issuer(), tessera.server.url(), path(&tessera.pki.ca).to_owned());
+    let common = [
+        ("TESSERA", url.as_str()),
+        ("ISSUER", issuer.as_str()),
+        ("TESSERA_CA", tessera_ca.as_str()),
+    ];
+
+    // A service that terminates TLS itself, asking callers for certificates.
+    let mut env = common.to_vec();
+    env.extend([
+        ("TLS_CERT", path(&tessera.pki.cert)),
+        ("TLS_KEY", path(&tessera.pki.key)),
+        ("TLS_CLIENT_CA", path(&ca.ca)),
+    ]);
+    let direct = Invoices::start(&env);
+    let channel = async |cert: Option<&ClientCert>| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(std::fs::read(&tessera.pki.ca).unwrap()))
+            .domain_name("localhost");
+        if let Some(cert) = cert {
+            tls = tls.identity(cert.identity());
+        }
+        Channel::from_shared(format!("https://{}", direct.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    };
+    let served = get_invoice(channel(Some(&billing)).await, &token, None).await;
+    assert_eq!(served.unwrap(), "billing");
+    assert_refused_as_invalid_token(
+        get_invoice(channel(Some(&mallory)).await, &token, None).await,
+        "the token from a caller with another certificate",
+    );
+    assert_refused_as_invalid_token(
+        get_invoice(channel(None).await, &token, None).await,
+        "the token from a caller without a certificate",
+    );
+
+    // A service behind a sidecar that terminated the caller's TLS and
+    // describes its certificate in x-forwarded-client-cert.
+    let mut env = common.to_vec();
+    env.push(("TRUST_FORWARDED_CLIENT_CERT", "1"));
+    let behind = Invoices::start(&env);
+    let plain = async || {
+        Channel::from_shared(format!("http://{}", behind.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    };
+    let xfcc = |cert: &ClientCert| {
+        (
+            "x-forwarded-client-cert",
+            format!(
+                "By=spiffe://example.org/ns/invoices/sa/invoices;Hash={};URI={BILLING_SPIFFE_ID}",
+                cert.sha256_hex()
+            ),
+        )
+    };
+    let served = get_invoice(plain().await, &token, Some(xfcc(&billing))).await;
+    assert_eq!(served.unwrap(), "billing");
+    assert_refused_as_invalid_token(
+        get_invoice(plain().await, &token, Some(xfcc(&mallory))).await,
+        "a forwarded Hash of another certificate",
+    );
+    assert_refused_as_invalid_token(
+        get_invoice(plain().await, &token, None).await,
+        "no forwarded certificate",
+    );
+}
