@@ -656,13 +656,15 @@ impl Invoices {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // Dropped (killed and reaped) on every path, the panic's included.
+        let service = Self { child, addr };
         for _ in 0..200 {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                return Self { child, addr };
+            if std::net::TcpStream::connect(&service.addr).is_ok() {
+                return service;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("the example resource service did not listen on {addr}");
+        panic!("the example resource service did not listen on {}", service.addr);
     }
 }
 
