@@ -10,8 +10,15 @@
 //! Settings (environment): `TESSERA`, `CLIENT_ID`, `CLIENT_SECRET`,
 //! `INVOICES` (the resource service, default `http://127.0.0.1:50051`),
 //! `AUDIENCE` (default `https://invoices.internal`), `CALLS` (default 3).
+//!
+//! With TLS: `CA` (a PEM CA trusted for both `https://` endpoints) and
+//! `CLIENT_CERT` / `CLIENT_KEY` (this service's certificate, presented to
+//! both). Without `CLIENT_SECRET` the certificate is the credential (RFC 8705
+//! `tls_client_auth`) and the tokens are bound to it; `PRESENT_CERT_TO_INVOICES=0`
+//! calls the resource service without it, to see a bound token refused.
 
 use tessera_sdk::{AuthLayer, CachePolicy, TokenClient, TokenRequest};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use tessera_examples::pb;
 
@@ -24,9 +31,25 @@ fn setting(name: &str, default: Option<&str>) -> Result<String, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let client = TokenClient::builder(setting("TESSERA", None)?)
-        .client_secret(setting("CLIENT_ID", None)?, setting("CLIENT_SECRET", None)?)
-        .build()?;
+    let ca = std::env::var("CA").ok().map(std::fs::read).transpose()?;
+    let identity = match (std::env::var("CLIENT_CERT"), std::env::var("CLIENT_KEY")) {
+        (Ok(cert), Ok(key)) => Some((std::fs::read(cert)?, std::fs::read(key)?)),
+        _ => None,
+    };
+    let mut builder = TokenClient::builder(setting("TESSERA", None)?);
+    if let Some(ca) = &ca {
+        builder = builder.tls_ca_pem(ca.clone());
+    }
+    if let Some((cert, key)) = &identity {
+        builder = builder.tls_identity(cert.clone(), key.clone());
+    }
+    let client_id = setting("CLIENT_ID", None)?;
+    let client = match std::env::var("CLIENT_SECRET") {
+        Ok(secret) => builder.client_secret(client_id, secret),
+        Err(_) if identity.is_some() => builder.tls_client_auth(client_id),
+        Err(_) => return Err("set CLIENT_SECRET, or CLIENT_CERT and CLIENT_KEY".into()),
+    }
+    .build()?;
     // One source per (scopes, audiences); clones share the cached token.
     let tokens = client.token_source(
         TokenRequest::new()
@@ -34,9 +57,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .audience(setting("AUDIENCE", Some("https://invoices.internal"))?),
         CachePolicy::default(),
     );
-    let channel = tonic::transport::Endpoint::from_shared(setting("INVOICES", Some("http://127.0.0.1:50051"))?)?
-        .connect()
-        .await?;
+    let invoices_url = setting("INVOICES", Some("http://127.0.0.1:50051"))?;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(invoices_url.clone())?;
+    if invoices_url.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &ca {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        let present = setting("PRESENT_CERT_TO_INVOICES", Some("1"))? != "0";
+        if let (Some((cert, key)), true) = (&identity, present) {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint.connect().await?;
     let channel = tower::ServiceBuilder::new()
         .layer(AuthLayer::new(tokens))
         .service(channel);

@@ -126,8 +126,10 @@ impl TokenClientBuilder {
     /// ```no_run
     /// use tessera_sdk::TokenClient;
     /// # fn example() -> Result<(), tessera_sdk::Error> {
+    /// let certificate = std::fs::read("billing.pem").expect("certificate file");
+    /// let key = std::fs::read("billing-key.pem").expect("key file");
     /// let client = TokenClient::builder("https://tessera.internal")
-    ///     .tls_identity(std::fs::read("billing.pem")?, std::fs::read("billing-key.pem")?)
+    ///     .tls_identity(certificate, key)
     ///     .tls_client_auth("billing")
     ///     .build()?;
     /// # Ok(())
