@@ -32,6 +32,8 @@ if [ ${#polling[@]} -gt 0 ]; then
 fi
 echo "== federated: platform tokens (Kubernetes RS256, JWT-SVID ES256), reused and new, vs the signing ceiling" | tee "$out/federated.txt"
 taskset -c 1 "$bench" federated --rounds 3 --duration 8 2>&1 | tee -a "$out/federated.txt"
+echo "== certificates: client certificates over mutual TLS (kept alive, and a handshake per call) vs TLS ceilings" | tee "$out/certificates.txt"
+taskset -c 1 "$bench" certificates --rounds 3 --duration 8 2>&1 | tee -a "$out/certificates.txt"
 echo "== timing: unknown vs wrong vs disabled client, 500 interleaved each" | tee "$out/timing.txt"
 taskset -c 1 "$bench" timing --samples 500 2>&1 | tee -a "$out/timing.txt"
 echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$out/flood.txt"

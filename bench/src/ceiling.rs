@@ -159,8 +159,11 @@ async fn http_introspect(axum::extract::State(ceiling): Shared, body: axum::body
     }))
 }
 
-/// Serves a ceiling on `listen` until killed, printing the bound address.
-pub async fn serve(mode: Mode, listen: SocketAddr) -> Result<(), String> {
+/// Serves a ceiling on `listen` until killed, printing the bound address;
+/// over TLS with Tessera's own TLS setup (`tessera_server::tls`, client
+/// certificates as `files` says) when `tls` is given, so that a mutual-TLS
+/// scenario has a ceiling on the same transport.
+pub async fn serve(mode: Mode, listen: SocketAddr, tls: Option<tessera_server::tls::TlsFiles>) -> Result<(), String> {
     let record = SigningKey::generate(KeyAlgorithm::Es256, now())?;
     let key = SigningKey::from_record(&record).map_err(|e| e.to_string())?;
     let mut ceiling = Ceiling {
@@ -180,10 +183,40 @@ pub async fn serve(mode: Mode, listen: SocketAddr) -> Result<(), String> {
         .with_state(ceiling);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(files) = tls {
+        return serve_tls(listener, app, files).await;
+    }
     println!("ceiling listening on http://{addr}");
     // As Tessera does: no Nagle delay on small answers.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, app).await.map_err(|e| e.to_string())
+}
+
+/// The TLS accept loop: Tessera's handshake, then the same router.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    files: tessera_server::tls::TlsFiles,
+) -> Result<(), String> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tls = tessera_server::tls::TlsReloader::new(files)?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("ceiling listening on https://{addr}");
+    loop {
+        let (tcp, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let handshake = tls.handshake();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = handshake.acceptor().accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

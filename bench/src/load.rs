@@ -53,6 +53,15 @@ pub enum Call {
         next: Arc<AtomicUsize>,
         once: bool,
     },
+    /// IssueToken with `client_id` alone: the connection's client
+    /// certificate authenticates (RFC 8705 `tls_client_auth`).
+    IssueByCertificate { client_id: String },
+    /// As [`Call::IssueByCertificate`], each call on a new connection made
+    /// through `endpoint` (its TLS handshake included), closed after it.
+    IssueByCertificateNewConnection {
+        client_id: String,
+        endpoint: tonic::transport::Endpoint,
+    },
     /// RevokeToken over a pool of tokens, each once (an acknowledged,
     /// durable write per call), with the owner's credentials.
     Revoke {
@@ -87,6 +96,13 @@ fn assertion_request(client_id: &str, assertion_type: &str, assertion: String) -
     }
 }
 
+fn certificate_request(client_id: &str) -> pb::IssueTokenRequest {
+    pb::IssueTokenRequest {
+        client_id: client_id.to_owned(),
+        ..Default::default()
+    }
+}
+
 impl Call {
     /// Makes one call; a refusal the scenario expects counts as success.
     async fn once(&self, client: &mut TokenServiceClient<Channel>) -> Result<(), tonic::Status> {
@@ -105,6 +121,19 @@ impl Call {
                 }
                 let request = assertion_request(client_id, assertion_type, pool[i % pool.len()].clone());
                 client.issue_token(request).await.map(drop)
+            }
+            Call::IssueByCertificate { client_id } => {
+                client.issue_token(certificate_request(client_id)).await.map(drop)
+            }
+            Call::IssueByCertificateNewConnection { client_id, endpoint } => {
+                let channel = endpoint
+                    .connect()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(format!("connecting: {e}")))?;
+                TokenServiceClient::new(channel)
+                    .issue_token(certificate_request(client_id))
+                    .await
+                    .map(drop)
             }
             Call::IssueCold { clients, next } => {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -196,10 +225,19 @@ impl Stats {
 
 /// Opens `connections` HTTP/2 connections to `url`.
 pub async fn connect(url: &str, connections: usize) -> Result<Vec<TokenServiceClient<Channel>>, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| e.to_string())?;
+    connect_to(&endpoint, connections).await
+}
+
+/// Opens `connections` HTTP/2 connections through `endpoint` (with its TLS settings).
+pub async fn connect_to(
+    endpoint: &tonic::transport::Endpoint,
+    connections: usize,
+) -> Result<Vec<TokenServiceClient<Channel>>, String> {
+    let url = endpoint.uri().to_string();
     let mut clients = Vec::new();
     for _ in 0..connections.max(1) {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-            .map_err(|e| e.to_string())?
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| format!("connecting to {url}: {e}"))?;

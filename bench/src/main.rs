@@ -8,9 +8,11 @@
 //! target/release/tessera-bench timing                # unknown vs wrong vs disabled client medians
 //! taskset -c 1 target/release/tessera-bench flood    # warm p99 with and without a wrong-secret flood
 //! taskset -c 1 target/release/tessera-bench federated  # platform tokens as credentials vs the signing ceiling
+//! taskset -c 1 target/release/tessera-bench certificates  # client certificates over mutual TLS vs a TLS ceiling
 //! ```
 
 mod ceiling;
+mod certificates;
 mod failures;
 mod federated;
 mod http;
@@ -167,6 +169,24 @@ enum Command {
         mode: ceiling::Mode,
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Serve TLS with this certificate (and --tls-key), requiring client
+        /// certificates chained to --tls-client-ca: the chain check in the
+        /// handshake is the unavoidable work of tls_client_auth
+        #[arg(long, requires_all = ["tls_key", "tls_client_ca"])]
+        tls_cert: Option<PathBuf>,
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        #[arg(long)]
+        tls_client_ca: Option<PathBuf>,
+    },
+    /// Client certificates (RFC 8705): warm issuance on kept-alive mutual-TLS
+    /// connections, by secret, by certificate, and bound, vs ceilings on the same transport.
+    Certificates {
+        #[command(flatten)]
+        common: Common,
+        /// Rounds of the A B alternation
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -212,7 +232,25 @@ fn main() -> std::process::ExitCode {
             Command::Flood { common } => failures::flood(common).await,
             Command::Assertions { count } => failures::assertions(count).await,
             Command::Denylist { entries } => failures::denylist(entries),
-            Command::Ceiling { mode, listen } => ceiling::serve(mode, listen).await,
+            Command::Ceiling {
+                mode,
+                listen,
+                tls_cert,
+                tls_key,
+                tls_client_ca,
+            } => {
+                let tls = match (tls_cert, tls_key) {
+                    (Some(cert), Some(key)) => Some(tessera_server::tls::TlsFiles {
+                        cert,
+                        key,
+                        client_ca: tls_client_ca,
+                        client_auth: Some(tessera_server::tls::ClientAuth::Required),
+                    }),
+                    _ => None,
+                };
+                ceiling::serve(mode, listen, tls).await
+            }
+            Command::Certificates { common, rounds } => certificates::run(common, rounds).await,
         }
     });
     drop(halt_poll);
@@ -334,7 +372,19 @@ async fn hold(common: Common, target: HoldTarget) -> Result<(), String> {
 }
 
 async fn measure(server: &Spawned, common: &Common, call: Call, max_calls: u64) -> Result<Measured, String> {
-    let clients = load::connect(&server.url(), common.connections).await?;
+    let endpoint = tonic::transport::Endpoint::from_shared(server.url()).map_err(|e| e.to_string())?;
+    measure_through(server, &endpoint, common, call, max_calls).await
+}
+
+/// As [`measure`], connecting through `endpoint` (with its TLS settings).
+async fn measure_through(
+    server: &Spawned,
+    endpoint: &tonic::transport::Endpoint,
+    common: &Common,
+    call: Call,
+    max_calls: u64,
+) -> Result<Measured, String> {
+    let clients = load::connect_to(endpoint, common.connections).await?;
     let warmup = Duration::from_secs(1);
     let before = procs::cpu_time(server.pid())?;
     let stats = load::drive(

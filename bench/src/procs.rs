@@ -72,12 +72,19 @@ impl Spawned {
 
     /// A ceiling server of this binary.
     pub async fn ceiling(common: &Common, mode: crate::ceiling::Mode) -> Result<Self, String> {
+        Self::ceiling_with(common, mode, &[]).await
+    }
+
+    /// A ceiling server of this binary, with extra flags (its TLS files).
+    pub async fn ceiling_with(common: &Common, mode: crate::ceiling::Mode, extra: &[&str]) -> Result<Self, String> {
         let me = std::env::current_exe().map_err(|e| e.to_string())?;
         let mode = match mode {
             crate::ceiling::Mode::Bare => "bare",
             crate::ceiling::Mode::Crypto => "crypto",
         };
-        Self::start(&me, &["ceiling", "--mode", mode], common.server_cpu, None)
+        let mut args = vec!["ceiling", "--mode", mode];
+        args.extend_from_slice(extra);
+        Self::start(&me, &args, common.server_cpu, None)
     }
 }
 
