@@ -76,7 +76,7 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
         let mtls = endpoint(&tessera)?;
         let new_connections = Call::IssueByCertificateNewConnection {
             client_id: "bench-cert".into(),
-            endpoint: mtls.clone(),
+            endpoint: Box::new(mtls.clone()),
         };
         let ours = [
             baseline,
@@ -97,7 +97,7 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
         }
         let new_connections = Call::IssueByCertificateNewConnection {
             client_id: "bench-cert".into(),
-            endpoint: ceiling_tls.clone(),
+            endpoint: Box::new(ceiling_tls.clone()),
         };
         ceilings.push(measure_through(&crypto_tls, &ceiling_tls, &common, new_connections, u64::MAX).await?);
         drop(crypto_tls);

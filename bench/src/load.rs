@@ -60,7 +60,7 @@ pub enum Call {
     /// through `endpoint` (its TLS handshake included), closed after it.
     IssueByCertificateNewConnection {
         client_id: String,
-        endpoint: tonic::transport::Endpoint,
+        endpoint: Box<tonic::transport::Endpoint>,
     },
     /// RevokeToken over a pool of tokens, each once (an acknowledged,
     /// durable write per call), with the owner's credentials.
@@ -127,6 +127,8 @@ impl Call {
             }
             Call::IssueByCertificateNewConnection { client_id, endpoint } => {
                 let channel = endpoint
+                    .as_ref()
+                    .clone()
                     .connect()
                     .await
                     .map_err(|e| tonic::Status::unavailable(format!("connecting: {e}")))?;
