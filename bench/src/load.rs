@@ -127,8 +127,6 @@ impl Call {
             }
             Call::IssueByCertificateNewConnection { client_id, endpoint } => {
                 let channel = endpoint
-                    .as_ref()
-                    .clone()
                     .connect()
                     .await
                     .map_err(|e| tonic::Status::unavailable(format!("connecting: {e}")))?;
