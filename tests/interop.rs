@@ -1,6 +1,7 @@
 //! End to end: Tessera with the third-party clients people already use, on
-//! their defaults — Python's authlib, PyJWT and grpcio, and Node's
-//! openid-client v6 — against a real `tessera serve`.
+//! their defaults — Python's authlib, PyJWT, requests and grpcio, and Node's
+//! openid-client v6 — against a real `tessera serve`, over TLS with client
+//! certificates too.
 //!
 //! The clients are installed from PyPI and npm by `tests/interop/setup.sh`
 //! into `target/interop` (pinned in `requirements.txt` and
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use support::{ClientKey, Server, register_key};
+use support::certs::{ClientCa, Names};
+use support::{ClientKey, Server, TestPki, register_key};
 use tessera_server::keys::KeyAlgorithm;
 
 const AUDIENCE: &str = "https://api.test";
@@ -107,6 +109,54 @@ fn authlib_pyjwt_and_grpcio_work_unchanged_on_their_defaults() {
         &fixture(),
         &python,
         &manifest_dir().join("tests/interop/python_clients.py"),
+    );
+}
+
+/// RFC 8705 with requests, authlib and grpcio: a Tessera on TLS asking for
+/// client certificates, a certificate client, and the files they need.
+#[test]
+fn python_clients_authenticate_by_client_certificate_and_get_bound_tokens_rfc8705() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::write(dir.path(), "server");
+    let ca = ClientCa::new(dir.path(), "clients");
+    let path = |p: &Path| p.display().to_string();
+    let server = Server::builder()
+        .args(&[
+            "--tls-cert",
+            &path(&pki.cert),
+            "--tls-key",
+            &path(&pki.key),
+            "--tls-client-ca",
+            &path(&ca.ca),
+            "--tls-client-auth",
+            "optional",
+        ])
+        .start();
+    let spiffe_id = "spiffe://example.org/ns/payments/sa/billing";
+    for args in [
+        &["client", "create", "billing", "--scope", "read", "--no-secret"][..],
+        &["client", "add-certificate", "billing", "--san-uri", spiffe_id],
+    ] {
+        let out = server.cli(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let cert = ca.issue("billing", &Names::uri(spiffe_id));
+    // The server's certificate names localhost; the clients connect there.
+    let url = format!("https://localhost:{}", server.addr.port());
+    let env = [
+        ("TESSERA_URL", url),
+        ("CA_FILE", path(&pki.ca)),
+        ("CERT_CLIENT_ID", "billing".to_owned()),
+        ("CLIENT_CERT_FILE", path(&cert.cert)),
+        ("CLIENT_KEY_FILE", path(&cert.key)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    run(
+        &Fixture { server, env },
+        &interop_dir().join("venv/bin/python"),
+        &manifest_dir().join("tests/interop/python_mtls_clients.py"),
     );
 }
 

@@ -11,8 +11,8 @@
 //! A token bound to a client certificate (RFC 8705 section 3) passes only
 //! when the caller presented that certificate. By default the caller's
 //! certificate is the one of the TLS connection: a [`CallerCertificate`]
-//! in the request's extensions, else (with the default `tonic-server`
-//! feature) the peer certificate tonic's TLS server recorded. Behind a
+//! in the request's extensions, else (with the crate feature
+//! `tonic-server`) the peer certificate tonic's TLS server recorded. Behind a
 //! sidecar that terminates TLS (Envoy, Istio), turn on
 //! [`RequireScopes::trust_forwarded_client_cert`] to read it from the
 //! `x-forwarded-client-cert` header instead.

@@ -7,8 +7,6 @@ exit status is non-zero when any failed.
 """
 
 import os
-import sys
-import traceback
 
 import grpc
 import jwt
@@ -16,6 +14,7 @@ import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from interop_support import ALLOWED, case, field, finish, first_string_field, oauth_code_of
 
 URL = os.environ["TESSERA_URL"]
 TOKEN_URL = URL + "/oauth2/token"
@@ -28,23 +27,6 @@ JWT_KEY = open(os.environ["JWT_CLIENT_KEY_FILE"]).read()
 INTROSPECTOR_ID = os.environ["INTROSPECTOR_ID"]
 INTROSPECTOR_SECRET = os.environ["INTROSPECTOR_SECRET"]
 AUDIENCE = os.environ["AUDIENCE"]
-
-# RFC 6749 section 5.2: %x20-21 / %x23-5B / %x5D-7E.
-ALLOWED = {chr(c) for c in [0x20, 0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)]}
-
-results = []
-
-
-def case(function):
-    try:
-        function()
-        results.append((function.__name__, None))
-        print(f"ok {function.__name__}", flush=True)
-    except Exception as error:  # a case's failure is reported, not raised
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        results.append((function.__name__, detail))
-        print(f"FAILED {function.__name__}: {detail}", flush=True)
-    return function
 
 
 def session(auth_method, client_id=SECRET_ID, secret=SECRET, **kwargs):
@@ -155,64 +137,6 @@ def a_plain_requests_401_carries_a_readable_challenge():
 # --- grpcio, on its defaults, with the messages encoded by hand (no codegen) ---
 
 
-def field(number, value):
-    data = value.encode()
-    return bytes([number << 3 | 2]) + varint(len(data)) + data
-
-
-def varint(n):
-    out = b""
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
-
-
-def first_string_field(message, wanted):
-    at = 0
-    while at < len(message):
-        key, at = read_varint(message, at)
-        number, kind = key >> 3, key & 7
-        if kind == 2:
-            length, at = read_varint(message, at)
-            value, at = message[at : at + length], at + length
-            if number == wanted:
-                return value.decode()
-        elif kind == 0:
-            _, at = read_varint(message, at)
-        else:
-            raise ValueError(f"unexpected wire type {kind}")
-    return None
-
-
-def read_varint(data, at):
-    shift = result = 0
-    while True:
-        byte = data[at]
-        at += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, at
-
-
-def first_bytes_field(message, wanted):
-    at = 0
-    while at < len(message):
-        key, at = read_varint(message, at)
-        if key & 7 == 2:
-            length, at = read_varint(message, at)
-            value, at = message[at : at + length], at + length
-            if key >> 3 == wanted:
-                return value
-        else:
-            _, at = read_varint(message, at)
-    return None
-
-
 def issue_over_grpc(secret):
     target = URL.removeprefix("http://")
     with grpc.insecure_channel(target) as channel:
@@ -239,15 +163,9 @@ def grpcio_reads_unauthenticated_and_the_oauth_code_for_a_wrong_secret():
     except grpc.RpcError as error:
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error
         assert set(error.details()) <= ALLOWED, error.details()
-        status = dict(error.trailing_metadata())["grpc-status-details-bin"]
-        # google.rpc.Status.details (3) holds an Any whose value (2) is an
-        # ErrorInfo, whose reason (1) is the OAuth code.
-        error_info = first_bytes_field(first_bytes_field(status, 3), 2)
-        assert first_string_field(error_info, 1) == "invalid_client", error_info
+        assert oauth_code_of(error) == "invalid_client", error
         return
     raise AssertionError("a wrong secret was accepted")
 
 
-failed = [name for name, why in results if why]
-print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish()
