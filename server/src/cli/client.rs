@@ -423,7 +423,7 @@ async fn show(store: &StoreArg, id: &str, json: bool, now: UnixTime) -> Result<(
         println!("federated:  {} subject {} added {}", f.issuer, f.subject, f.created_at);
     }
     for cert in &c.certificates {
-        println!("certificate: {} added {}", cert.matcher, cert.created_at);
+        println!("cert:       {} added {}", cert.matcher, cert.created_at);
     }
     if c.bind_to_certificate {
         println!("tokens:     bound to the connection's client certificate (RFC 8705)");
