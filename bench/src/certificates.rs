@@ -9,6 +9,10 @@
 //! The plain-TCP secret row is the same run's baseline; the last row pays a
 //! full mutual-TLS handshake per call, on both sides, to show what the
 //! handshake costs when a caller does not keep its connection.
+//!
+//! Tessera runs with `--tls-client-auth optional` (certificate and secret
+//! clients side by side), or as `BENCH_TLS_CLIENT_AUTH` says (`required`:
+//! the chain is then checked in the handshake, as the ceiling does).
 
 use procs::Spawned;
 use run::{Row, print_run_table};
@@ -40,7 +44,8 @@ pub(crate) async fn run(common: Common, rounds: usize) -> Result<(), String> {
     ];
     let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
     let mut tessera_args = tls_args.clone();
-    tessera_args.extend(["--tls-client-auth", "optional"]);
+    let mode = std::env::var("BENCH_TLS_CLIENT_AUTH").unwrap_or_else(|_| "optional".into());
+    tessera_args.extend(["--tls-client-auth", mode.as_str()]);
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(
             std::fs::read(&pki.ca).map_err(|e| e.to_string())?,
