@@ -139,7 +139,10 @@ fn load_all(files: &TlsFiles) -> Result<Loaded, String> {
         ),
         (Some(ca), Some(ClientAuth::Optional)) => (
             builder.with_client_cert_verifier(any_certificate(false)),
-            ChainCheck::After(ca_verifier(ca, provider.clone())?),
+            ChainCheck::After(Arc::new(client_auth::CheckedChains::new(ca_verifier(
+                ca,
+                provider.clone(),
+            )?))),
         ),
         (None, Some(mode)) => (
             builder.with_client_cert_verifier(any_certificate(mode == ClientAuth::Required)),
