@@ -9,13 +9,12 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::Value;
 use support::certs::{ClientCa, ClientCert, Names};
-use support::{Server, TestPki};
+use support::{Server, TestPki, curl, path};
 use tessera_proto::pb;
 use tessera_proto::pb::token_service_client::TokenServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -31,6 +30,14 @@ struct Mtls {
 }
 
 impl Mtls {
+    /// A Tessera asking for certificates optionally, with a fresh client CA.
+    fn optional_with_ca() -> (Self, ClientCa, [tempfile::TempDir; 2]) {
+        let ca_dir = tempfile::tempdir().unwrap();
+        let ca = ClientCa::new(ca_dir.path(), "clients");
+        let (tessera, certs) = Self::start(Some(&ca), Some("optional"), &[]);
+        (tessera, ca, [ca_dir, certs])
+    }
+
     fn start(client_ca: Option<&ClientCa>, auth: Option<&str>, extra: &[&str]) -> (Self, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::write(dir.path(), "server");
@@ -66,11 +73,14 @@ impl Mtls {
 
     /// A client with no secret, authenticated by the registration `how`.
     fn certificate_client(&self, id: &str, how: &[&str]) {
-        self.certificate_client_with_scope(id, "invoices:read", how);
+        self.certificate_client_with(id, &["--scope", "invoices:read"], how);
     }
 
-    fn certificate_client_with_scope(&self, id: &str, scope: &str, how: &[&str]) {
-        self.cli_ok(&["client", "create", id, "--scope", scope, "--no-secret"]);
+    /// As [`Mtls::certificate_client`], created with `settings` (scopes, audiences).
+    fn certificate_client_with(&self, id: &str, settings: &[&str], how: &[&str]) {
+        let mut create = vec!["client", "create", id, "--no-secret"];
+        create.extend_from_slice(settings);
+        self.cli_ok(&create);
         let mut args = vec!["client", "add-certificate", id];
         args.extend_from_slice(how);
         self.cli_ok(&args);
@@ -158,18 +168,6 @@ impl Mtls {
     }
 }
 
-fn curl(args: &[&str]) -> Output {
-    Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .expect("curl is installed (.ci/run installs it)")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// The claims of a compact JWT, unverified (the tests that verify are elsewhere).
 fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
@@ -188,10 +186,12 @@ fn access_token(answer: &(u16, Value)) -> String {
 
 #[tokio::test]
 async fn a_uri_san_certificate_gets_a_bound_token_over_http_rfc8705_2_1_and_3_1() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
-    tessera.certificate_client_with_scope("billing", "tessera:introspect", &["--san-uri", BILLING_SPIFFE_ID]);
+    let (tessera, ca, _dirs) = Mtls::optional_with_ca();
+    tessera.certificate_client_with(
+        "billing",
+        &["--scope", "tessera:introspect"],
+        &["--san-uri", BILLING_SPIFFE_ID],
+    );
     let cert = ca.issue("billing", &Names::uri(BILLING_SPIFFE_ID));
     let token = access_token(&tessera.token_http("billing", Some(&cert)));
     let claims = claims(&token);
@@ -212,12 +212,10 @@ async fn a_uri_san_certificate_gets_a_bound_token_over_http_rfc8705_2_1_and_3_1(
 
 #[tokio::test]
 async fn a_dns_san_certificate_gets_a_bound_token_over_grpc_with_the_credential_left_empty() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
-    tessera.certificate_client_with_scope(
+    let (tessera, ca, _dirs) = Mtls::optional_with_ca();
+    tessera.certificate_client_with(
         "ledger",
-        "tessera:introspect",
+        &["--scope", "tessera:introspect"],
         &["--san-dns", "ledger.payments.internal"],
     );
     let cert = ca.issue("ledger", &Names::dns("ledger.payments.internal"));
@@ -380,9 +378,7 @@ async fn wrong_certificates_lock_no_one_out() {
 
 #[tokio::test]
 async fn a_secret_counts_over_a_certificate_and_binds_only_when_the_client_asks_rfc8705_3() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
+    let (tessera, ca, _dirs) = Mtls::optional_with_ca();
     let secret = tessera.server.create_client("reports", &["--scope", "read"]);
     let cert = ca.issue("reports", &Names::dns("reports.internal"));
     let with_secret = format!("grant_type=client_credentials&client_id=reports&client_secret={secret}");
@@ -421,9 +417,7 @@ async fn a_secret_counts_over_a_certificate_and_binds_only_when_the_client_asks_
 
 #[tokio::test]
 async fn a_client_created_to_bind_gets_bound_tokens_with_its_secret_too() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
+    let (tessera, ca, _dirs) = Mtls::optional_with_ca();
     let secret = tessera
         .server
         .create_client("reports", &["--scope", "read", "--bind-to-certificate"]);
@@ -441,18 +435,12 @@ async fn a_client_created_to_bind_gets_bound_tokens_with_its_secret_too() {
 /// its certificate, Tessera's own introspection included.
 #[tokio::test]
 async fn a_bound_token_stands_for_its_client_only_on_a_connection_with_its_certificate() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
-    tessera.cli_ok(&[
-        "client",
-        "create",
+    let (tessera, ca, _dirs) = Mtls::optional_with_ca();
+    tessera.certificate_client_with(
         "billing",
-        "--scope",
-        "tessera:introspect",
-        "--no-secret",
-    ]);
-    tessera.cli_ok(&["client", "add-certificate", "billing", "--san-uri", BILLING_SPIFFE_ID]);
+        &["--scope", "tessera:introspect"],
+        &["--san-uri", BILLING_SPIFFE_ID],
+    );
     let cert = ca.issue("billing", &Names::uri(BILLING_SPIFFE_ID));
     let other = ca.issue("other", &Names::uri("spiffe://example.org/ns/x/sa/y"));
     let token = access_token(&tessera.token_http("billing", Some(&cert)));
@@ -468,9 +456,7 @@ async fn a_bound_token_stands_for_its_client_only_on_a_connection_with_its_certi
 
 #[tokio::test]
 async fn the_metadata_offers_certificates_only_where_the_listener_asks_for_them_rfc8705_3_3() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
+    let (tessera, _ca, _dirs) = Mtls::optional_with_ca();
     let port = tessera.server.addr.port();
     let out = curl(&[
         "--resolve",
@@ -611,10 +597,12 @@ impl Mtls {
 
 #[tokio::test]
 async fn the_sdk_gets_a_bound_token_with_its_certificate_and_introspects_with_it() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
-    tessera.certificate_client_with_scope("billing", "tessera:introspect", &["--san-uri", BILLING_SPIFFE_ID]);
+    let (tessera, ca, _dirs) = Mtls::optional_with_ca();
+    tessera.certificate_client_with(
+        "billing",
+        &["--scope", "tessera:introspect"],
+        &["--san-uri", BILLING_SPIFFE_ID],
+    );
     let cert = ca.issue("billing", &Names::uri(BILLING_SPIFFE_ID));
     let client = tessera
         .sdk()
@@ -703,20 +691,12 @@ fn assert_refused_as_invalid_token(outcome: Result<String, tonic::Status>, what:
 
 #[tokio::test]
 async fn the_example_resource_service_honours_a_bound_token_only_from_its_certificate() {
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca = ClientCa::new(ca_dir.path(), "clients");
-    let (tessera, _certs) = Mtls::start(Some(&ca), Some("optional"), &[]);
-    tessera.cli_ok(&[
-        "client",
-        "create",
+    let (tessera, ca, _dirs) = Mtls::optional_with_ca();
+    tessera.certificate_client_with(
         "billing",
-        "--scope",
-        "invoices:read",
-        "--audience",
-        "https://invoices.internal",
-        "--no-secret",
-    ]);
-    tessera.cli_ok(&["client", "add-certificate", "billing", "--san-uri", BILLING_SPIFFE_ID]);
+        &["--scope", "invoices:read", "--audience", "https://invoices.internal"],
+        &["--san-uri", BILLING_SPIFFE_ID],
+    );
     let billing = ca.issue("billing", &Names::uri(BILLING_SPIFFE_ID));
     let mallory = ca.issue("mallory", &Names::uri("spiffe://example.org/ns/x/sa/mallory"));
     let token = tessera

@@ -14,23 +14,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::json;
-use support::{ClientKey, Server, TestPki, eventually, grpc_oauth_error, issue_request, register_key};
+use support::{ClientKey, Server, TestPki, curl, eventually, grpc_oauth_error, issue_request, path, register_key};
 use tessera_proto::pb;
 use tessera_proto::pb::token_service_client::TokenServiceClient;
 use tessera_server::keys::KeyAlgorithm;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-fn curl(args: &[&str]) -> Output {
-    Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .expect("curl is installed (.ci/run installs it)")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn tls_server(pki: &TestPki, extra: &[&str]) -> Server {
     let mut args = vec!["--tls-cert", path(&pki.cert), "--tls-key", path(&pki.key)];

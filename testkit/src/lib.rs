@@ -507,6 +507,20 @@ impl TestPki {
     }
 }
 
+/// Runs curl (silent but for errors, 20 s at most) with `args`.
+pub fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl is installed (.ci/run installs it)")
+}
+
+/// A path as a command-line argument.
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
 /// Runs `tessera ARGS` with `TESSERA_STORE` set.
 pub fn cli(store_url: &str, args: &[&str]) -> Output {
     Command::new(tessera_bin())

@@ -1,8 +1,8 @@
 //! Client certificates and client settings, as rows.
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
-use super::rows::{client_exists, to_json};
+use super::rows::{to_json, write_for_client};
 use super::unavailable;
 use crate::store::{CertificateMatch, ClientCertificateRecord, ClientUpdate, StoreError};
 
@@ -11,15 +11,7 @@ pub(super) fn add_certificate(
     client_id: &str,
     certificate: &ClientCertificateRecord,
 ) -> Result<bool, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
-    if !client_exists(&tx, client_id)? {
-        return Ok(false);
-    }
-    insert_certificate(&tx, client_id, certificate)?;
-    tx.commit().map_err(unavailable)?;
-    Ok(true)
+    write_for_client(conn, client_id, |tx| insert_certificate(tx, client_id, certificate))
 }
 
 /// Inserts a registration; [`StoreError::AlreadyExists`] when the client has it.
@@ -88,12 +80,10 @@ pub(super) fn certificates_of(conn: &Connection, client_id: &str) -> Result<Vec<
 
 /// Applies an update in one transaction. False when there is no such client.
 pub(super) fn update_client(conn: &mut Connection, client_id: &str, update: &ClientUpdate) -> Result<bool, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
-    if !client_exists(&tx, client_id)? {
-        return Ok(false);
-    }
+    write_for_client(conn, client_id, |tx| apply_update(tx, client_id, update))
+}
+
+fn apply_update(tx: &Connection, client_id: &str, update: &ClientUpdate) -> Result<(), StoreError> {
     let set = |column: &str, value: &dyn rusqlite::ToSql| {
         tx.execute(
             &format!("UPDATE clients SET {column} = ?2 WHERE client_id = ?1"),
@@ -113,6 +103,5 @@ pub(super) fn update_client(conn: &mut Connection, client_id: &str, update: &Cli
     if let Some(bind) = &update.bind_to_certificate {
         set("bind_to_certificate", bind)?;
     }
-    tx.commit().map_err(unavailable)?;
-    Ok(true)
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! Trusted issuers and the platform identities bound to clients, as rows.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rows::{client_exists, from_json, to_json};
+use super::rows::{from_json, to_json, write_for_client};
 use super::unavailable;
 use crate::store::{FederatedIdentityRecord, JwksSource, StoreError, TrustedIssuerRecord};
 
@@ -11,15 +11,7 @@ pub(super) fn add_identity(
     client_id: &str,
     identity: &FederatedIdentityRecord,
 ) -> Result<bool, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
-    if !client_exists(&tx, client_id)? {
-        return Ok(false);
-    }
-    insert_identity(&tx, client_id, identity)?;
-    tx.commit().map_err(unavailable)?;
-    Ok(true)
+    write_for_client(conn, client_id, |tx| insert_identity(tx, client_id, identity))
 }
 
 /// Inserts a binding; [`StoreError::AlreadyExists`] when the (issuer,

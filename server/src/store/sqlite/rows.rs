@@ -90,6 +90,24 @@ pub(super) fn load_client(conn: &Connection, client_id: &str) -> Result<Option<C
     }))
 }
 
+/// Runs `write` in an immediate transaction if the client exists, and
+/// commits; false (nothing written) when it does not.
+pub(super) fn write_for_client(
+    conn: &mut Connection,
+    client_id: &str,
+    write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<bool, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    if !client_exists(&tx, client_id)? {
+        return Ok(false);
+    }
+    write(&tx)?;
+    tx.commit().map_err(unavailable)?;
+    Ok(true)
+}
+
 pub(super) fn client_exists(conn: &Connection, client_id: &str) -> Result<bool, StoreError> {
     conn.query_row("SELECT 1 FROM clients WHERE client_id = ?1", params![client_id], |_| {
         Ok(())
