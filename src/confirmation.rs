@@ -8,6 +8,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+// Thumbprints are not secret, but a comparison that leaks nothing is no dearer.
+use subtle::ConstantTimeEq as _;
 
 /// The `cnf` (confirmation) claim of a token bound to a certificate
 /// (RFC 7800 section 3.1, RFC 8705 section 3.1).
@@ -19,10 +21,11 @@ pub struct Confirmation {
 }
 
 impl Confirmation {
-    /// A confirmation binding a token to the certificate whose DER is `der`.
-    pub fn for_certificate(der: &[u8]) -> Self {
+    /// A confirmation binding a token to the certificate with this
+    /// thumbprint (as [`certificate_thumbprint`] writes it).
+    pub fn x5t_s256(thumbprint: impl Into<String>) -> Self {
         Self {
-            x5t_s256: Some(certificate_thumbprint(der)),
+            x5t_s256: Some(thumbprint.into()),
         }
     }
 
@@ -32,7 +35,7 @@ impl Confirmation {
     /// nothing matches it.
     pub fn is_bound_to(&self, presented: Option<&str>) -> bool {
         match (self.x5t_s256.as_deref(), presented) {
-            (Some(bound), Some(presented)) => constant_time_eq(bound.as_bytes(), presented.as_bytes()),
+            (Some(bound), Some(presented)) => bool::from(bound.as_bytes().ct_eq(presented.as_bytes())),
             _ => false,
         }
     }
@@ -57,12 +60,6 @@ pub fn thumbprint_from_hex(hex: &str) -> Option<String> {
         *byte = (high * 16 + low) as u8;
     }
     Some(URL_SAFE_NO_PAD.encode(digest))
-}
-
-/// Compares without stopping at the first difference. Thumbprints are not
-/// secret, but a comparison that leaks nothing is no dearer here.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -92,7 +89,7 @@ mod tests {
 
     #[test]
     fn a_token_is_bound_only_to_its_own_certificate() {
-        let cnf = Confirmation::for_certificate(b"mine");
+        let cnf = Confirmation::x5t_s256(certificate_thumbprint(b"mine"));
         assert!(cnf.is_bound_to(Some(&certificate_thumbprint(b"mine"))));
         assert!(!cnf.is_bound_to(Some(&certificate_thumbprint(b"theirs"))));
         assert!(!cnf.is_bound_to(None));
@@ -101,7 +98,7 @@ mod tests {
 
     #[test]
     fn the_claim_is_named_x5t_s256_in_json() {
-        let json = serde_json::to_value(Confirmation::for_certificate(b"abc")).expect("serialises");
+        let json = serde_json::to_value(Confirmation::x5t_s256(certificate_thumbprint(b"abc"))).expect("serialises");
         assert_eq!(json, serde_json::json!({"x5t#S256": certificate_thumbprint(b"abc")}));
     }
 }

@@ -81,26 +81,52 @@ impl RequireScopes {
 /// The header Envoy-based proxies describe the caller's certificate in.
 const FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
 
-/// The certificate the caller presented, by the layer's configuration.
-fn caller_certificate<B>(request: &http::Request<B>, forwarded: bool) -> Option<CallerCertificate> {
-    if forwarded {
-        let value = request.headers().get_all(FORWARDED_CLIENT_CERT).iter().next_back()?;
-        return CallerCertificate::from_forwarded_header(value.to_str().ok()?);
-    }
-    if let Some(certificate) = request.extensions().get::<CallerCertificate>() {
-        return Some(certificate.clone());
-    }
+/// Where the caller's certificate is, taken from the request (cheaply: a
+/// clone of a header or of an `Arc`); read only for a bound token.
+enum CallerSource {
+    None,
+    Known(CallerCertificate),
+    Forwarded(HeaderValue),
     #[cfg(feature = "tonic-server")]
-    {
-        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-        let certs = request
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()?
-            .peer_certs()?;
-        certs.first().map(|leaf| CallerCertificate::from_der(leaf.as_ref()))
+    TlsPeer(Arc<Vec<rustls_pki_types::CertificateDer<'static>>>),
+}
+
+impl CallerSource {
+    /// Where the layer's configuration says to look.
+    fn of<B>(request: &http::Request<B>, forwarded: bool) -> Self {
+        if forwarded {
+            return match request.headers().get_all(FORWARDED_CLIENT_CERT).iter().next_back() {
+                Some(value) => Self::Forwarded(value.clone()),
+                None => Self::None,
+            };
+        }
+        if let Some(certificate) = request.extensions().get::<CallerCertificate>() {
+            return Self::Known(certificate.clone());
+        }
+        #[cfg(feature = "tonic-server")]
+        {
+            use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+            let certs = request
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(TlsConnectInfo::peer_certs);
+            if let Some(certs) = certs {
+                return Self::TlsPeer(certs);
+            }
+        }
+        Self::None
     }
-    #[cfg(not(feature = "tonic-server"))]
-    None
+
+    /// The certificate, read from where it is.
+    fn read(self) -> Option<CallerCertificate> {
+        match self {
+            Self::None => None,
+            Self::Known(certificate) => Some(certificate),
+            Self::Forwarded(value) => CallerCertificate::from_forwarded_header(value.to_str().ok()?),
+            #[cfg(feature = "tonic-server")]
+            Self::TlsPeer(certs) => certs.first().map(|leaf| CallerCertificate::from_der(leaf.as_ref())),
+        }
+    }
 }
 
 impl<S> Layer<S> for RequireScopes {
@@ -189,7 +215,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let scopes = self.scopes.clone();
-        let caller = caller_certificate(&request, self.forwarded);
+        let caller = CallerSource::of(&request, self.forwarded);
         Box::pin(async move {
             let grpc = request
                 .headers()
@@ -207,7 +233,7 @@ where
             let Some(token) = token else {
                 return Ok(refusal(grpc, Refusal::InvalidToken("a bearer token is required")));
             };
-            let claims: Claims = match verifier.verify_from(&token, caller.as_ref()).await {
+            let claims: Claims = match verifier.verify_bound(&token, || caller.read()).await {
                 Ok(claims) => claims,
                 Err(VerifyError::Unavailable(_)) => return Ok(refusal(grpc, Refusal::Unavailable)),
                 Err(VerifyError::CertificateMismatch) => {

@@ -333,6 +333,17 @@ impl Verifier {
     /// # Errors
     /// A [`VerifyError`] saying why the token is not accepted.
     pub async fn verify_from(&self, token: &str, caller: Option<&CallerCertificate>) -> Result<Claims, VerifyError> {
+        self.verify_bound(token, || caller.cloned()).await
+    }
+
+    /// As [`Verifier::verify_from`], asking for the caller's certificate
+    /// only when the token is bound: most tokens are not, and finding the
+    /// certificate costs a hash of it.
+    pub(crate) async fn verify_bound(
+        &self,
+        token: &str,
+        caller: impl FnOnce() -> Option<CallerCertificate>,
+    ) -> Result<Claims, VerifyError> {
         let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
         // RFC 9068 §2.1 names `at+jwt`; `application/at+jwt` is the same
         // media type written in full (RFC 7515 §4.1.9), as the server accepts.
@@ -378,7 +389,7 @@ impl Verifier {
                 TimeError::NotYetValid => VerifyError::NotYetValid,
             })?;
         if let Some(cnf) = &claims.cnf
-            && !cnf.is_bound_to(caller.map(CallerCertificate::thumbprint))
+            && !cnf.is_bound_to(caller().as_ref().map(CallerCertificate::thumbprint))
         {
             return Err(VerifyError::CertificateMismatch);
         }

@@ -1,7 +1,6 @@
 //! Registering the TLS client certificates that authenticate as a client
 //! (RFC 8705 section 2), and changing a client's settings.
 
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use tessera_proto::confirmation::certificate_thumbprint;
 
@@ -107,7 +106,7 @@ fn one_certificate(pem: &str) -> Result<Vec<u8>, AdminError> {
             found.len()
         ))
     })?;
-    if x509_parser::parse_x509_certificate(CertificateDer::from(der.as_slice()).as_ref()).is_err() {
+    if x509_parser::parse_x509_certificate(&der).is_err() {
         return Err(invalid("the CERTIFICATE block is not an X.509 certificate"));
     }
     Ok(der)

@@ -131,9 +131,7 @@ pub(super) fn confirmation(
         return Ok(None);
     }
     match certificate {
-        Some(certificate) => Ok(Some(Confirmation {
-            x5t_s256: Some(certificate.thumbprint().to_owned()),
-        })),
+        Some(certificate) => Ok(Some(Confirmation::x5t_s256(certificate.thumbprint()))),
         None => Err(AuthError::invalid_request(
             "this client's tokens are bound to its TLS client certificate (RFC 8705 section 3); connect with the client certificate",
         )),

@@ -65,7 +65,7 @@ pub struct ClientCertificateRecord {
 /// How a presented certificate is matched to a client (RFC 8705 section 2).
 /// The first three need a certificate that chains to the listener's client
 /// CA (`tls_client_auth`); a thumbprint needs none (`self_signed_tls_client_auth`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertificateMatch {
     /// A URI subject alternative name, exactly (a SPIFFE ID is one).
     SanUri(String),

@@ -96,11 +96,6 @@ fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, S
     Ok(certs)
 }
 
-/// Builds a server configuration from the files, checking everything.
-pub fn load(files: &TlsFiles) -> Result<ServerConfig, String> {
-    load_all(files).map(|loaded| Arc::unwrap_or_clone(loaded.config))
-}
-
 /// A webpki verifier of chains to the client CA.
 fn ca_verifier(
     ca: &Path,
@@ -117,6 +112,7 @@ fn ca_verifier(
         .map_err(|e| format!("--tls-client-ca {ca:?}: {e}"))
 }
 
+/// Builds the configuration from the files, checking everything.
 fn load_all(files: &TlsFiles) -> Result<Loaded, String> {
     let certs = read_certs(&files.cert, "--tls-cert")?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
@@ -186,11 +182,6 @@ impl TlsReloader {
         Handshake {
             loaded: Loaded::clone(&self.current.load()),
         }
-    }
-
-    /// Whether the listener asks clients for certificates.
-    pub fn asks_for_client_certificates(&self) -> bool {
-        self.files.client_auth.is_some()
     }
 
     fn paths(&self) -> Vec<&Path> {
