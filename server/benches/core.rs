@@ -83,6 +83,7 @@ fn core() -> Core {
             max_assertion_lifetime_secs: 3600,
             federation: Default::default(),
             client_certificates: false,
+            custody: std::sync::Arc::new(tessera_server::keys::KeyCustody::clear()),
         };
         (
             Authority::new(config, store, Arc::new(SystemClock)).await.unwrap(),

@@ -36,6 +36,10 @@ pub const CLIENT_KEY_ADDED: &str = "client_key_added";
 pub const SIGNING_KEY_ROTATED: &str = "signing_key_rotated";
 /// A signing key was revoked (`kid`, `replacement`).
 pub const SIGNING_KEY_REVOKED: &str = "signing_key_revoked";
+/// Signing keys stored in the clear were encrypted under the KEK (`keys`, `kek`: its id).
+pub const SIGNING_KEYS_ENCRYPTED: &str = "signing_keys_encrypted";
+/// Every signing key was moved to a new KEK (`keys`, `from`, `to`: KEK ids).
+pub const SIGNING_KEYS_REWRAPPED: &str = "signing_keys_rewrapped";
 /// A replica saw a signing key appear in the store.
 pub const SIGNING_KEY_ADDED: &str = "signing_key_added";
 /// A replica saw a signing key leave the store.

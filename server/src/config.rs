@@ -114,6 +114,15 @@ pub struct Settings {
           help = with_default("Algorithm of the signing key created on first start: ES256, EdDSA or RS256", defaults::SIGNING_ALG))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_alg: Option<String>,
+    /// `--key-encryption-key-file`.
+    #[arg(
+        long,
+        env = "TESSERA_KEY_ENCRYPTION_KEY_FILE",
+        value_name = "FILE",
+        help = "Store private signing keys only encrypted (AES-256-GCM) under the 32-byte key in this file (mode 0600; `tessera keys generate-kek` makes one); keys stored in the clear are encrypted at start. Without it keys are stored in the clear"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_encryption_key_file: Option<PathBuf>,
     /// `--store-poll-ms`.
     #[arg(long, env = "TESSERA_STORE_POLL_MS", value_name = "MS",
           help = with_default("How often to look for changes made by other processes, in ms", defaults::STORE_POLL_MS))]
@@ -310,6 +319,8 @@ pub struct ServeConfig {
     pub max_token_ttl: u32,
     /// Algorithm of the first signing key.
     pub signing_alg: KeyAlgorithm,
+    /// The KEK file signing keys are encrypted under, if any.
+    pub key_encryption_key_file: Option<PathBuf>,
     /// Store polling interval.
     pub store_poll: Duration,
     /// How long hot copies keep serving while the store is out of reach.
@@ -394,6 +405,7 @@ impl ServeConfig {
             token_ttl,
             max_token_ttl,
             signing_alg,
+            key_encryption_key_file: s.key_encryption_key_file.clone(),
             store_poll: Duration::from_millis(poll_ms),
             store_staleness: Duration::from_secs(u64::from(staleness)),
             tls: tls_files(&s)?,

@@ -70,6 +70,7 @@ fn harness() -> &'static Harness {
                 max_assertion_lifetime_secs: 3600,
                 federation: Default::default(),
                 client_certificates: false,
+                custody: std::sync::Arc::new(tessera_server::keys::KeyCustody::clear()),
             };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let new = NewClient {

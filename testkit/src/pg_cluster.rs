@@ -141,6 +141,15 @@ impl PgCluster {
         self.url(db)
     }
 
+    /// `pg_dump` of database `db`, as an operator would take for a backup.
+    pub fn dump(&self, db: &str) -> Vec<u8> {
+        let port = self.port.to_string();
+        self.pg("pg_dump", |c| {
+            c.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", db]);
+        })
+        .stdout
+    }
+
     /// Stops the server (an outage), keeping its data.
     pub fn stop(&self) {
         let data = self.data_dir();

@@ -12,7 +12,7 @@ pub use federation::{
 
 use crate::authority::{ClientSecret, is_valid_audience, is_valid_scope_token, secret};
 use crate::clock::UnixTime;
-use crate::keys::{KeyAlgorithm, SigningKey};
+use crate::keys::{KeyAlgorithm, KeyCustody, SigningKey};
 use crate::store::{ClientKeyRecord, ClientRecord, SecretRecord, SigningKeyRecord, Store, StoreError};
 
 /// Why an administrative change was not made. The messages name what is
@@ -64,6 +64,9 @@ pub enum AdminError {
         /// The key id taken.
         kid: String,
     },
+    /// A signing key cannot be encrypted or decrypted with the KEK given.
+    #[error(transparent)]
+    Custody(#[from] crate::keys::CustodyError),
     /// No signing key with this id.
     #[error("no signing key {0:?}; see the list of signing keys")]
     UnknownSigningKey(String),
@@ -372,12 +375,21 @@ pub fn key_states(records: &[SigningKeyRecord], now: UnixTime) -> Vec<(SigningKe
         .collect()
 }
 
-/// Generates a key off the async runtime (RSA generation takes a while).
-async fn generate_key(alg: KeyAlgorithm, now: UnixTime) -> Result<SigningKeyRecord, AdminError> {
-    tokio::task::spawn_blocking(move || SigningKey::generate(alg, now))
+/// Generates a key off the async runtime (RSA generation takes a while),
+/// sealed as `custody` keeps keys, after checking that the store's keys are
+/// kept the same way (a key under another KEK would not load elsewhere).
+async fn generate_key(
+    custody: &KeyCustody,
+    stored: &[SigningKeyRecord],
+    alg: KeyAlgorithm,
+    now: UnixTime,
+) -> Result<SigningKeyRecord, AdminError> {
+    custody.check_matches(stored)?;
+    let record = tokio::task::spawn_blocking(move || SigningKey::generate(alg, now))
         .await
         .map_err(|e| AdminError::Internal(e.to_string()))?
-        .map_err(AdminError::Internal)
+        .map_err(AdminError::Internal)?;
+    custody.seal(record).map_err(AdminError::Internal)
 }
 
 /// Adds a new signing key, published at once and signing after
@@ -388,6 +400,7 @@ async fn generate_key(alg: KeyAlgorithm, now: UnixTime) -> Result<SigningKeyReco
 /// When the store fails or has no key yet (start the server once first).
 pub async fn rotate_key(
     store: &dyn Store,
+    custody: &KeyCustody,
     alg: Option<KeyAlgorithm>,
     now: UnixTime,
     publish_ahead: u32,
@@ -402,7 +415,7 @@ pub async fn rotate_key(
         (None, Some((key, _))) => KeyAlgorithm::parse(&key.alg).map_err(AdminError::Internal)?,
         (None, None) => KeyAlgorithm::Es256,
     };
-    let mut record = generate_key(alg, now).await?;
+    let mut record = generate_key(custody, &records, alg, now).await?;
     record.activates_at = now + i64::from(publish_ahead);
     store.add_signing_key(record.clone(), None).await?;
     tracing::info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ROTATED, kid = %record.kid, activates_at = record.activates_at);
@@ -416,7 +429,12 @@ pub async fn rotate_key(
 ///
 /// # Errors
 /// When there is no such key, it is revoked already, or the store fails.
-pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<Option<SigningKeyRecord>, AdminError> {
+pub async fn revoke_key(
+    store: &dyn Store,
+    custody: &KeyCustody,
+    kid: &str,
+    now: UnixTime,
+) -> Result<Option<SigningKeyRecord>, AdminError> {
     let records = store.signing_keys().await?;
     let states = key_states(&records, now);
     let Some((target, state)) = states.iter().find(|(k, _)| k.kid == kid) else {
@@ -428,7 +446,8 @@ pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<O
     let others_usable = states.iter().any(|(k, s)| k.kid != kid && *s != KeyState::Revoked);
     // Make the replacement first, so there is never a moment without a signer.
     let replacement = if *state == KeyState::Active || !others_usable {
-        let record = generate_key(KeyAlgorithm::parse(&target.alg).map_err(AdminError::Internal)?, now).await?;
+        let alg = KeyAlgorithm::parse(&target.alg).map_err(AdminError::Internal)?;
+        let record = generate_key(custody, &records, alg, now).await?;
         store.add_signing_key(record.clone(), None).await?;
         Some(record)
     } else {
@@ -444,6 +463,32 @@ pub async fn revoke_key(store: &dyn Store, kid: &str, now: UnixTime) -> Result<O
         replacement = %replacement.as_ref().map_or("", |r| r.kid.as_str()),
     );
     Ok(replacement)
+}
+
+/// Moves every signing key (revoked ones included: they are private keys
+/// too) under `new`'s KEK, in one transaction: keys sealed under `old`'s KEK
+/// and keys in the clear. Keys under `new` already are left alone, so a
+/// second run changes nothing. Returns how many keys moved.
+///
+/// # Errors
+/// When a key does not decrypt with `old`, or the keys changed meanwhile.
+pub async fn rewrap_keys(store: &dyn Store, old: &KeyCustody, new: &KeyCustody) -> Result<usize, AdminError> {
+    let records = store.signing_keys().await?;
+    let changes = new.reseal_all(&records, old)?;
+    let moved = changes.len();
+    if moved > 0 && !store.replace_signing_key_material(changes).await? {
+        return Err(AdminError::Internal(
+            "the signing keys changed while they were being rewrapped (a rotation?); nothing was changed: run the command again".into(),
+        ));
+    }
+    tracing::info!(
+        target: "tessera::audit",
+        event = crate::audit::SIGNING_KEYS_REWRAPPED,
+        keys = moved,
+        from = %old.kek_id().map_or_else(|| "none".to_owned(), |id| id.to_string()),
+        to = %new.kek_id().map_or_else(|| "none".to_owned(), |id| id.to_string()),
+    );
+    Ok(moved)
 }
 
 /// Most secrets a client may hold live at once; rotation beyond this is

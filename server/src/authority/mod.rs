@@ -53,7 +53,7 @@ pub use throttle::ThrottleConfig;
 
 use crate::audit;
 use crate::clock::Clock;
-use crate::keys::{KeyAlgorithm, KeyRing, PublicJwk};
+use crate::keys::{KeyAlgorithm, KeyCustody, KeyRing, PublicJwk};
 use crate::metrics::{Metrics, Snapshot};
 use crate::request_id::RequestId;
 use crate::store::{ClientRecord, Store, StoreError};
@@ -95,6 +95,8 @@ pub struct AuthorityConfig {
     /// `tls_client_auth` and certificate-bound tokens (RFC 8705) can be
     /// used; the metadata says so only then.
     pub client_certificates: bool,
+    /// How signing keys are kept at rest (encrypted under a KEK, or not).
+    pub custody: Arc<KeyCustody>,
 }
 
 /// The token authority. Shared as `Arc<Authority>` by every face.
@@ -134,6 +136,7 @@ impl Authority {
             config.signing_alg,
             config.federation,
             &config.issuer,
+            config.custody.clone(),
         )
         .await?;
         let gate = HashingGate::new(config.hashing_permits, config.hashing_wait).map_err(|e| e.to_string())?;

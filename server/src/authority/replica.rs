@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::introspect::ActiveToken;
 use crate::clock::{Clock, UnixTime};
 use crate::federation::{FederationConfig, TrustedIssuers};
-use crate::keys::{KeyRing, SigningKey};
+use crate::keys::{KeyCustody, KeyRing, SigningKey};
 use crate::store::{ClientRecord, Generations, Store, StoreError};
 
 /// Most verified tokens remembered; beyond it expired ones go, then all.
@@ -40,6 +40,10 @@ pub(crate) struct Replica {
     max_token_ttl: u32,
     /// Swapped whole when the store's keys change; readers clone the `Arc`.
     keys: RwLock<Arc<KeyRing>>,
+    /// Decrypts keys this replica has not loaded before.
+    custody: Arc<KeyCustody>,
+    /// Whether the store's keys failed to load at the last look (warned once).
+    keys_failing: AtomicBool,
     /// Clients read so far. Cleared whenever the store's client counter moves.
     clients: DashMap<String, Arc<ClientRecord>>,
     /// Bumped on every clear, so a store read that began before a change
@@ -85,6 +89,45 @@ pub enum StoreHealth {
     Stale,
 }
 
+/// The signing keys a replica starts with: those in the store (the first
+/// one created if there is none), decrypted; keys stored in the clear are
+/// encrypted now when a KEK is given.
+async fn first_ring(
+    store: &dyn Store,
+    now: UnixTime,
+    max_token_ttl: u32,
+    first_key: crate::keys::KeyAlgorithm,
+    custody: &KeyCustody,
+) -> Result<KeyRing, String> {
+    let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
+    if records.is_empty() {
+        let fresh = custody.seal(SigningKey::generate(first_key, now)?)?;
+        records = store.insert_first_signing_key(fresh).await.map_err(|e| e.to_string())?;
+    }
+    // Refuses a KEK that is missing or wrong before anything is written.
+    let ring = KeyRing::load(&records, max_token_ttl, custody, None).map_err(|e| e.to_string())?;
+    match custody.kek_id() {
+        None => warn!(
+            "signing keys are stored in the clear: whoever reads the store (a dump, a backup) can mint tokens; \
+             give a key encryption key with --key-encryption-key-file (`tessera keys generate-kek` makes one)"
+        ),
+        Some(kek) => {
+            let changes = custody.reseal_all(&records, custody).map_err(|e| e.to_string())?;
+            if !changes.is_empty() {
+                let count = changes.len();
+                if store
+                    .replace_signing_key_material(changes)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    info!(target: "tessera::audit", event = crate::audit::SIGNING_KEYS_ENCRYPTED, keys = count, kek = %kek);
+                }
+            }
+        }
+    }
+    Ok(ring)
+}
+
 impl Replica {
     /// Reads keys and revocations from the store, creating the first signing
     /// key (of `first_key`'s algorithm) when the store has none.
@@ -95,21 +138,10 @@ impl Replica {
         first_key: crate::keys::KeyAlgorithm,
         federation: FederationConfig,
         own_issuer: &str,
+        custody: Arc<KeyCustody>,
     ) -> Result<Self, String> {
         let generations = store.generations().await.map_err(|e| e.to_string())?;
-        let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
-        if records.is_empty() {
-            let fresh = SigningKey::generate(first_key, clock.now())?;
-            records = store.insert_first_signing_key(fresh).await.map_err(|e| e.to_string())?;
-        }
-        let ring = KeyRing::load(&records, max_token_ttl).map_err(|e| e.to_string())?;
-        let signer = ring.signer(clock.now());
-        info!(
-            kid = signer.kid(),
-            alg = signer.algorithm().jws_name(),
-            keys = ring.keys().len(),
-            "signing keys loaded"
-        );
+        let ring = first_ring(store.as_ref(), clock.now(), max_token_ttl, first_key, &custody).await?;
         let denied = DashMap::new();
         let (revoked, cursor) = store
             .revoked_tokens_after(clock.now(), 0)
@@ -125,6 +157,8 @@ impl Replica {
             clock,
             max_token_ttl,
             keys: RwLock::new(Arc::new(ring)),
+            custody,
+            keys_failing: AtomicBool::new(false),
             clients: DashMap::new(),
             client_epoch: AtomicU64::new(0),
             federated: DashMap::new(),
@@ -232,8 +266,11 @@ impl Replica {
         if now == seen {
             return Ok(false);
         }
-        if now.keys != seen.keys {
-            self.reload_keys().await?;
+        let mut now = now;
+        if now.keys != seen.keys && !self.reload_keys().await? {
+            // Looked at again next time: a key sealed under a KEK this
+            // replica has not read yet loads once its file is updated.
+            now.keys = seen.keys;
         }
         if now.revocations != seen.revocations {
             // Only the revocations recorded since the last look: the deny-list
@@ -257,9 +294,11 @@ impl Replica {
         Ok(true)
     }
 
-    async fn reload_keys(&self) -> Result<(), StoreError> {
+    /// Loads the store's keys; false (the current ring kept, and a warning
+    /// the first time) when they do not load.
+    async fn reload_keys(&self) -> Result<bool, StoreError> {
         let records = self.store.signing_keys().await?;
-        match KeyRing::load(&records, self.max_token_ttl) {
+        match KeyRing::load(&records, self.max_token_ttl, &self.custody, Some(&self.key_ring())) {
             Ok(ring) => {
                 let before: Vec<String> = self.key_ring().keys().iter().map(|k| k.kid().to_owned()).collect();
                 for gone in before
@@ -276,10 +315,16 @@ impl Replica {
                 drop(keys);
                 // A revoked key's tokens must not stay active through the cache.
                 self.verified.clear();
+                self.keys_failing.store(false, Ordering::Release);
+                Ok(true)
             }
-            Err(e) => warn!(error = %e, "keys in the store did not load; keeping the current ones"),
+            Err(e) => {
+                if !self.keys_failing.swap(true, Ordering::AcqRel) {
+                    warn!(error = %e, "keys in the store did not load; keeping the current ones and trying again");
+                }
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// How current the copies are.

@@ -116,10 +116,27 @@ impl Authority {
         // default: a restart without --signing-alg must not turn an RS256
         // deployment into an ES256 one at the next rotation.
         let alg = newest.algorithm();
-        let fresh = tokio::task::spawn_blocking(move || SigningKey::generate(alg, now)).await;
+        // A key sealed under a KEK the other replicas do not hold (this
+        // replica's file not yet updated after a rewrap) would not load there.
+        match self
+            .store
+            .signing_keys()
+            .await
+            .map(|stored| self.config.custody.check_matches(&stored))
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return warn!(error = %e, "scheduled key rotation skipped; will retry"),
+            Err(e) => return warn!(error = %e, "scheduled key rotation failed; will retry"),
+        }
+        let custody = self.config.custody.clone();
+        let fresh = tokio::task::spawn_blocking(move || {
+            let mut record = SigningKey::generate(alg, now)?;
+            record.activates_at = now + publish_ahead;
+            custody.seal(record)
+        })
+        .await;
         match fresh {
-            Ok(Ok(mut record)) => {
-                record.activates_at = now + publish_ahead;
+            Ok(Ok(record)) => {
                 // Only on top of the key we saw, so replicas rotating at once add one key.
                 match self.store.add_signing_key(record.clone(), Some(newest.kid())).await {
                     Ok(true) => {

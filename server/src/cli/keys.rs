@@ -1,12 +1,17 @@
-//! `tessera keys …`: inspect and rotate signing keys, on the store directly.
+//! `tessera keys …`: inspect and rotate signing keys, on the store directly;
+//! make and change the key encryption key they are stored under.
 
-use clap::Subcommand;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{CliError, StoreArg, algorithm, open_store};
 use crate::admin;
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::{self, LogFormat};
+use crate::keys::KeyCustody;
+use crate::keys::custody::{self, sealed_under};
 use crate::logging;
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +33,8 @@ pub(super) enum KeysCommand {
         #[arg(long, value_name = "ALG")]
         alg: Option<String>,
         #[command(flatten)]
+        kek: KekArg,
+        #[command(flatten)]
         store: StoreArg,
     },
     /// Revoke a compromised key: out of the JWKS at once, its tokens inactive, a fresh key signs.
@@ -35,8 +42,40 @@ pub(super) enum KeysCommand {
         /// The key id, from `tessera keys list`.
         kid: String,
         #[command(flatten)]
+        kek: KekArg,
+        #[command(flatten)]
         store: StoreArg,
     },
+    /// Write a new key encryption key (32 random bytes, mode 0600) for --key-encryption-key-file.
+    GenerateKek {
+        /// Where to write it; an existing file is never overwritten
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Encrypt every signing key under a new key encryption key, in one transaction (keys in the clear too).
+    Rewrap {
+        /// The key encryption key to move the keys to
+        #[arg(long, value_name = "FILE")]
+        new_key_encryption_key_file: PathBuf,
+        #[command(flatten)]
+        kek: KekArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+/// The KEK the store's signing keys are encrypted under, as `serve` takes it.
+#[derive(Debug, Args)]
+pub(super) struct KekArg {
+    /// The key encryption key the store's signing keys are encrypted under (as given to `serve`)
+    #[arg(long, env = "TESSERA_KEY_ENCRYPTION_KEY_FILE", value_name = "FILE")]
+    key_encryption_key_file: Option<PathBuf>,
+}
+
+impl KekArg {
+    fn custody(&self) -> Result<KeyCustody, CliError> {
+        KeyCustody::from_option(self.key_encryption_key_file.as_deref()).map_err(CliError::Failed)
+    }
 }
 
 /// Runs a `keys` subcommand.
@@ -48,9 +87,16 @@ pub(super) async fn run(command: KeysCommand) -> Result<(), CliError> {
         KeysCommand::Rotate {
             publish_ahead,
             alg,
+            kek,
             store,
-        } => rotate(&store, publish_ahead, alg.as_deref(), now).await,
-        KeysCommand::Revoke { kid, store } => revoke(&store, &kid, now).await,
+        } => rotate(&store, &kek.custody()?, publish_ahead, alg.as_deref(), now).await,
+        KeysCommand::Revoke { kid, kek, store } => revoke(&store, &kek.custody()?, &kid, now).await,
+        KeysCommand::GenerateKek { out } => generate_kek(&out),
+        KeysCommand::Rewrap {
+            new_key_encryption_key_file,
+            kek,
+            store,
+        } => rewrap(&store, &kek.custody()?, &new_key_encryption_key_file).await,
     }
 }
 
@@ -69,6 +115,7 @@ async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliErro
                     "created_at": k.created_at,
                     "activates_at": k.activates_at,
                     "revoked_at": k.revoked_at,
+                    "encrypted_under": sealed_under(&k.private_pkcs8).map(|id| id.to_string()),
                 })
             })
             .collect();
@@ -77,12 +124,13 @@ async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliErro
         println!("No signing keys yet: the first `tessera serve` on this store creates one.");
     } else {
         println!(
-            "{:<45} {:<6} {:<8} {:<12} CREATED_AT",
-            "KID", "ALG", "STATE", "ACTIVATES_AT"
+            "{:<45} {:<6} {:<8} {:<12} {:<12} AT_REST",
+            "KID", "ALG", "STATE", "ACTIVATES_AT", "CREATED_AT"
         );
         for (k, state) in &states {
+            let at_rest = sealed_under(&k.private_pkcs8).map_or_else(|| "clear".to_owned(), |id| format!("kek:{id}"));
             println!(
-                "{:<45} {:<6} {:<8} {:<12} {}",
+                "{:<45} {:<6} {:<8} {:<12} {:<12} {at_rest}",
                 k.kid,
                 k.alg,
                 state.as_str(),
@@ -94,10 +142,16 @@ async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliErro
     Ok(())
 }
 
-async fn rotate(store: &StoreArg, publish_ahead: u32, alg: Option<&str>, now: UnixTime) -> Result<(), CliError> {
+async fn rotate(
+    store: &StoreArg,
+    custody: &KeyCustody,
+    publish_ahead: u32,
+    alg: Option<&str>,
+    now: UnixTime,
+) -> Result<(), CliError> {
     let alg = algorithm(alg)?;
     let store = open_store(&store.store).await?;
-    let record = admin::rotate_key(store.as_ref(), alg, now, publish_ahead).await?;
+    let record = admin::rotate_key(store.as_ref(), custody, alg, now, publish_ahead).await?;
     println!(
         "Added signing key {} ({}): published now, signing from {} ({publish_ahead} s from now).",
         record.kid, record.alg, record.activates_at
@@ -105,12 +159,40 @@ async fn rotate(store: &StoreArg, publish_ahead: u32, alg: Option<&str>, now: Un
     Ok(())
 }
 
-async fn revoke(store: &StoreArg, kid: &str, now: UnixTime) -> Result<(), CliError> {
+async fn revoke(store: &StoreArg, custody: &KeyCustody, kid: &str, now: UnixTime) -> Result<(), CliError> {
     let store = open_store(&store.store).await?;
-    let replacement = admin::revoke_key(store.as_ref(), kid, now).await?;
+    let replacement = admin::revoke_key(store.as_ref(), custody, kid, now).await?;
     println!("Revoked signing key {kid}: it is out of the JWKS and its tokens are inactive.");
     if let Some(new) = replacement {
         println!("Signing key {} ({}) signs from now on.", new.kid, new.alg);
     }
+    Ok(())
+}
+
+fn generate_kek(out: &Path) -> Result<(), CliError> {
+    let bytes = custody::generate_kek().map_err(CliError::Failed)?;
+    crate::private_files::write_new(out, &bytes).map_err(CliError::Failed)?;
+    let kek = custody::Kek::from_bytes(&bytes).map_err(CliError::Failed)?;
+    println!(
+        "Wrote key encryption key {} to {} (mode 0600). Start with --key-encryption-key-file {}, and keep a copy \
+         apart from the store's backups: without it the keys cannot be decrypted.",
+        kek.id(),
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+async fn rewrap(store: &StoreArg, old: &KeyCustody, new_file: &Path) -> Result<(), CliError> {
+    let new = KeyCustody::from_file(new_file).map_err(CliError::Failed)?;
+    let store = open_store(&store.store).await?;
+    let moved = admin::rewrap_keys(store.as_ref(), old, &new).await?;
+    let id = new.kek_id().map(|id| id.to_string()).unwrap_or_default();
+    println!(
+        "{moved} signing key(s) now encrypted under key encryption key {id}. Running servers keep the keys they \
+         hold; point their --key-encryption-key-file at {} (they read it again when they need it) before the next \
+         key rotation, and restart with it.",
+        new_file.display()
+    );
     Ok(())
 }

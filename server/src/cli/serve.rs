@@ -9,6 +9,7 @@ use crate::admin;
 use crate::authority::{Authority, AuthorityConfig, ThrottleConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ServeConfig, Settings};
+use crate::keys::KeyCustody;
 use crate::logging;
 use crate::store;
 use crate::tls::TlsReloader;
@@ -26,6 +27,9 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
         .transpose()
         .map_err(CliError::failed)?
         .map(Arc::new);
+    // Read before the store opens, so a KEK file that is missing or shared
+    // with other users stops the start before anything is written.
+    let custody = KeyCustody::from_option(config.key_encryption_key_file.as_deref()).map_err(CliError::Failed)?;
     let store = store::open(&config.store).await.map_err(CliError::Failed)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         CliError::failed(format!(
@@ -42,9 +46,13 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
         .unwrap_or_else(|| config::default_issuer(bound, tls.is_some()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let authority = Authority::new(authority_config(&config, issuer.clone()), store.clone(), clock.clone())
-        .await
-        .map_err(|e| CliError::failed(format!("cannot start the authority: {e}")))?;
+    let authority = Authority::new(
+        authority_config(&config, issuer.clone(), Arc::new(custody)),
+        store.clone(),
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| CliError::failed(format!("cannot start the authority: {e}")))?;
     let authority = Arc::new(authority);
     if config.demo {
         let (id, secret) = admin::ensure_demo_client(store.as_ref(), clock.now())
@@ -87,7 +95,7 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
 }
 
 /// The core's settings, from the server's.
-fn authority_config(config: &ServeConfig, issuer: String) -> AuthorityConfig {
+fn authority_config(config: &ServeConfig, issuer: String, custody: Arc<KeyCustody>) -> AuthorityConfig {
     AuthorityConfig {
         issuer,
         default_token_ttl: config.token_ttl,
@@ -106,5 +114,6 @@ fn authority_config(config: &ServeConfig, issuer: String) -> AuthorityConfig {
         max_assertion_lifetime_secs: i64::from(config.max_assertion_lifetime),
         federation: config.federation,
         client_certificates: config.tls.as_ref().is_some_and(|t| t.client_auth.is_some()),
+        custody,
     }
 }

@@ -20,6 +20,10 @@ use serde::Serialize;
 use crate::clock::UnixTime;
 use crate::store::SigningKeyRecord;
 
+pub mod custody;
+
+pub use custody::{CustodyError, KeyCustody};
+
 /// The JWS algorithms Tessera signs access tokens with. Symmetric algorithms
 /// are deliberately absent: resource servers must never hold a signing secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +76,18 @@ impl KeyAlgorithm {
 
 /// Why a stored key could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("signing key {kid:?}: {reason}")]
-pub struct KeyError {
-    kid: String,
-    reason: String,
+pub enum KeyError {
+    /// The key material or its metadata is unusable.
+    #[error("signing key {kid:?}: {reason}")]
+    Unusable {
+        /// The key.
+        kid: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key is encrypted and cannot be decrypted here.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
 }
 
 enum KeyPairKind {
@@ -225,7 +237,13 @@ impl SigningKey {
     /// When the algorithm is unknown, the key material does not parse, or an
     /// RSA key is shorter than 2048 bits.
     pub fn from_record(record: &SigningKeyRecord) -> Result<Self, KeyError> {
-        let fail = |reason: String| KeyError {
+        Self::from_pkcs8(record, &record.private_pkcs8)
+    }
+
+    /// Loads a stored key whose private half is `pkcs8` (decrypted by
+    /// [`KeyCustody::open`]); otherwise as [`SigningKey::from_record`].
+    fn from_pkcs8(record: &SigningKeyRecord, pkcs8: &[u8]) -> Result<Self, KeyError> {
+        let fail = |reason: String| KeyError::Unusable {
             kid: record.kid.clone(),
             reason,
         };
@@ -233,7 +251,7 @@ impl SigningKey {
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         let (pair, mut jwk) = match alg {
             KeyAlgorithm::Es256 => {
-                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &record.private_pkcs8)
+                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
                     .map_err(|e| fail(format!("not a P-256 PKCS#8 key: {e}")))?;
                 // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
                 let point = pair.public_key().as_ref();
@@ -244,14 +262,13 @@ impl SigningKey {
                 (KeyPairKind::Ecdsa(pair), jwk)
             }
             KeyAlgorithm::EdDsa => {
-                let pair = Ed25519KeyPair::from_pkcs8(&record.private_pkcs8)
-                    .map_err(|e| fail(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+                let pair =
+                    Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| fail(format!("not an Ed25519 PKCS#8 key: {e}")))?;
                 let jwk = PublicJwk::new("OKP", alg).curve("Ed25519", b64(pair.public_key().as_ref()), None);
                 (KeyPairKind::Ed25519(pair), jwk)
             }
             KeyAlgorithm::Rs256 => {
-                let pair = RsaKeyPair::from_pkcs8(&record.private_pkcs8)
-                    .map_err(|e| fail(format!("not an RSA PKCS#8 key: {e}")))?;
+                let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| fail(format!("not an RSA PKCS#8 key: {e}")))?;
                 if pair.public_modulus_len() * 8 < MIN_RSA_BITS {
                     return Err(fail(format!("RSA keys must have at least {MIN_RSA_BITS} bits")));
                 }
@@ -375,19 +392,37 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Loads every stored key that is not revoked, given in the store's
-    /// order ([`crate::store::Store::signing_keys`]).
+    /// order ([`crate::store::Store::signing_keys`]), decrypting each with
+    /// `custody`. A key `previous` holds already is taken from it as is:
+    /// a reload neither decrypts nor parses a key again, so a replica keeps
+    /// its keys while the store is rewrapped under a KEK it does not have yet.
     ///
     /// # Errors
     /// When no usable key is left or one does not load: a server must not run
     /// with a key it cannot use or publish.
-    pub fn load(records: &[SigningKeyRecord], max_token_ttl: u32) -> Result<Self, KeyError> {
+    pub fn load(
+        records: &[SigningKeyRecord],
+        max_token_ttl: u32,
+        custody: &KeyCustody,
+        previous: Option<&KeyRing>,
+    ) -> Result<Self, KeyError> {
+        let known = |record: &SigningKeyRecord| {
+            previous?
+                .keys
+                .iter()
+                .find(|k| k.kid == record.kid && k.activates_at == record.activates_at)
+                .cloned()
+        };
         let mut keys = records
             .iter()
             .filter(|r| r.revoked_at.is_none())
-            .map(|r| SigningKey::from_record(r).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|r| match known(r) {
+                Some(key) => Ok(key),
+                None => SigningKey::from_pkcs8(r, &custody.open(r)?).map(Arc::new),
+            })
+            .collect::<Result<Vec<_>, KeyError>>()?;
         if keys.is_empty() {
-            return Err(KeyError {
+            return Err(KeyError::Unusable {
                 kid: String::new(),
                 reason: "the store holds no usable signing key".into(),
             });
@@ -492,7 +527,7 @@ mod tests {
     #[test]
     fn a_rotated_key_is_published_ahead_and_signs_only_from_its_activation() {
         let (old, new) = (key_at(100), key_at(1000));
-        let ring = KeyRing::load(&[old.clone(), new.clone()], 3600).unwrap();
+        let ring = KeyRing::load(&[old.clone(), new.clone()], 3600, &KeyCustody::clear(), None).unwrap();
         assert_eq!(ring.signer(999).kid(), old.kid);
         assert_eq!(ring.signer(1000).kid(), new.kid);
         let published: Vec<_> = ring.jwks(500).into_iter().map(|k| k.kid).collect();
@@ -506,7 +541,7 @@ mod tests {
     #[test]
     fn a_retired_key_stays_published_until_its_last_token_expired() {
         let (old, new) = (key_at(100), key_at(1000));
-        let ring = KeyRing::load(&[old.clone(), new], 3600).unwrap();
+        let ring = KeyRing::load(&[old.clone(), new], 3600, &KeyCustody::clear(), None).unwrap();
         let last_exp = 1000 + 3600 + RETIREMENT_MARGIN_SECS;
         assert!(ring.verifier(&old.kid, last_exp - 1).is_some());
         assert!(ring.verifier(&old.kid, last_exp).is_none());
@@ -518,10 +553,13 @@ mod tests {
         let mut revoked = key_at(100);
         revoked.revoked_at = Some(150);
         let fresh = key_at(150);
-        let ring = KeyRing::load(&[revoked.clone(), fresh.clone()], 3600).unwrap();
+        let ring = KeyRing::load(&[revoked.clone(), fresh.clone()], 3600, &KeyCustody::clear(), None).unwrap();
         assert!(ring.verifier(&revoked.kid, 200).is_none());
         assert_eq!(ring.signer(200).kid(), fresh.kid);
-        assert!(KeyRing::load(&[revoked], 3600).is_err(), "no usable key left");
+        assert!(
+            KeyRing::load(&[revoked], 3600, &KeyCustody::clear(), None).is_err(),
+            "no usable key left"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::UnixTime;
+pub use crate::keys::custody::KeyMaterialChange;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -447,6 +448,12 @@ pub trait Store: Send + Sync + 'static {
     /// revoked (by activation) is that one, so replicas rotating at once add
     /// one key, not several. Returns whether the key was added.
     async fn add_signing_key(&self, key: SigningKeyRecord, if_newest: Option<&str>) -> Result<bool, StoreError>;
+
+    /// Replaces the stored private material of signing keys, all or none in
+    /// one transaction: each change applies only if the key still holds its
+    /// `from` bytes, else nothing changes and `false` is returned. Encrypting
+    /// keys at rest and `tessera keys rewrap` use it.
+    async fn replace_signing_key_material(&self, changes: Vec<KeyMaterialChange>) -> Result<bool, StoreError>;
 
     /// Marks a key revoked. False when there is no such key or it was revoked already.
     async fn revoke_signing_key(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError>;

@@ -40,6 +40,7 @@ async fn fixture() -> Fixture {
         max_assertion_lifetime_secs: 3600,
         federation: Default::default(),
         client_certificates: false,
+        custody: std::sync::Arc::new(crate::keys::KeyCustody::clear()),
     };
     let authority = Authority::new(config, store.clone(), clock.clone()).await.unwrap();
     Fixture {

@@ -410,7 +410,9 @@ async fn a_rotated_key_signs_only_after_the_publish_ahead_delay_and_old_tokens_s
     let (f, rs, svc) = fixture_with_introspector().await;
     let old_kid = f.authority.key_ring().signer(NOW).kid().to_owned();
     let before = f.token("svc", &svc).await;
-    let rotated = admin::rotate_key(f.store.as_ref(), None, NOW, 600).await.unwrap();
+    let rotated = admin::rotate_key(f.store.as_ref(), &crate::keys::KeyCustody::clear(), None, NOW, 600)
+        .await
+        .unwrap();
     f.authority.sync_with_store().await.unwrap();
     let kids: Vec<_> = f.authority.jwks().into_iter().map(|k| k.kid).collect();
     assert_eq!(kids, [old_kid.clone(), rotated.kid.clone()], "published at once");
@@ -438,7 +440,7 @@ async fn a_revoked_key_leaves_the_jwks_its_tokens_go_inactive_and_a_fresh_key_si
     let (f, rs, svc) = fixture_with_introspector().await;
     let compromised = f.authority.key_ring().signer(NOW).kid().to_owned();
     let token = f.token("svc", &svc).await;
-    let replacement = admin::revoke_key(f.store.as_ref(), &compromised, NOW)
+    let replacement = admin::revoke_key(f.store.as_ref(), &crate::keys::KeyCustody::clear(), &compromised, NOW)
         .await
         .unwrap()
         .expect("replacement");
@@ -462,7 +464,9 @@ async fn a_token_remembered_as_verified_still_goes_inactive_when_its_key_is_revo
     assert!(f.active(&rs, &token).await.is_some(), "verified and remembered");
     assert!(f.active(&rs, &token).await.is_some(), "served from memory");
     let kid = f.authority.key_ring().signer(NOW).kid().to_owned();
-    admin::revoke_key(f.store.as_ref(), &kid, NOW).await.unwrap();
+    admin::revoke_key(f.store.as_ref(), &crate::keys::KeyCustody::clear(), &kid, NOW)
+        .await
+        .unwrap();
     f.authority.sync_with_store().await.unwrap();
     assert_eq!(f.active(&rs, &token).await, None, "the key change drops the memory");
     let fresh = f.token("svc", &svc).await;
@@ -504,6 +508,7 @@ async fn rotating(alg: KeyAlgorithm, store: Arc<SqliteStore>, clock: Arc<ManualC
         max_assertion_lifetime_secs: 3600,
         federation: Default::default(),
         client_certificates: false,
+        custody: std::sync::Arc::new(crate::keys::KeyCustody::clear()),
     };
     Authority::new(config, store, clock).await.unwrap()
 }

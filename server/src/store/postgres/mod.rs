@@ -23,7 +23,8 @@ use tracing::info;
 
 use super::{
     CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
-    Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, TrustedIssuerRecord,
+    Generations, KeyMaterialChange, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+    TrustedIssuerRecord,
 };
 use crate::clock::UnixTime;
 
@@ -540,6 +541,28 @@ impl Store for PostgresStore {
                 }
             }
             insert_key(&tx, &key).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn replace_signing_key_material(&self, changes: Vec<KeyMaterialChange>) -> Result<bool, StoreError> {
+        timed(async {
+            let mut conn = self.client_conn().await?;
+            let tx = conn.transaction().await.map_err(db_error)?;
+            for change in &changes {
+                let updated = tx
+                    .execute(
+                        "UPDATE signing_keys SET private_pkcs8 = $3 WHERE kid = $1 AND private_pkcs8 = $2",
+                        &[&change.kid, &change.from.as_slice(), &change.to.as_slice()],
+                    )
+                    .await
+                    .map_err(db_error)?;
+                if updated != 1 {
+                    return Ok(false);
+                }
+            }
             tx.commit().await.map_err(db_error)?;
             Ok(true)
         })

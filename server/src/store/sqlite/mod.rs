@@ -15,12 +15,12 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
-    Generations, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, TrustedIssuerRecord,
+    Generations, KeyMaterialChange, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+    TrustedIssuerRecord,
 };
 
 mod certificates;
 mod federation;
-mod private_files;
 mod rows;
 mod schema;
 
@@ -64,11 +64,15 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
-        private_files::prepare(path)?;
+        crate::private_files::prepare_store(path).map_err(StoreError::Insecure)?;
         let mut conn = Connection::open(path).map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        // Deleted and overwritten rows (a key stored before it was encrypted,
+        // a secret's hash) are zeroed, not left in free pages.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+        )
             .map_err(unavailable)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -251,6 +255,33 @@ impl Store for SqliteStore {
             }
             insert_key(&tx, &key)?;
             tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn replace_signing_key_material(&self, changes: Vec<KeyMaterialChange>) -> Result<bool, StoreError> {
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            for change in &changes {
+                let updated = tx
+                    .execute(
+                        "UPDATE signing_keys SET private_pkcs8 = ?3 WHERE kid = ?1 AND private_pkcs8 = ?2",
+                        params![change.kid, change.from.as_slice(), change.to.as_slice()],
+                    )
+                    .map_err(unavailable)?;
+                if updated != 1 {
+                    return Ok(false);
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            // The write-ahead log still holds the pages as they were before;
+            // fold it into the file (secure_delete zeroes what is freed there)
+            // and empty it, so the replaced material is on disk nowhere.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(unavailable)?;
             Ok(true)
         })
         .await
