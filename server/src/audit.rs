@@ -40,6 +40,8 @@ pub const SIGNING_KEY_REVOKED: &str = "signing_key_revoked";
 pub const SIGNING_KEYS_ENCRYPTED: &str = "signing_keys_encrypted";
 /// Every signing key was moved to a new KEK (`keys`, `from`, `to`: KEK ids).
 pub const SIGNING_KEYS_REWRAPPED: &str = "signing_keys_rewrapped";
+/// A store export was loaded into an empty store (counts, `exported_at`).
+pub const STORE_IMPORTED: &str = "store_imported";
 /// A replica saw a signing key appear in the store.
 pub const SIGNING_KEY_ADDED: &str = "signing_key_added";
 /// A replica saw a signing key leave the store.

@@ -2,6 +2,7 @@
 //! --demo` do. Works on the store directly, so it runs beside a live server;
 //! the server notices through the store's change counter.
 
+pub mod backup;
 mod certificates;
 mod federation;
 

@@ -5,6 +5,7 @@
 mod client;
 mod keys;
 mod serve;
+mod store_file;
 mod trust;
 
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::AdminError;
 use crate::config::{Settings, defaults};
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreError};
 
 /// Why a command did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,7 @@ impl From<AdminError> for CliError {
             AdminError::UnknownSigningKey(_) => " (tessera keys list)",
             AdminError::UnknownIssuer(_) => ": trust it first with tessera trust add ISSUER_URL (tessera trust list)",
             AdminError::IssuerTrusted(_) => " (tessera trust remove ISSUER_URL)",
+            AdminError::Store(StoreError::NotEmpty(_)) => ": name a new database or file with --store",
             _ => "",
         };
         Self::Failed(format!("{error}{hint}"))
@@ -89,6 +91,10 @@ enum Command {
     /// Trust platform issuers (Kubernetes, SPIFFE, OIDC) whose tokens authenticate clients: no secrets at all.
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// Write the whole store to a file (mode 0600): a consistent backup, or the first half of a move to PostgreSQL.
+    ExportStore(store_file::ExportStore),
+    /// Load a file written by export-store into an empty store, all or nothing.
+    ImportStore(store_file::ImportStore),
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +117,8 @@ pub fn main() -> ExitCode {
             Command::Client(command) => client::run(command).await,
             Command::Keys(command) => keys::run(command).await,
             Command::Trust(command) => trust::run(command).await,
+            Command::ExportStore(command) => store_file::export(command).await,
+            Command::ImportStore(command) => store_file::import(command).await,
         }
     });
     match outcome {

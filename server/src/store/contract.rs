@@ -2,7 +2,8 @@
 
 use super::{
     CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
-    JwksSource, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, TrustedIssuerRecord,
+    JwksSource, KeyMaterialChange, RevokedToken, SecretRecord, SeenAssertion, SigningKeyRecord, Store, StoreError,
+    StoreSnapshot, TrustedIssuerRecord,
 };
 
 pub fn sample_client(id: &str) -> ClientRecord {
@@ -67,6 +68,8 @@ macro_rules! with_contract_cases {
             deleting_a_client_drops_its_certificates,
             an_update_changes_only_what_it_names,
             a_client_created_with_certificates_reads_back_identically,
+            a_snapshot_restores_into_an_empty_store_identically_and_only_there,
+            key_material_is_replaced_all_or_nothing,
         );
     };
 }
@@ -643,4 +646,88 @@ pub async fn a_client_created_with_certificates_reads_back_identically(store: &d
     ];
     store.create_client(client.clone()).await.unwrap();
     assert_eq!(store.client("billing").await.unwrap().unwrap(), client);
+}
+
+pub async fn a_snapshot_restores_into_an_empty_store_identically_and_only_there(store: &dyn Store) {
+    let mut billing = sample_client("billing");
+    billing.bind_to_certificate = true;
+    billing.certificates = vec![certificate(CertificateMatch::SanUri(
+        "spiffe://example.org/billing".into(),
+    ))];
+    billing.keys = vec![ClientKeyRecord {
+        kid: "k1".into(),
+        alg: "ES256".into(),
+        jwk: r#"{"kty":"EC"}"#.into(),
+        created_at: 1_700_000_001,
+    }];
+    billing.federated = vec![FederatedIdentityRecord {
+        issuer: K8S.into(),
+        subject: "system:serviceaccount:prod:billing".into(),
+        created_at: 1_700_000_002,
+    }];
+    let mut revoked_key = sample_key("old", 10);
+    revoked_key.revoked_at = Some(20);
+    let now = 1_800_000_000;
+    let snapshot = StoreSnapshot {
+        clients: vec![billing, sample_client("ledger")],
+        trusted_issuers: vec![TrustedIssuerRecord {
+            issuer: K8S.into(),
+            jwks: JwksSource::Discovery,
+            audiences: vec!["tessera".into()],
+            max_lifetime_secs: 3600,
+            ca_pem: None,
+            bearer_token_file: None,
+            created_at: 1_700_000_000,
+        }],
+        signing_keys: vec![revoked_key, sample_key("current", 30)],
+        revoked_tokens: (0..3)
+            .map(|i| RevokedToken {
+                jti: format!("jti-{i}"),
+                client_id: "billing".into(),
+                expires_at: now + 60,
+                revoked_at: now - 1,
+            })
+            .collect(),
+        seen_assertions: vec![SeenAssertion {
+            client_id: "ledger".into(),
+            jti: "assertion-1".into(),
+            expires_at: now + 60,
+        }],
+    };
+    store.restore(snapshot.clone()).await.unwrap();
+    assert_eq!(store.snapshot(now).await.unwrap(), snapshot);
+    let (revoked, _) = store.revoked_tokens_after(now, 0).await.unwrap();
+    assert_eq!(revoked.len(), 3, "restored revocations are read by replicas");
+    assert!(
+        !store
+            .remember_assertion("ledger", "assertion-1", now + 60)
+            .await
+            .unwrap()
+    );
+    let again = store.restore(StoreSnapshot::default()).await;
+    assert!(matches!(again, Err(StoreError::NotEmpty(_))), "{again:?}");
+    let later = store.snapshot(now + 61).await.unwrap();
+    assert!(
+        later.revoked_tokens.is_empty() && later.seen_assertions.is_empty(),
+        "expired entries are left out"
+    );
+}
+
+pub async fn key_material_is_replaced_all_or_nothing(store: &dyn Store) {
+    store.insert_first_signing_key(sample_key("a", 10)).await.unwrap();
+    store.add_signing_key(sample_key("b", 20), None).await.unwrap();
+    let change = |kid: &str, from: &[u8], to: &[u8]| KeyMaterialChange {
+        kid: kid.into(),
+        from: from.to_vec().into(),
+        to: to.to_vec().into(),
+    };
+    let stale = vec![change("a", &[1, 2, 3], &[9]), change("b", &[7, 7], &[9])];
+    assert!(!store.replace_signing_key_material(stale).await.unwrap());
+    let keys = store.signing_keys().await.unwrap();
+    assert!(keys.iter().all(|k| *k.private_pkcs8 == [1, 2, 3]), "nothing changed");
+    let fresh = vec![change("a", &[1, 2, 3], &[4]), change("b", &[1, 2, 3], &[5])];
+    assert!(store.replace_signing_key_material(fresh).await.unwrap());
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(*keys[0].private_pkcs8, [4]);
+    assert_eq!(*keys[1].private_pkcs8, [5]);
 }

@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 pub use crate::keys::custody::KeyMaterialChange;
@@ -22,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A registered client as stored: its policy and its secret hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
     /// The public identifier the client authenticates with.
     pub client_id: String,
@@ -55,7 +56,7 @@ pub struct ClientRecord {
 }
 
 /// A TLS client certificate registered for a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ClientCertificateRecord {
     /// Which certificates match.
     pub matcher: CertificateMatch,
@@ -66,7 +67,8 @@ pub struct ClientCertificateRecord {
 /// How a presented certificate is matched to a client (RFC 8705 section 2).
 /// The first three need a certificate that chains to the listener's client
 /// CA (`tls_client_auth`); a thumbprint needs none (`self_signed_tls_client_auth`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum CertificateMatch {
     /// A URI subject alternative name, exactly (a SPIFFE ID is one).
     SanUri(String),
@@ -77,6 +79,7 @@ pub enum CertificateMatch {
     SubjectDn(String),
     /// The base64url SHA-256 of the certificate's DER: one certificate,
     /// which need not chain to any CA.
+    #[serde(rename = "self_signed")]
     Thumbprint(String),
 }
 
@@ -141,7 +144,7 @@ pub struct ClientUpdate {
 /// A platform identity bound to a client: a token from `issuer` whose `sub`
 /// is exactly `subject` authenticates as the client. One (issuer, subject)
 /// belongs to one client at most.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct FederatedIdentityRecord {
     /// The trusted issuer, as it names itself in `iss` (or a SPIFFE trust
     /// domain, `spiffe://example.org`).
@@ -154,7 +157,7 @@ pub struct FederatedIdentityRecord {
 
 /// An issuer whose tokens may stand as client credentials (RFC 7523 client
 /// assertions issued by a platform: Kubernetes, SPIRE, a CI system).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct TrustedIssuerRecord {
     /// The issuer as its tokens name it in `iss`, or a SPIFFE trust domain
     /// (`spiffe://example.org`).
@@ -179,7 +182,8 @@ pub struct TrustedIssuerRecord {
 }
 
 /// Where a trusted issuer's keys come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum JwksSource {
     /// A JWKS (or SPIFFE bundle) stored as given; changed by removing and
     /// adding the trust again.
@@ -224,7 +228,7 @@ impl JwksSource {
 }
 
 /// A public key a client registered for `private_key_jwt` (RFC 7523).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ClientKeyRecord {
     /// The key id assertions name in their header.
     pub kid: String,
@@ -252,7 +256,7 @@ pub struct Generations {
 }
 
 /// One secret of a client, as its argon2id hash.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct SecretRecord {
     /// A short random id, so that operators can tell secrets apart without seeing them.
     pub secret_id: String,
@@ -288,13 +292,15 @@ impl SecretRecord {
 }
 
 /// A signing key as stored, private half included.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     /// The key id, the RFC 7638 thumbprint of its public key.
     pub kid: String,
     /// The JWS algorithm the key signs with (`ES256`, `EdDSA`).
     pub alg: String,
-    /// The private key as PKCS#8 DER.
+    /// The private key as PKCS#8 DER, or sealed under a KEK
+    /// ([`crate::keys::custody`]); base64 in an export.
+    #[serde(with = "base64_bytes")]
     pub private_pkcs8: zeroize::Zeroizing<Vec<u8>>,
     /// When the key was created (and published in the JWKS).
     pub created_at: UnixTime,
@@ -320,7 +326,7 @@ impl fmt::Debug for SigningKeyRecord {
 }
 
 /// A revoked access token, remembered until it would have expired anyway.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct RevokedToken {
     /// The token's `jti`.
     pub jti: String,
@@ -330,6 +336,53 @@ pub struct RevokedToken {
     pub expires_at: UnixTime,
     /// When it was revoked.
     pub revoked_at: UnixTime,
+}
+
+/// An assertion id remembered so that its assertion authenticates once.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SeenAssertion {
+    /// The client the assertion authenticated.
+    pub client_id: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp`: after it the entry can be forgotten.
+    pub expires_at: UnixTime,
+}
+
+/// Everything a store holds, read at one instant: what `tessera
+/// export-store` writes and `import-store` loads.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSnapshot {
+    /// Every client, with its secret hashes, keys, identities and certificates.
+    pub clients: Vec<ClientRecord>,
+    /// Every trusted issuer.
+    pub trusted_issuers: Vec<TrustedIssuerRecord>,
+    /// Every signing key, revoked ones included, in the store's order.
+    pub signing_keys: Vec<SigningKeyRecord>,
+    /// Revocations of tokens not yet expired.
+    pub revoked_tokens: Vec<RevokedToken>,
+    /// Assertion ids not yet expired.
+    pub seen_assertions: Vec<SeenAssertion>,
+}
+
+/// Bytes as standard base64 in serialised records.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &zeroize::Zeroizing<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&zeroize::Zeroizing::new(STANDARD.encode(bytes.as_slice())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<zeroize::Zeroizing<Vec<u8>>, D::Error> {
+        let text = zeroize::Zeroizing::new(String::deserialize(deserializer)?);
+        STANDARD
+            .decode(text.as_bytes())
+            .map(zeroize::Zeroizing::new)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Why the store could not do what was asked.
@@ -349,6 +402,9 @@ pub enum StoreError {
     /// the signing keys from them; the message says how to fix it.
     #[error("{0}")]
     Insecure(String),
+    /// A restore into a store that holds data already.
+    #[error("the store is not empty ({0}); import-store loads only into an empty store")]
+    NotEmpty(String),
 }
 
 /// Persistent state shared by the server, the CLI and (with a shared database)
@@ -454,6 +510,18 @@ pub trait Store: Send + Sync + 'static {
     /// `from` bytes, else nothing changes and `false` is returned. Encrypting
     /// keys at rest and `tessera keys rewrap` use it.
     async fn replace_signing_key_material(&self, changes: Vec<KeyMaterialChange>) -> Result<bool, StoreError>;
+
+    /// Everything in the store, read in one transaction. Revocations and
+    /// assertion ids expired by `now` are left out.
+    async fn snapshot(&self, now: UnixTime) -> Result<StoreSnapshot, StoreError>;
+
+    /// Loads `snapshot` into an empty store in one transaction: all of it,
+    /// or (on any failure, a crash included) none of it.
+    ///
+    /// # Errors
+    /// [`StoreError::NotEmpty`] when the store holds any client, signing
+    /// key, trusted issuer or revocation.
+    async fn restore(&self, snapshot: StoreSnapshot) -> Result<(), StoreError>;
 
     /// Marks a key revoked. False when there is no such key or it was revoked already.
     async fn revoke_signing_key(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError>;

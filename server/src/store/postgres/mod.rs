@@ -23,7 +23,7 @@ use tracing::info;
 
 use super::{
     CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
-    Generations, KeyMaterialChange, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+    Generations, KeyMaterialChange, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, StoreSnapshot,
     TrustedIssuerRecord,
 };
 use crate::clock::UnixTime;
@@ -33,6 +33,7 @@ mod federation;
 mod listen;
 mod rows;
 mod schema;
+mod snapshot;
 
 use listen::listen;
 use rows::*;
@@ -203,42 +204,7 @@ impl Store for PostgresStore {
         timed(async {
             let mut conn = self.client_conn().await?;
             let tx = conn.transaction().await.map_err(db_error)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id) DO NOTHING",
-                    &[
-                        &client.client_id,
-                        &client.scopes,
-                        &client.audiences,
-                        &to_ttl(client.token_ttl),
-                        &client.disabled,
-                        &client.created_at,
-                        &client.bind_to_certificate,
-                    ],
-                )
-                .await
-                .map_err(db_error)?;
-            if inserted == 0 {
-                return Err(StoreError::AlreadyExists(format!("client {:?}", client.client_id)));
-            }
-            for secret in &client.secrets {
-                insert_secret(&tx, &client.client_id, secret).await?;
-            }
-            for key in &client.keys {
-                tx.execute(
-                    "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
-                    &[&client.client_id, &key.kid, &key.alg, &key.jwk, &key.created_at],
-                )
-                .await
-                .map_err(db_error)?;
-            }
-            for identity in &client.federated {
-                federation::insert_identity(&tx, &client.client_id, identity).await?;
-            }
-            for certificate in &client.certificates {
-                certificates::insert_certificate(&tx, &client.client_id, certificate).await?;
-            }
+            insert_client(&tx, &client).await?;
             tx.commit().await.map_err(db_error)
         })
         .await
@@ -272,19 +238,7 @@ impl Store for PostgresStore {
                 .start()
                 .await
                 .map_err(db_error)?;
-            let ids: Vec<String> = tx
-                .query("SELECT client_id FROM clients ORDER BY client_id COLLATE \"C\"", &[])
-                .await
-                .map_err(db_error)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let mut clients = Vec::with_capacity(ids.len());
-            for id in &ids {
-                if let Some(client) = load_client(&tx, id).await? {
-                    clients.push(client);
-                }
-            }
+            let clients = load_all_clients(&tx).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(clients)
         })
@@ -567,6 +521,17 @@ impl Store for PostgresStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn snapshot(&self, now: UnixTime) -> Result<StoreSnapshot, StoreError> {
+        // No call timeout: a large store takes as long as it takes to read.
+        let mut conn = self.client_conn().await?;
+        snapshot::read(&mut conn, now).await
+    }
+
+    async fn restore(&self, snapshot: StoreSnapshot) -> Result<(), StoreError> {
+        let mut conn = self.client_conn().await?;
+        snapshot::write(&mut conn, &snapshot).await
     }
 
     async fn revoke_signing_key(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError> {

@@ -15,6 +15,66 @@ pub(super) fn from_ttl(ttl: Option<i64>) -> Result<Option<u32>, StoreError> {
         .transpose()
 }
 
+/// Every client, by id, inside the caller's transaction.
+pub(super) async fn load_all_clients(conn: &impl GenericClient) -> Result<Vec<ClientRecord>, StoreError> {
+    let ids: Vec<String> = conn
+        .query("SELECT client_id FROM clients ORDER BY client_id COLLATE \"C\"", &[])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut clients = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some(client) = load_client(conn, id).await? {
+            clients.push(client);
+        }
+    }
+    Ok(clients)
+}
+
+/// Writes a client and everything it holds inside the caller's
+/// transaction; [`StoreError::AlreadyExists`] if the id is taken.
+pub(super) async fn insert_client(conn: &impl GenericClient, client: &ClientRecord) -> Result<(), StoreError> {
+    let inserted = conn
+        .execute(
+            "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id) DO NOTHING",
+            &[
+                &client.client_id,
+                &client.scopes,
+                &client.audiences,
+                &to_ttl(client.token_ttl),
+                &client.disabled,
+                &client.created_at,
+                &client.bind_to_certificate,
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(format!("client {:?}", client.client_id)));
+    }
+    for secret in &client.secrets {
+        insert_secret(conn, &client.client_id, secret).await?;
+    }
+    for key in &client.keys {
+        conn.execute(
+            "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&client.client_id, &key.kid, &key.alg, &key.jwk, &key.created_at],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    for identity in &client.federated {
+        super::federation::insert_identity(conn, &client.client_id, identity).await?;
+    }
+    for certificate in &client.certificates {
+        super::certificates::insert_certificate(conn, &client.client_id, certificate).await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn load_client(
     conn: &impl GenericClient,
     client_id: &str,

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     CertificateMatch, ClientCertificateRecord, ClientKeyRecord, ClientRecord, ClientUpdate, FederatedIdentityRecord,
-    Generations, KeyMaterialChange, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError,
+    Generations, KeyMaterialChange, RevokedToken, SecretRecord, SigningKeyRecord, Store, StoreError, StoreSnapshot,
     TrustedIssuerRecord,
 };
 
@@ -23,6 +23,7 @@ mod certificates;
 mod federation;
 mod rows;
 mod schema;
+mod snapshot;
 
 use rows::*;
 
@@ -121,40 +122,7 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (client_id) DO NOTHING",
-                    params![
-                        client.client_id,
-                        to_json(&client.scopes),
-                        to_json(&client.audiences),
-                        client.token_ttl,
-                        client.disabled,
-                        client.created_at,
-                        client.bind_to_certificate
-                    ],
-                )
-                .map_err(unavailable)?;
-            if inserted == 0 {
-                return Err(StoreError::AlreadyExists(format!("client {:?}", client.client_id)));
-            }
-            for secret in &client.secrets {
-                insert_secret(&tx, &client.client_id, secret)?;
-            }
-            for key in &client.keys {
-                tx.execute(
-                    "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![client.client_id, key.kid, key.alg, key.jwk, key.created_at],
-                )
-                .map_err(unavailable)?;
-            }
-            for identity in &client.federated {
-                federation::insert_identity(&tx, &client.client_id, identity)?;
-            }
-            for certificate in &client.certificates {
-                certificates::insert_certificate(&tx, &client.client_id, certificate)?;
-            }
+            insert_client(&tx, &client)?;
             tx.commit().map_err(unavailable)
         })
         .await
@@ -172,16 +140,7 @@ impl Store for SqliteStore {
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(unavailable)?;
-            let ids = {
-                let mut stmt = tx
-                    .prepare("SELECT client_id FROM clients ORDER BY client_id")
-                    .map_err(unavailable)?;
-                stmt.query_map([], |r| r.get::<_, String>(0))
-                    .map_err(unavailable)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(unavailable)?
-            };
-            ids.iter().filter_map(|id| load_client(&tx, id).transpose()).collect()
+            load_all_clients(&tx)
         })
         .await
     }
@@ -285,6 +244,14 @@ impl Store for SqliteStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn snapshot(&self, now: i64) -> Result<StoreSnapshot, StoreError> {
+        self.with(move |conn| snapshot::read(conn, now)).await
+    }
+
+    async fn restore(&self, snapshot: StoreSnapshot) -> Result<(), StoreError> {
+        self.with(move |conn| snapshot::write(conn, &snapshot)).await
     }
 
     async fn revoke_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {

@@ -90,6 +90,60 @@ pub(super) fn load_client(conn: &Connection, client_id: &str) -> Result<Option<C
     }))
 }
 
+/// Every client, by id, inside the caller's transaction.
+pub(super) fn load_all_clients(conn: &Connection) -> Result<Vec<ClientRecord>, StoreError> {
+    let ids = {
+        let mut stmt = conn
+            .prepare("SELECT client_id FROM clients ORDER BY client_id")
+            .map_err(unavailable)?;
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?
+    };
+    ids.iter().filter_map(|id| load_client(conn, id).transpose()).collect()
+}
+
+/// Writes a client and everything it holds inside the caller's
+/// transaction; [`StoreError::AlreadyExists`] if the id is taken.
+pub(super) fn insert_client(conn: &Connection, client: &ClientRecord) -> Result<(), StoreError> {
+    let inserted = conn
+        .execute(
+            "INSERT INTO clients (client_id, scopes, audiences, token_ttl, disabled, created_at, bind_to_certificate)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (client_id) DO NOTHING",
+            params![
+                client.client_id,
+                to_json(&client.scopes),
+                to_json(&client.audiences),
+                client.token_ttl,
+                client.disabled,
+                client.created_at,
+                client.bind_to_certificate
+            ],
+        )
+        .map_err(unavailable)?;
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(format!("client {:?}", client.client_id)));
+    }
+    for secret in &client.secrets {
+        insert_secret(conn, &client.client_id, secret)?;
+    }
+    for key in &client.keys {
+        conn.execute(
+            "INSERT INTO client_keys (client_id, kid, alg, jwk, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![client.client_id, key.kid, key.alg, key.jwk, key.created_at],
+        )
+        .map_err(unavailable)?;
+    }
+    for identity in &client.federated {
+        super::federation::insert_identity(conn, &client.client_id, identity)?;
+    }
+    for certificate in &client.certificates {
+        super::certificates::insert_certificate(conn, &client.client_id, certificate)?;
+    }
+    Ok(())
+}
+
 /// Runs `write` in an immediate transaction if the client exists, and
 /// commits; false (nothing written) when it does not.
 pub(super) fn write_for_client(
