@@ -20,6 +20,20 @@ pub struct PgCluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    tls: bool,
+}
+
+/// What a TLS-only cluster serves with: its certificate and key (PEM), and
+/// the CA whose client certificates may log in as a role of their CN.
+pub struct ServerTls<'a> {
+    /// The server's certificate chain file.
+    pub cert: &'a Path,
+    /// Its key file.
+    pub key: &'a Path,
+    /// The CA of client certificates (`cert` authentication).
+    pub client_ca: &'a Path,
+    /// The role that must log in with a client certificate.
+    pub cert_role: &'a str,
 }
 
 fn is_root() -> bool {
@@ -73,10 +87,28 @@ impl PgCluster {
             eprintln!("SKIPPED {test}: {why}");
             return None;
         };
-        Some(Self::start(bin))
+        Some(Self::start(bin, None))
     }
 
-    fn start(bin: PathBuf) -> Self {
+    /// Starts a cluster that speaks TLS only (`ssl = on`, and a `pg_hba.conf`
+    /// with `hostssl` lines only): a connection without TLS is refused, and
+    /// `tls.cert_role` logs in only with a client certificate.
+    ///
+    /// # Panics
+    /// As [`Self::start_or_skip`].
+    pub fn start_tls_or_skip(test: &str, tls: &ServerTls<'_>) -> Option<Self> {
+        let Some(bin) = binaries() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: PostgreSQL binaries not found"
+            );
+            eprintln!("SKIPPED {test}: PostgreSQL binaries not found");
+            return None;
+        };
+        Some(Self::start(bin, Some(tls)))
+    }
+
+    fn start(bin: PathBuf, tls: Option<&ServerTls<'_>>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tessera-pg-")
             .tempdir()
@@ -90,6 +122,7 @@ impl PgCluster {
             bin,
             port: 0,
             as_postgres,
+            tls: tls.is_some(),
         };
         let data = cluster.data_dir();
         cluster.pg("initdb", |c| {
@@ -103,6 +136,9 @@ impl PgCluster {
                 "--locale=C",
             ]);
         });
+        if let Some(tls) = tls {
+            cluster.configure_tls(tls);
+        }
         // A free port: bind, note it, release it. Another process could take it
         // in between, so a failed start tries a few more.
         for attempt in 0..5 {
@@ -116,6 +152,38 @@ impl PgCluster {
             "PostgreSQL would not start; log:\n{}",
             std::fs::read_to_string(cluster.dir.path().join("log")).unwrap_or_default()
         );
+    }
+
+    fn configure_tls(&self, tls: &ServerTls<'_>) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_dir();
+        for (from, name) in [
+            (tls.cert, "server.crt"),
+            (tls.key, "server.key"),
+            (tls.client_ca, "client-ca.crt"),
+        ] {
+            let to = data.join(name);
+            std::fs::copy(from, &to).expect("copy TLS file into the cluster");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let hba = format!(
+            "local all all trust\n\
+             hostssl all {role} 127.0.0.1/32 cert\n\
+             hostssl all all 127.0.0.1/32 trust\n",
+            role = tls.cert_role
+        );
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
+        if self.as_postgres {
+            run(Command::new("chown").arg("-R").arg("postgres:").arg(&data));
+        }
+    }
+
+    /// Creates a login role (a superuser, so that it can migrate a database).
+    pub fn create_role(&self, role: &str) {
+        let port = self.port.to_string();
+        self.pg("createuser", |c| {
+            c.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "--superuser", role]);
+        });
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -165,11 +233,16 @@ impl PgCluster {
 
     fn try_start(&self) -> bool {
         let data = self.data_dir();
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            options.push_str(
+                " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=client-ca.crt",
+            );
+        }
         let log = self.dir.path().join("log");
         let mut command = self.command("pg_ctl");
         command

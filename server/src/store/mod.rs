@@ -605,7 +605,8 @@ impl StoreUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // Checked here, before anything connects, so a typo is reported as one.
             // The message never repeats the URL: it may carry a password.
-            url.parse::<tokio_postgres::Config>().map_err(|e| {
+            let (without_tls, _) = postgres::tls::split_url(url).map_err(|e| format!("PostgreSQL URL: {e}"))?;
+            without_tls.parse::<tokio_postgres::Config>().map_err(|e| {
                 format!("malformed PostgreSQL URL ({e}): use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             })?;
             return Ok(Self::Postgres(url.to_owned()));

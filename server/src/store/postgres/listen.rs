@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 
 use super::{CHANNEL, db_error};
@@ -13,11 +14,11 @@ use super::{CHANNEL, db_error};
 /// Listens for change notifications for as long as the store lives,
 /// reconnecting with backoff; wakes `signal` on each one, and after every
 /// (re)connection, since changes made while not listening went unheard.
-pub(super) async fn listen(config: tokio_postgres::Config, signal: Arc<Notify>) {
+pub(super) async fn listen(config: tokio_postgres::Config, tls: MakeRustlsConnect, signal: Arc<Notify>) {
     let mut backoff = Duration::from_millis(100);
     let mut was_down = false;
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let notified = signal.clone();
                 let (closed, mut connection_closed) = tokio::sync::oneshot::channel::<()>();

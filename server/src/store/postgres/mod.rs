@@ -18,7 +18,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::Notify;
-use tokio_postgres::NoTls;
 use tracing::info;
 
 use super::{
@@ -34,6 +33,7 @@ mod listen;
 mod rows;
 mod schema;
 mod snapshot;
+pub mod tls;
 
 use listen::listen;
 use rows::*;
@@ -53,6 +53,10 @@ const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
 pub struct PostgresStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// `sslmode` and the certificates, to explain a failed connection.
+    tls: tls::TlsSettings,
+    /// Makes the TLS connections of the pool and of the listener.
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
     /// Woken on every change notification; created, with its listener task,
     /// by the first [`Store::change_signal`] call (the CLI never listens).
     signal: OnceLock<(Arc<Notify>, AbortOnDrop)>,
@@ -97,15 +101,11 @@ impl PostgresStore {
     /// cannot be reached or migrated; [`StoreError::Corrupt`] when its schema
     /// is newer than this Tessera.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
+        let (url, tls) = tls::split_url(url).map_err(StoreError::Unavailable)?;
+        let mut config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| StoreError::Unavailable(format!("malformed PostgreSQL URL: {e}")))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StoreError::Unavailable(
-                "sslmode=require: this build speaks to PostgreSQL without TLS; \
-                 use a loopback or otherwise protected network and drop sslmode"
-                    .into(),
-            ));
-        }
+        config.ssl_mode(tls.driver_mode());
+        let connector = tls.connector().map_err(StoreError::Unavailable)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CALL_TIMEOUT);
         }
@@ -114,7 +114,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -130,6 +130,8 @@ impl PostgresStore {
         let store = Self {
             pool,
             config,
+            tls,
+            connector,
             signal: OnceLock::new(),
         };
         store.migrate().await?;
@@ -137,7 +139,7 @@ impl PostgresStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let mut client = self.client_conn().await?;
         let tx = client.transaction().await.map_err(db_error)?;
         // Replicas starting together on an empty database: one migrates, the
         // others wait here and then find nothing left to do.
@@ -174,7 +176,22 @@ impl PostgresStore {
     }
 
     async fn client_conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(unavailable)
+        self.pool.get().await.map_err(|e| self.connect_error(e))
+    }
+
+    /// A failed connection, saying which TLS check failed when one did.
+    fn connect_error(&self, error: deadpool_postgres::PoolError) -> StoreError {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => String::new(),
+        };
+        match error {
+            deadpool_postgres::PoolError::Backend(e) => match self.tls.explain(&e, &host) {
+                Some(explained) => StoreError::Unavailable(explained),
+                None => db_error(e),
+            },
+            other => unavailable(other),
+        }
     }
 
     /// One statement on its own, with the call timeout: the rows it changed.
@@ -653,7 +670,7 @@ impl Store for PostgresStore {
     fn change_signal(&self) -> Option<Arc<Notify>> {
         let (signal, _task) = self.signal.get_or_init(|| {
             let signal = Arc::new(Notify::new());
-            let task = tokio::spawn(listen(self.config.clone(), signal.clone()));
+            let task = tokio::spawn(listen(self.config.clone(), self.connector.clone(), signal.clone()));
             (signal, AbortOnDrop(task))
         });
         Some(signal.clone())
