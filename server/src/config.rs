@@ -123,6 +123,36 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_encryption_key_file: Option<PathBuf>,
+    /// `--signing-key`.
+    #[arg(
+        long,
+        env = "TESSERA_SIGNING_KEY",
+        value_name = "URI",
+        requires_all = ["pkcs11_module", "pkcs11_pin_file"],
+        help = "Sign with an ES256 key that never leaves an HSM, named by a PKCS#11 URI (RFC 7512), e.g. pkcs11:token=tessera;object=signing-key. Not rotated by Tessera; stored keys then only verify the tokens they signed"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+    /// `--pkcs11-module`.
+    #[arg(
+        long,
+        env = "TESSERA_PKCS11_MODULE",
+        value_name = "PATH",
+        requires = "signing_key",
+        help = "The HSM's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// `--pkcs11-pin-file`.
+    #[arg(
+        long,
+        env = "TESSERA_PKCS11_PIN_FILE",
+        value_name = "FILE",
+        requires = "signing_key",
+        help = "A file (mode 0600) holding the token's user PIN"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_pin_file: Option<PathBuf>,
     /// `--store-poll-ms`.
     #[arg(long, env = "TESSERA_STORE_POLL_MS", value_name = "MS",
           help = with_default("How often to look for changes made by other processes, in ms", defaults::STORE_POLL_MS))]
@@ -321,6 +351,8 @@ pub struct ServeConfig {
     pub signing_alg: KeyAlgorithm,
     /// The KEK file signing keys are encrypted under, if any.
     pub key_encryption_key_file: Option<PathBuf>,
+    /// An HSM key that signs instead of the stored ones.
+    pub hsm: Option<HsmSettings>,
     /// Store polling interval.
     pub store_poll: Duration,
     /// How long hot copies keep serving while the store is out of reach.
@@ -406,6 +438,7 @@ impl ServeConfig {
             max_token_ttl,
             signing_alg,
             key_encryption_key_file: s.key_encryption_key_file.clone(),
+            hsm: hsm_settings(&s)?,
             store_poll: Duration::from_millis(poll_ms),
             store_staleness: Duration::from_secs(u64::from(staleness)),
             tls: tls_files(&s)?,
@@ -425,6 +458,30 @@ impl ServeConfig {
             require_audience: s.require_audience,
             demo: s.demo,
         })
+    }
+}
+
+/// Where an HSM signing key is, from `--signing-key`, `--pkcs11-module`, `--pkcs11-pin-file`.
+#[derive(Debug, Clone)]
+pub struct HsmSettings {
+    /// The key, named by its URI.
+    pub uri: crate::keys::pkcs11::Pkcs11Uri,
+    /// The PKCS#11 library.
+    pub module: PathBuf,
+    /// The file holding the user PIN.
+    pub pin_file: PathBuf,
+}
+
+/// The HSM settings, all three or none (a TOML file can give one alone).
+fn hsm_settings(s: &Settings) -> Result<Option<HsmSettings>, String> {
+    match (&s.signing_key, &s.pkcs11_module, &s.pkcs11_pin_file) {
+        (None, None, None) => Ok(None),
+        (Some(uri), Some(module), Some(pin_file)) => Ok(Some(HsmSettings {
+            uri: crate::keys::pkcs11::Pkcs11Uri::parse(uri)?,
+            module: module.clone(),
+            pin_file: pin_file.clone(),
+        })),
+        _ => Err("--signing-key, --pkcs11-module and --pkcs11-pin-file go together: give all three".into()),
     }
 }
 

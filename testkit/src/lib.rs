@@ -27,6 +27,7 @@ use tonic::transport::Channel;
 pub mod certs;
 pub mod pg_cluster;
 pub mod platform;
+pub mod softhsm;
 
 /// `target/<profile>`: integration tests run from `target/<profile>/deps`.
 fn profile_dir() -> PathBuf {

@@ -100,13 +100,15 @@ async fn first_ring(
     custody: &KeyCustody,
 ) -> Result<KeyRing, String> {
     let mut records = store.signing_keys().await.map_err(|e| e.to_string())?;
-    if records.is_empty() {
+    // With an HSM key, nothing signs from the store: none is created.
+    if records.is_empty() && custody.hsm_key().is_none() {
         let fresh = custody.seal(SigningKey::generate(first_key, now)?)?;
         records = store.insert_first_signing_key(fresh).await.map_err(|e| e.to_string())?;
     }
     // Refuses a KEK that is missing or wrong before anything is written.
     let ring = KeyRing::load(&records, max_token_ttl, custody, None).map_err(|e| e.to_string())?;
     match custody.kek_id() {
+        None if records.is_empty() => {}
         None => warn!(
             "signing keys are stored in the clear: whoever reads the store (a dump, a backup) can mint tokens; \
              give a key encryption key with --key-encryption-key-file (`tessera keys generate-kek` makes one)"

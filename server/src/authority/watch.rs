@@ -107,6 +107,10 @@ impl Authority {
         let Some(period) = self.config.key_rotation else {
             return;
         };
+        // An HSM key is rotated in the HSM, by its operator, not here.
+        if self.config.custody.hsm_key().is_some() {
+            return;
+        }
         let newest = self.replica.key_ring().newest().clone();
         if newest.created_at() + period.as_secs() as i64 > now {
             return;

@@ -29,7 +29,16 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
         .map(Arc::new);
     // Read before the store opens, so a KEK file that is missing or shared
     // with other users stops the start before anything is written.
-    let custody = KeyCustody::from_option(config.key_encryption_key_file.as_deref()).map_err(CliError::Failed)?;
+    let mut custody = KeyCustody::from_option(config.key_encryption_key_file.as_deref()).map_err(CliError::Failed)?;
+    if let Some(hsm) = &config.hsm {
+        let key = crate::keys::pkcs11::HsmKey::open(&hsm.uri, &hsm.module, &hsm.pin_file).map_err(CliError::Failed)?;
+        let key = crate::keys::SigningKey::from_hsm(key, SystemClock.now()).map_err(CliError::failed)?;
+        tracing::info!(
+            kid = key.kid(),
+            "signing with the HSM's key; Tessera does not rotate it"
+        );
+        custody = custody.with_hsm(key);
+    }
     let store = store::open(&config.store).await.map_err(CliError::Failed)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         CliError::failed(format!(

@@ -240,6 +240,8 @@ pub enum CustodyError {
 pub struct KeyCustody {
     file: Option<PathBuf>,
     kek: ArcSwapOption<Kek>,
+    /// A key in an HSM that signs instead of the stored ones.
+    hsm: Option<Arc<super::SigningKey>>,
 }
 
 impl KeyCustody {
@@ -248,6 +250,7 @@ impl KeyCustody {
         Self {
             file: None,
             kek: ArcSwapOption::empty(),
+            hsm: None,
         }
     }
 
@@ -260,6 +263,7 @@ impl KeyCustody {
         Ok(Self {
             file: Some(path.to_owned()),
             kek: ArcSwapOption::from_pointee(kek),
+            hsm: None,
         })
     }
 
@@ -268,6 +272,7 @@ impl KeyCustody {
         Self {
             file: None,
             kek: ArcSwapOption::from_pointee(kek),
+            hsm: None,
         }
     }
 
@@ -277,6 +282,19 @@ impl KeyCustody {
     /// As [`KeyCustody::from_file`].
     pub fn from_option(path: Option<&Path>) -> Result<Self, String> {
         path.map_or_else(|| Ok(Self::clear()), Self::from_file)
+    }
+
+    /// Signs with `key`, an HSM's, instead of the stored keys (which then
+    /// only verify the tokens they signed, until those expire).
+    #[must_use]
+    pub fn with_hsm(mut self, key: super::SigningKey) -> Self {
+        self.hsm = Some(Arc::new(key));
+        self
+    }
+
+    /// The HSM's key, when one signs.
+    pub fn hsm_key(&self) -> Option<&Arc<super::SigningKey>> {
+        self.hsm.as_ref()
     }
 
     /// The KEK's id, when keys are sealed.

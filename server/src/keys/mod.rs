@@ -21,6 +21,7 @@ use crate::clock::UnixTime;
 use crate::store::SigningKeyRecord;
 
 pub mod custody;
+pub mod pkcs11;
 
 pub use custody::{CustodyError, KeyCustody};
 
@@ -94,6 +95,8 @@ enum KeyPairKind {
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
     Rsa(RsaKeyPair),
+    /// ES256 in an HSM.
+    Hsm(pkcs11::HsmKey),
 }
 
 // Smallest RSA modulus accepted (RFC 7518 section 3.3 requires 2048).
@@ -249,7 +252,7 @@ impl SigningKey {
         };
         let alg = KeyAlgorithm::parse(&record.alg).map_err(fail)?;
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-        let (pair, mut jwk) = match alg {
+        let (pair, jwk) = match alg {
             KeyAlgorithm::Es256 => {
                 let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
                     .map_err(|e| fail(format!("not a P-256 PKCS#8 key: {e}")))?;
@@ -279,8 +282,36 @@ impl SigningKey {
                 (KeyPairKind::Rsa(pair), jwk)
             }
         };
+        Self::assemble(&record.kid, alg, (record.created_at, record.activates_at), pair, jwk)
+    }
+
+    /// The ES256 key of an HSM, signing from `now`. It is not stored: its
+    /// `kid` is the thumbprint of the public key the HSM holds.
+    ///
+    /// # Errors
+    /// Only if the public key does not make a verification key.
+    pub fn from_hsm(key: pkcs11::HsmKey, now: UnixTime) -> Result<Self, KeyError> {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let point = key.public_point();
+        let jwk = PublicJwk::new("EC", KeyAlgorithm::Es256).curve("P-256", b64(&point[1..33]), Some(b64(&point[33..])));
+        Self::assemble("", KeyAlgorithm::Es256, (now, now), KeyPairKind::Hsm(key), jwk)
+    }
+
+    /// The rest of a key, from its pair and public JWK: the `kid` (checked
+    /// against `stored_kid` unless empty), the verification key, the header.
+    fn assemble(
+        stored_kid: &str,
+        alg: KeyAlgorithm,
+        (created_at, activates_at): (UnixTime, UnixTime),
+        pair: KeyPairKind,
+        mut jwk: PublicJwk,
+    ) -> Result<Self, KeyError> {
+        let fail = |reason: String| KeyError::Unusable {
+            kid: stored_kid.to_owned(),
+            reason,
+        };
         jwk.kid = thumbprint(&jwk);
-        if !record.kid.is_empty() && record.kid != jwk.kid {
+        if !stored_kid.is_empty() && stored_kid != jwk.kid {
             return Err(fail(format!(
                 "stored kid does not match the key's thumbprint {:?}",
                 jwk.kid
@@ -298,8 +329,8 @@ impl SigningKey {
         Ok(Self {
             kid: jwk.kid.clone(),
             alg,
-            created_at: record.created_at,
-            activates_at: record.activates_at,
+            created_at,
+            activates_at,
             pair,
             decoding,
             jwk,
@@ -365,6 +396,7 @@ impl SigningKey {
                 .map_err(|e| format!("RS256 signing: {e}"))?;
                 signature
             }
+            KeyPairKind::Hsm(key) => key.sign(jws.as_bytes())?,
         };
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
@@ -388,6 +420,8 @@ pub struct KeyRing {
     keys: Vec<Arc<SigningKey>>,
     /// The cap on token lifetimes: how long a retired key's tokens can live.
     max_token_ttl: i64,
+    /// The last key is an HSM's and signs whatever the stored keys say.
+    pinned: bool,
 }
 
 impl KeyRing {
@@ -421,18 +455,23 @@ impl KeyRing {
                 None => SigningKey::from_pkcs8(r, &custody.open(r)?).map(Arc::new),
             })
             .collect::<Result<Vec<_>, KeyError>>()?;
+        // Stable: keys activating in the same second keep the store's order
+        // (the order they were added), so the later one wins.
+        keys.sort_by_key(|k| (k.activates_at, k.created_at));
+        // An HSM key comes last and always signs; the stored keys before it
+        // retire when it started (see `is_published`).
+        let pinned = custody.hsm_key().cloned();
+        keys.extend(pinned.iter().cloned());
         if keys.is_empty() {
             return Err(KeyError::Unusable {
                 kid: String::new(),
                 reason: "the store holds no usable signing key".into(),
             });
         }
-        // Stable: keys activating in the same second keep the store's order
-        // (the order they were added), so the later one wins.
-        keys.sort_by_key(|k| (k.activates_at, k.created_at));
         Ok(Self {
             keys,
             max_token_ttl: i64::from(max_token_ttl),
+            pinned: pinned.is_some(),
         })
     }
 
@@ -440,6 +479,9 @@ impl KeyRing {
     /// active yet (only pending keys are left, e.g. right after the active
     /// one was revoked), the earliest pending key signs rather than none.
     pub fn signer(&self, now: UnixTime) -> &Arc<SigningKey> {
+        if self.pinned {
+            return self.newest();
+        }
         let active = self.keys.iter().rev().find(|k| k.activates_at <= now);
         // `load` refuses an empty ring, so there is always a first key.
         active.unwrap_or(&self.keys[0])
