@@ -34,6 +34,8 @@ echo "== federated: platform tokens (Kubernetes RS256, JWT-SVID ES256), reused a
 taskset -c 1 "$bench" federated --rounds 3 --duration 8 2>&1 | tee -a "$out/federated.txt"
 echo "== certificates: client certificates over mutual TLS (kept alive, and a handshake per call) vs TLS ceilings" | tee "$out/certificates.txt"
 taskset -c 1 "$bench" certificates --rounds 3 --duration 8 2>&1 | tee -a "$out/certificates.txt"
+echo "== hsm: ES256 signing in a SoftHSM2 token (PKCS#11) vs in process, 1 and 2 threads" | tee "$out/hsm.txt"
+"$bench" hsm --rounds 3 --duration 5 2>&1 | tee -a "$out/hsm.txt"
 echo "== timing: unknown vs wrong vs disabled client, 500 interleaved each" | tee "$out/timing.txt"
 taskset -c 1 "$bench" timing --samples 500 2>&1 | tee -a "$out/timing.txt"
 echo "== flood: warm client p99 alone and under a wrong-secret flood" | tee "$out/flood.txt"

@@ -9,12 +9,14 @@
 //! taskset -c 1 target/release/tessera-bench flood    # warm p99 with and without a wrong-secret flood
 //! taskset -c 1 target/release/tessera-bench federated  # platform tokens as credentials vs the signing ceiling
 //! taskset -c 1 target/release/tessera-bench certificates  # client certificates over mutual TLS vs a TLS ceiling
+//! target/release/tessera-bench hsm                   # ES256 signing in SoftHSM2 vs in process
 //! ```
 
 mod ceiling;
 mod certificates;
 mod failures;
 mod federated;
+mod hsm;
 mod http;
 mod idle;
 mod load;
@@ -188,6 +190,29 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// ES256 signing with a key in a SoftHSM2 token (PKCS#11) beside the same signing in process.
+    Hsm {
+        /// Rounds of the alternation
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds each measurement lasts
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+    },
+    /// The measuring half of `hsm`, run with SOFTHSM2_CONF set.
+    #[command(hide = true)]
+    HsmChild {
+        #[arg(long)]
+        rounds: usize,
+        #[arg(long)]
+        duration: u64,
+        #[arg(long)]
+        uri: String,
+        #[arg(long)]
+        module: PathBuf,
+        #[arg(long)]
+        pin_file: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -251,6 +276,14 @@ fn main() -> std::process::ExitCode {
                 ceiling::serve(mode, listen, tls).await
             }
             Command::Certificates { common, rounds } => certificates::run(common, rounds).await,
+            Command::Hsm { rounds, duration } => hsm::run(rounds, Duration::from_secs(duration)),
+            Command::HsmChild {
+                rounds,
+                duration,
+                uri,
+                module,
+                pin_file,
+            } => hsm::child(rounds, Duration::from_secs(duration), &uri, module, pin_file),
         }
     });
     drop(halt_poll);
