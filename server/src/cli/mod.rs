@@ -44,7 +44,12 @@ impl From<AdminError> for CliError {
             AdminError::Store(StoreError::NotEmpty(_)) => ": name a new database or file with --store",
             _ => "",
         };
-        Self::Failed(format!("{error}{hint}"))
+        let message = match &error {
+            // The store's own words say it all; "the store failed" would not be true.
+            AdminError::Store(not_empty @ StoreError::NotEmpty(_)) => not_empty.to_string(),
+            _ => error.to_string(),
+        };
+        Self::Failed(format!("{message}{hint}"))
     }
 }
 

@@ -119,10 +119,10 @@ pub(super) async fn write(conn: &mut Object, snapshot: &StoreSnapshot) -> Result
 
 async fn refuse_unless_empty(conn: &impl GenericClient) -> Result<(), StoreError> {
     for (table, what) in [
-        ("clients", "clients"),
-        ("signing_keys", "signing keys"),
-        ("trusted_issuers", "trusted issuers"),
-        ("revoked_tokens", "revoked tokens"),
+        ("clients", "client(s)"),
+        ("signing_keys", "signing key(s)"),
+        ("trusted_issuers", "trusted issuer(s)"),
+        ("revoked_tokens", "revoked token(s)"),
     ] {
         let count: i64 = conn
             .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])

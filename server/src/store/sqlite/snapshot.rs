@@ -93,10 +93,10 @@ pub(super) fn write(conn: &mut Connection, snapshot: &StoreSnapshot) -> Result<(
 
 fn refuse_unless_empty(conn: &Connection) -> Result<(), StoreError> {
     for (table, what) in [
-        ("clients", "clients"),
-        ("signing_keys", "signing keys"),
-        ("trusted_issuers", "trusted issuers"),
-        ("revoked_tokens", "revoked tokens"),
+        ("clients", "client(s)"),
+        ("signing_keys", "signing key(s)"),
+        ("trusted_issuers", "trusted issuer(s)"),
+        ("revoked_tokens", "revoked token(s)"),
     ] {
         let count: i64 = conn
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
