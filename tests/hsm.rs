@@ -37,16 +37,6 @@ fn start(hsm: &SoftHsm, store: Option<(Arc<tempfile::TempDir>, String)>, extra: 
     .start()
 }
 
-async fn issued(server: &Server, id: &str, secret: &str) -> String {
-    let exchange = server
-        .token_form("grant_type=client_credentials")
-        .basic(id, secret)
-        .send()
-        .await;
-    assert_eq!(exchange.status, 200, "{exchange}");
-    exchange.json()["access_token"].as_str().unwrap().to_owned()
-}
-
 fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
@@ -58,18 +48,12 @@ async fn an_hsm_key_signs_es256_tokens_that_verify_with_the_published_jwks_and_n
     };
     let server = start(&hsm, None, &[]);
     let secret = server.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
-    let token = issued(&server, "svc", &secret).await;
+    let token = server.issued("svc", &secret).await;
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     let claims = support::verify_with_http_jwks(&server, &token).await;
     assert_eq!(claims["client_id"], "svc");
-    let introspection = server
-        .form("/oauth2/introspect")
-        .basic("svc", &secret)
-        .body(format!("token={token}").into_bytes())
-        .send()
-        .await;
-    assert_eq!(introspection.json()["active"], true, "{introspection}");
+    assert!(server.is_active(("svc", &secret), &token).await);
     let listed = server.cli(&["keys", "list", "--json"]);
     assert_eq!(
         String::from_utf8_lossy(&listed.stdout).trim(),
@@ -91,10 +75,10 @@ async fn moving_to_an_hsm_keeps_earlier_tokens_valid_and_signs_new_ones_in_the_h
     let issuer = ["--issuer", "http://tessera.test"];
     let before = Server::builder().args(&issuer).start();
     let secret = before.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
-    let earlier = issued(&before, "svc", &secret).await;
+    let earlier = before.issued("svc", &secret).await;
     let store = before.kill();
     let after = start(&hsm, Some(store), &issuer);
-    let later = issued(&after, "svc", &secret).await;
+    let later = after.issued("svc", &secret).await;
     assert_ne!(kid(&earlier), kid(&later), "the HSM's key signs now");
     let jwks = after.http("GET", "/.well-known/jwks.json").send().await.json();
     let published: Vec<&str> = jwks["keys"]
@@ -108,13 +92,7 @@ async fn moving_to_an_hsm_keeps_earlier_tokens_valid_and_signs_new_ones_in_the_h
         "{jwks}"
     );
     for token in [&earlier, &later] {
-        let answer = after
-            .form("/oauth2/introspect")
-            .basic("svc", &secret)
-            .body(format!("token={token}").into_bytes())
-            .send()
-            .await;
-        assert_eq!(answer.json()["active"], true, "{answer}");
+        assert!(after.is_active(("svc", &secret), token).await, "{token}");
     }
 }
 

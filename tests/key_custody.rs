@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::pg_cluster::PgCluster;
-use support::{Exchange, Server, eventually, path, tessera_bin};
+use support::{Server, eventually, path, tessera_bin};
 
 const ISSUER: &str = "http://tessera.test";
 
@@ -94,29 +94,6 @@ fn serve_refused(store_url: &str, extra: &[&str]) -> (Option<i32>, String) {
     panic!("tessera serve {extra:?} started instead of refusing");
 }
 
-async fn token(server: &Server, id: &str, secret: &str) -> Exchange {
-    server
-        .token_form("grant_type=client_credentials")
-        .basic(id, secret)
-        .send()
-        .await
-}
-
-async fn issued(server: &Server, id: &str, secret: &str) -> String {
-    let exchange = token(server, id, secret).await;
-    assert_eq!(exchange.status, 200, "{exchange}");
-    exchange.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn introspect(server: &Server, caller: (&str, &str), token: &str) -> Exchange {
-    server
-        .form("/oauth2/introspect")
-        .basic(caller.0, caller.1)
-        .body(format!("token={token}").into_bytes())
-        .send()
-        .await
-}
-
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
@@ -146,7 +123,7 @@ async fn keys_stored_in_the_clear_are_encrypted_at_the_next_start_with_a_kek_and
         server.stderr()
     );
     let secret = server.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
-    let before = issued(&server, "svc", &secret).await;
+    let before = server.issued("svc", &secret).await;
     let (dir, url) = server.kill();
     let clear = clear_keys(&url).await;
     assert_eq!(clear.len(), 1, "the first key, stored in the clear");
@@ -162,11 +139,11 @@ async fn keys_stored_in_the_clear_are_encrypted_at_the_next_start_with_a_kek_and
         server.stderr()
     );
     // The same key, now decrypted at start: the earlier token is still good.
-    let exchange = introspect(&server, ("svc", &secret), &before).await;
+    let exchange = server.introspect(("svc", &secret), &before).await;
     assert_eq!(exchange.json()["active"], true, "{exchange}");
-    let after = issued(&server, "svc", &secret).await;
+    let after = server.issued("svc", &secret).await;
     assert_eq!(kid_of(&after), kid_of(&before));
-    let exchange = introspect(&server, ("svc", &secret), &after).await;
+    let exchange = server.introspect(("svc", &secret), &after).await;
     assert_eq!(exchange.json()["active"], true, "{exchange}");
     assert!(clear_keys(&url).await.is_empty());
     for file in ["tessera.db", "tessera.db-wal"] {
@@ -210,7 +187,7 @@ async fn a_store_with_encrypted_keys_is_refused_without_the_kek_and_with_the_wro
         .store(dir, url)
         .args(&["--key-encryption-key-file", path(&right)])
         .start();
-    assert_eq!(token(&server, "svc", &secret).await.status, 200);
+    assert_eq!(server.grant("svc", &secret).await.status, 200);
 }
 
 #[test]
@@ -314,10 +291,10 @@ async fn rewrap_while_two_replicas_serve_fails_no_issuance_or_introspection_and_
                     break;
                 }
                 let (from, at) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
-                let exchange = token(from, "svc", &secret).await;
+                let exchange = from.grant("svc", &secret).await;
                 let ok = exchange.status == 200 && {
                     let jwt = exchange.json()["access_token"].as_str().unwrap_or_default().to_owned();
-                    let answer = introspect(at, ("svc", &secret), &jwt).await;
+                    let answer = at.introspect(("svc", &secret), &jwt).await;
                     answer.status == 200 && answer.json()["active"] == true
                 };
                 if ok {
@@ -366,7 +343,7 @@ async fn rewrap_while_two_replicas_serve_fails_no_issuance_or_introspection_and_
     for replica in [&a, &b] {
         assert!(
             eventually(Duration::from_secs(5), async || {
-                let token = issued(replica, "svc", &secret).await;
+                let token = replica.issued("svc", &secret).await;
                 kid_of(&token) == rotated
             })
             .await,

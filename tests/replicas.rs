@@ -47,35 +47,6 @@ fn replica(url: &str, extra: &[&str]) -> Server {
         .start()
 }
 
-async fn token(server: &Server, id: &str, secret: &str) -> Exchange {
-    server
-        .token_form("grant_type=client_credentials")
-        .basic(id, secret)
-        .send()
-        .await
-}
-
-async fn issued(server: &Server, id: &str, secret: &str) -> String {
-    let exchange = token(server, id, secret).await;
-    assert_eq!(exchange.status, 200, "{exchange}");
-    exchange.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn introspect(server: &Server, caller: (&str, &str), token: &str) -> Exchange {
-    server
-        .form("/oauth2/introspect")
-        .basic(caller.0, caller.1)
-        .body(format!("token={token}").into_bytes())
-        .send()
-        .await
-}
-
-async fn is_active(server: &Server, caller: (&str, &str), token: &str) -> bool {
-    let exchange = introspect(server, caller, token).await;
-    assert_eq!(exchange.status, 200, "{exchange}");
-    exchange.json()["active"] == json!(true)
-}
-
 async fn revoke(server: &Server, caller: (&str, &str), token: &str) -> Exchange {
     server
         .form("/oauth2/revoke")
@@ -92,8 +63,8 @@ async fn a_token_issued_by_one_replica_is_active_at_another() {
     };
     let (a, b) = (replica(&url, NO_POLL), replica(&url, NO_POLL));
     let secret = a.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
-    let token = issued(&a, "svc", &secret).await;
-    let exchange = introspect(&b, ("svc", &secret), &token).await;
+    let token = a.issued("svc", &secret).await;
+    let exchange = b.introspect(("svc", &secret), &token).await;
     assert_eq!(exchange.status, 200, "{exchange}");
     assert_eq!(exchange.json()["active"], true, "{exchange}");
     assert_eq!(exchange.json()["iss"], ISSUER, "{exchange}");
@@ -110,7 +81,7 @@ async fn a_client_registered_while_replicas_run_gets_a_token_from_any_of_them_at
     let secret = a.create_client("fresh", &["--scope", "read"]);
     // No waiting: a client missing from the hot copies is read from the store.
     for server in [&a, &b] {
-        let exchange = token(server, "fresh", &secret).await;
+        let exchange = server.grant("fresh", &secret).await;
         assert_eq!(exchange.status, 200, "{exchange}");
     }
 }
@@ -125,17 +96,17 @@ async fn a_revocation_is_in_force_at_once_where_made_and_within_2s_at_other_repl
     let (a, b, c) = (replica(&url, NO_POLL), replica(&url, NO_POLL), replica(&url, NO_POLL));
     let secret = a.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
     let caller = ("svc", secret.as_str());
-    let token = issued(&a, "svc", &secret).await;
+    let token = a.issued("svc", &secret).await;
     // Both others verify (and cache) it first, so a stale cache would show.
-    assert!(is_active(&b, caller, &token).await);
-    assert!(is_active(&c, caller, &token).await);
+    assert!(b.is_active(caller, &token).await);
+    assert!(c.is_active(caller, &token).await);
     let exchange = revoke(&a, caller, &token).await;
     assert_eq!(exchange.status, 200, "{exchange}");
-    assert!(!is_active(&a, caller, &token).await, "inactive at once where revoked");
+    assert!(!a.is_active(caller, &token).await, "inactive at once where revoked");
     let started = Instant::now();
     for other in [&b, &c] {
         assert!(
-            eventually(BOUND, async || !is_active(other, caller, &token).await).await,
+            eventually(BOUND, async || !other.is_active(caller, &token).await).await,
             "still active at {} {:?} after the revocation",
             other.url(),
             started.elapsed()
@@ -152,16 +123,16 @@ async fn a_client_disabled_while_replicas_run_is_refused_by_all_within_2s() {
     let secret = a.create_client("svc", &["--scope", "read"]);
     // Warm: each replica has verified the secret and remembers it.
     for server in [&a, &b] {
-        issued(server, "svc", &secret).await;
+        server.issued("svc", &secret).await;
     }
     assert!(a.cli(&["client", "disable", "svc"]).status.success());
     for server in [&a, &b] {
         assert!(
-            eventually(BOUND, async || token(server, "svc", &secret).await.status == 401).await,
+            eventually(BOUND, async || server.grant("svc", &secret).await.status == 401).await,
             "{} still issues to a disabled client",
             server.url()
         );
-        token(server, "svc", &secret).await.assert_error(401, "invalid_client");
+        server.grant("svc", &secret).await.assert_error(401, "invalid_client");
     }
 }
 
@@ -173,7 +144,7 @@ async fn a_secret_rotation_reaches_every_replica_within_2s() {
     let (a, b) = (replica(&url, NO_POLL), replica(&url, NO_POLL));
     let old = a.create_client("svc", &["--scope", "read"]);
     for server in [&a, &b] {
-        issued(server, "svc", &old).await;
+        server.issued("svc", &old).await;
     }
     let out = a.cli(&["client", "rotate-secret", "svc", "--keep-old-for", "0", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -181,11 +152,11 @@ async fn a_secret_rotation_reaches_every_replica_within_2s() {
     let new = rotated["client_secret"].as_str().unwrap();
     for server in [&a, &b] {
         assert!(
-            eventually(BOUND, async || token(server, "svc", &old).await.status == 401).await,
+            eventually(BOUND, async || server.grant("svc", &old).await.status == 401).await,
             "{} still accepts the retired secret",
             server.url()
         );
-        issued(server, "svc", new).await;
+        server.issued("svc", new).await;
     }
 }
 
@@ -222,10 +193,10 @@ async fn a_key_rotation_reaches_every_replica_within_2s() {
     // The newest key signs at every replica, and each verifies the other's tokens.
     let new_kid = kids(&a).await.into_iter().find(|k| !before.contains(k)).unwrap();
     for (signer, verifier) in [(&a, &b), (&b, &a)] {
-        let token = issued(signer, "svc", &secret).await;
+        let token = signer.issued("svc", &secret).await;
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()), "signed with the new key");
-        assert!(is_active(verifier, ("svc", &secret), &token).await);
+        assert!(verifier.is_active(("svc", &secret), &token).await);
     }
 }
 
@@ -309,8 +280,8 @@ async fn a_database_outage_is_served_from_memory_then_refused_honestly_then_reco
     let server = replica(&url, &["--store-staleness", "3", "--store-poll-ms", "200"]);
     let secret = server.create_client("svc", &["--scope", "read", "--scope", "tessera:introspect"]);
     let caller = ("svc", secret.as_str());
-    let before = issued(&server, "svc", &secret).await;
-    assert!(is_active(&server, caller, &before).await);
+    let before = server.issued("svc", &secret).await;
+    assert!(server.is_active(caller, &before).await);
     let ready = async || server.http("GET", "/health/ready").send().await;
     assert_eq!(ready().await.json()["store"], "reachable");
 
@@ -347,16 +318,17 @@ async fn a_database_outage_is_served_from_memory_then_refused_honestly_then_reco
         "liveness ignores the store"
     );
     // Within the window: served from memory.
-    issued(&server, "svc", &secret).await;
+    server.issued("svc", &secret).await;
     assert!(
-        is_active(&server, caller, &before).await,
+        server.is_active(caller, &before).await,
         "never inactive because of an outage"
     );
     // Writes and cache misses cannot be answered truthfully: 503, never a refusal.
     revoke(&server, caller, &before)
         .await
         .assert_error(503, "temporarily_unavailable");
-    token(&server, "never-seen", "whatever")
+    server
+        .grant("never-seen", "whatever")
         .await
         .assert_error(503, "temporarily_unavailable");
 
@@ -372,10 +344,12 @@ async fn a_database_outage_is_served_from_memory_then_refused_honestly_then_reco
         .await,
         "gRPC health stays SERVING with the store stale"
     );
-    token(&server, "svc", &secret)
+    server
+        .grant("svc", &secret)
         .await
         .assert_error(503, "temporarily_unavailable");
-    introspect(&server, caller, &before)
+    server
+        .introspect(caller, &before)
         .await
         .assert_error(503, "temporarily_unavailable");
     let status = server
@@ -389,13 +363,14 @@ async fn a_database_outage_is_served_from_memory_then_refused_honestly_then_reco
 
     cluster.restart();
     assert!(
-        eventually(Duration::from_secs(15), async || token(&server, "svc", &secret)
+        eventually(Duration::from_secs(15), async || server
+            .grant("svc", &secret)
             .await
             .status
             == 200)
         .await,
         "no recovery without a restart: {}",
-        token(&server, "svc", &secret).await
+        server.grant("svc", &secret).await
     );
     assert_eq!(ready().await.status, 200);
     assert!(
@@ -406,7 +381,7 @@ async fn a_database_outage_is_served_from_memory_then_refused_honestly_then_reco
     );
     let exchange = revoke(&server, caller, &before).await;
     assert_eq!(exchange.status, 200, "{exchange}");
-    assert!(!is_active(&server, caller, &before).await);
+    assert!(!server.is_active(caller, &before).await);
     assert!(
         eventually(Duration::from_secs(2), async || server
             .stderr()
@@ -439,7 +414,7 @@ async fn every_acknowledged_write_survives_repeated_kill_9() {
         let server = replica(&url, &[]);
         let mut tokens = Vec::new();
         for _ in 0..8 {
-            tokens.push(issued(&server, "owner", &secret).await);
+            tokens.push(server.issued("owner", &secret).await);
         }
         let revocations: Vec<_> = tokens
             .into_iter()
@@ -489,12 +464,12 @@ async fn every_acknowledged_write_survives_repeated_kill_9() {
     let check = replica(&url, &[]);
     for token in &revoked {
         assert!(
-            !is_active(&check, caller, token).await,
+            !check.is_active(caller, token).await,
             "an acknowledged revocation was lost"
         );
     }
     for (id, secret) in &registered {
-        let exchange = token(&check, id, secret).await;
+        let exchange = check.grant(id, secret).await;
         assert_eq!(exchange.status, 200, "acknowledged client {id} lost\n{exchange}");
     }
 }

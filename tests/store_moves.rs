@@ -13,36 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use support::pg_cluster::PgCluster;
-use support::{Exchange, Server, path, tessera_bin};
+use support::{Server, path, tessera_bin};
 use tessera_server::admin::backup::{EXPORT_VERSION, StoreExport};
 use tessera_server::store::{RevokedToken, StoreSnapshot};
 
 const ISSUER: &str = "http://tessera.test";
-
-async fn token(server: &Server, id: &str, secret: &str) -> Exchange {
-    server
-        .token_form("grant_type=client_credentials")
-        .basic(id, secret)
-        .send()
-        .await
-}
-
-async fn issued(server: &Server, id: &str, secret: &str) -> String {
-    let exchange = token(server, id, secret).await;
-    assert_eq!(exchange.status, 200, "{exchange}");
-    exchange.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn active(server: &Server, caller: (&str, &str), token: &str) -> bool {
-    let exchange = server
-        .form("/oauth2/introspect")
-        .basic(caller.0, caller.1)
-        .body(format!("token={token}").into_bytes())
-        .send()
-        .await;
-    assert_eq!(exchange.status, 200, "{exchange}");
-    exchange.json()["active"] == true
-}
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(tessera_bin())
@@ -81,8 +56,8 @@ async fn a_sqlite_store_moves_to_postgres_with_one_export_and_one_import_and_old
         &["--scope", "invoices:read", "--scope", "tessera:introspect"],
     );
     let ledger = before.create_client("ledger", &["--scope", "ledger:write"]);
-    let kept = issued(&before, "billing", &billing).await;
-    let revoked = issued(&before, "ledger", &ledger).await;
+    let kept = before.issued("billing", &billing).await;
+    let revoked = before.issued("ledger", &ledger).await;
     let answer = before
         .form("/oauth2/revoke")
         .basic("ledger", &ledger)
@@ -113,21 +88,21 @@ async fn a_sqlite_store_moves_to_postgres_with_one_export_and_one_import_and_old
         .start();
     let caller = ("billing", billing.as_str());
     assert!(
-        active(&after, caller, &kept).await,
+        after.is_active(caller, &kept).await,
         "a token issued before the move is active after it"
     );
     assert!(
-        !active(&after, caller, &revoked).await,
+        !after.is_active(caller, &revoked).await,
         "a revocation made before the move holds after it"
     );
-    let fresh = issued(&after, "ledger", &ledger).await;
+    let fresh = after.issued("ledger", &ledger).await;
     assert_eq!(
         jsonwebtoken::decode_header(&fresh).unwrap().kid,
         jsonwebtoken::decode_header(&kept).unwrap().kid,
         "the same signing key signs after the move"
     );
     assert_eq!(
-        token(&after, "billing", &billing).await.status,
+        after.grant("billing", &billing).await.status,
         200,
         "every secret still works"
     );

@@ -321,6 +321,46 @@ impl Server {
     pub fn token_form(&self, body: &str) -> HttpRequest {
         self.form("/oauth2/token").body(body.as_bytes().to_vec())
     }
+
+    /// A client-credentials grant with Basic authentication: the whole exchange.
+    pub async fn grant(&self, id: &str, secret: &str) -> Exchange {
+        self.token_form("grant_type=client_credentials")
+            .basic(id, secret)
+            .send()
+            .await
+    }
+
+    /// The access token of a grant that must succeed.
+    ///
+    /// # Panics
+    /// When the grant fails (the exchange is printed).
+    pub async fn issued(&self, id: &str, secret: &str) -> String {
+        let exchange = self.grant(id, secret).await;
+        assert_eq!(exchange.status, 200, "{exchange}");
+        exchange.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// `POST /oauth2/introspect` of `token` by `caller` (id, secret), Basic.
+    pub async fn introspect(&self, caller: (&str, &str), token: &str) -> Exchange {
+        self.form("/oauth2/introspect")
+            .basic(caller.0, caller.1)
+            .body(format!("token={token}").into_bytes())
+            .send()
+            .await
+    }
+
+    /// Whether introspection by `caller` says `token` is active.
+    ///
+    /// # Panics
+    /// When introspection does not answer 200.
+    pub async fn is_active(&self, caller: (&str, &str), token: &str) -> bool {
+        let exchange = self.introspect(caller, token).await;
+        assert_eq!(exchange.status, 200, "{exchange}");
+        exchange.json()["active"] == true
+    }
 }
 
 impl Drop for Server {

@@ -64,8 +64,8 @@ impl Pkcs11Uri {
             let (name, value) = attribute
                 .split_once('=')
                 .ok_or_else(|| format!("pkcs11: URI attribute {attribute:?} has no value"))?;
-            let value =
-                percent_decode(value).ok_or_else(|| format!("pkcs11: URI attribute {name} is not well encoded"))?;
+            let value = crate::percent::decode(value)
+                .ok_or_else(|| format!("pkcs11: URI attribute {name} is not well encoded"))?;
             let text =
                 || String::from_utf8(value.clone()).map_err(|_| format!("pkcs11: URI attribute {name} is not UTF-8"));
             match name {
@@ -91,23 +91,6 @@ impl Pkcs11Uri {
         }
         Ok(parsed)
     }
-}
-
-fn percent_decode(value: &str) -> Option<Vec<u8>> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 /// An ES256 private key in an HSM, ready to sign.

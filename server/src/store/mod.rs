@@ -366,6 +366,15 @@ pub struct StoreSnapshot {
     pub seen_assertions: Vec<SeenAssertion>,
 }
 
+/// The tables a restore requires empty, with what their rows are, for the
+/// refusal's message. Both stores check these, under their write lock.
+pub(crate) const MUST_BE_EMPTY_TO_RESTORE: [(&str, &str); 4] = [
+    ("clients", "client(s)"),
+    ("signing_keys", "signing key(s)"),
+    ("trusted_issuers", "trusted issuer(s)"),
+    ("revoked_tokens", "revoked token(s)"),
+];
+
 /// Bytes as standard base64 in serialised records.
 mod base64_bytes {
     use base64::Engine as _;

@@ -118,12 +118,7 @@ pub(super) async fn write(conn: &mut Object, snapshot: &StoreSnapshot) -> Result
 }
 
 async fn refuse_unless_empty(conn: &impl GenericClient) -> Result<(), StoreError> {
-    for (table, what) in [
-        ("clients", "client(s)"),
-        ("signing_keys", "signing key(s)"),
-        ("trusted_issuers", "trusted issuer(s)"),
-        ("revoked_tokens", "revoked token(s)"),
-    ] {
+    for (table, what) in crate::store::MUST_BE_EMPTY_TO_RESTORE {
         let count: i64 = conn
             .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
             .await

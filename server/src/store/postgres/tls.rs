@@ -94,7 +94,9 @@ pub fn split_url(url: &str) -> Result<(String, TlsSettings), String> {
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decoded = percent_decode(value);
+        let decoded = crate::percent::decode(value)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| format!("the store URL's {name} is not well percent-encoded"))?;
         match name {
             "sslmode" => settings.mode = SslMode::parse(&decoded)?,
             "sslrootcert" => settings.root_cert = Some(decoded),
@@ -119,35 +121,6 @@ pub fn split_url(url: &str) -> Result<(String, TlsSettings), String> {
         format!("{base}?{}", kept.join("&"))
     };
     Ok((url, settings))
-}
-
-/// `%XX` escapes in a query value (a path may hold them).
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl TlsSettings {

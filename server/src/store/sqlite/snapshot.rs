@@ -92,12 +92,7 @@ pub(super) fn write(conn: &mut Connection, snapshot: &StoreSnapshot) -> Result<(
 }
 
 fn refuse_unless_empty(conn: &Connection) -> Result<(), StoreError> {
-    for (table, what) in [
-        ("clients", "client(s)"),
-        ("signing_keys", "signing key(s)"),
-        ("trusted_issuers", "trusted issuer(s)"),
-        ("revoked_tokens", "revoked token(s)"),
-    ] {
+    for (table, what) in crate::store::MUST_BE_EMPTY_TO_RESTORE {
         let count: i64 = conn
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
             .map_err(unavailable)?;
