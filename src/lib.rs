@@ -16,6 +16,7 @@ pub mod claims;
 pub mod confirmation;
 pub mod limits;
 pub mod oauth;
+pub mod percent;
 
 /// The generated messages, client and server of package `tessera.v1`.
 pub mod pb {

@@ -21,7 +21,6 @@ pub mod keys;
 pub mod logging;
 pub mod malloc;
 pub mod metrics;
-pub mod percent;
 pub mod private_files;
 pub mod request_id;
 pub mod server;

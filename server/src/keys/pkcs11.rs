@@ -64,7 +64,7 @@ impl Pkcs11Uri {
             let (name, value) = attribute
                 .split_once('=')
                 .ok_or_else(|| format!("pkcs11: URI attribute {attribute:?} has no value"))?;
-            let value = crate::percent::decode(value)
+            let value = tessera_proto::percent::decode(value)
                 .ok_or_else(|| format!("pkcs11: URI attribute {name} is not well encoded"))?;
             let text =
                 || String::from_utf8(value.clone()).map_err(|_| format!("pkcs11: URI attribute {name} is not UTF-8"));

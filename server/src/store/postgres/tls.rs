@@ -94,7 +94,7 @@ pub fn split_url(url: &str) -> Result<(String, TlsSettings), String> {
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decoded = crate::percent::decode(value)
+        let decoded = tessera_proto::percent::decode(value)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| format!("the store URL's {name} is not well percent-encoded"))?;
         match name {

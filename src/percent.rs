@@ -1,5 +1,6 @@
-//! Percent-decoding (RFC 3986 section 2.1), for the URIs Tessera reads
-//! itself: PKCS#11 URIs (RFC 7512) and the TLS parameters of a store URL.
+//! Percent-decoding (RFC 3986 section 2.1), once for the server and the SDK:
+//! PKCS#11 URIs (RFC 7512), the TLS parameters of a store URL, and the
+//! certificate in an `x-forwarded-client-cert` header.
 
 /// The bytes `value` encodes; `None` when a `%` is not followed by two hex digits.
 pub fn decode(value: &str) -> Option<Vec<u8>> {
