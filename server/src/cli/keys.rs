@@ -49,7 +49,7 @@ pub(super) enum KeysCommand {
     /// Write a new key encryption key (32 random bytes, mode 0600) for --key-encryption-key-file.
     GenerateKek {
         /// Where to write it; an existing file is never overwritten
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", default_value = "tessera.kek")]
         out: PathBuf,
     },
     /// Encrypt every signing key under a new key encryption key, in one transaction (keys in the clear too).
