@@ -40,12 +40,17 @@ impl Authority {
             jti,
             cnf: grant.cnf,
         };
-        let signed = self
-            .replica
-            .key_ring()
-            .signer(now)
-            .sign_jwt(&claims)
-            .map_err(AuthError::Internal)?;
+        let ring = self.replica.key_ring();
+        let signer = ring.signer(now);
+        let signed = signer.sign_jwt(&claims).map_err(|e| {
+            if signer.is_in_hsm() {
+                // An HSM out of reach is an outage to wait out, not a bug.
+                tracing::warn!(error = %e, "the HSM did not sign");
+                AuthError::TemporarilyUnavailable("the signing key's HSM did not answer; retry shortly".into())
+            } else {
+                AuthError::Internal(e)
+            }
+        })?;
         Ok(IssuedToken {
             client_id: grant.client_id,
             access_token: AccessToken::new(signed),

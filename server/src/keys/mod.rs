@@ -358,6 +358,11 @@ impl SigningKey {
         self.activates_at
     }
 
+    /// Whether the private half is in an HSM (signing can then fail for a while).
+    pub fn is_in_hsm(&self) -> bool {
+        matches!(self.pair, KeyPairKind::Hsm(_))
+    }
+
     /// The public key for verification.
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
