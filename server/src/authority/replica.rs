@@ -107,6 +107,13 @@ async fn first_ring(
     }
     // Refuses a KEK that is missing or wrong before anything is written.
     let ring = KeyRing::load(&records, max_token_ttl, custody, None).map_err(|e| e.to_string())?;
+    let signer = ring.signer(now);
+    info!(
+        kid = signer.kid(),
+        alg = signer.algorithm().jws_name(),
+        keys = ring.keys().len(),
+        "signing keys loaded"
+    );
     match custody.kek_id() {
         None if records.is_empty() => {}
         None => warn!(
