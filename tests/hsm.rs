@@ -98,18 +98,11 @@ async fn moving_to_an_hsm_keeps_earlier_tokens_valid_and_signs_new_ones_in_the_h
 
 fn serve_refused(hsm: &SoftHsm, flags: &[String]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(support::tessera_bin())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(flags)
-        .env(
-            "TESSERA_STORE",
-            format!("sqlite://{}", dir.path().join("t.db").display()),
-        )
-        .env("SOFTHSM2_CONF", &hsm.conf)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "started with {flags:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let store = format!("sqlite://{}", dir.path().join("t.db").display());
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (code, stderr) = support::serve_refused(&store, &args, &[("SOFTHSM2_CONF", path(&hsm.conf))]);
+    assert_ne!(code, Some(0), "started with {flags:?}");
+    stderr
 }
 
 #[test]

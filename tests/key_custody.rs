@@ -9,10 +9,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use support::pg_cluster::PgCluster;
@@ -62,36 +62,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs `tessera serve` expecting it to refuse to start: its exit code and stderr.
+/// `tessera serve` as a replica of this test would start, expected to refuse.
 fn serve_refused(store_url: &str, extra: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(tessera_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--issuer",
-            ISSUER,
-            "--store",
-            store_url,
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-            return (status.code(), stderr);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("tessera serve {extra:?} started instead of refusing");
+    let mut args = vec!["--issuer", ISSUER];
+    args.extend_from_slice(extra);
+    support::serve_refused(store_url, &args, &[])
 }
 
 fn kid_of(token: &str) -> String {

@@ -54,9 +54,7 @@ pub fn child(rounds: usize, duration: Duration, uri: &str, module: PathBuf, pin_
         "scope": "invoices:read invoices:write", "exp": 1_900_000_000u64, "iat": 1_800_000_000u64,
         "nbf": 1_800_000_000u64, "jti": "Xk3V9qLr2mN8pQ4sT6wY1z",
     });
-    println!(
-        "ES256 access tokens signed per second (sign_jwt: claims to compact JWS), {rounds} rounds of {duration:?} each"
-    );
+    println!("ES256 signatures per second (sign_jwt: claims to compact JWS), {rounds} rounds of {duration:?} each");
     println!(
         "{:<10} {:>8} {:>14} {:>14} {:>8}",
         "round", "threads", "in process", "SoftHSM2", "ratio"

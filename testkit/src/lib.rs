@@ -562,6 +562,37 @@ pub fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
 
+/// Runs `tessera serve --listen 127.0.0.1:0 --store STORE ARGS` expecting it
+/// to refuse to start (within 30 s): its exit code and stderr.
+///
+/// # Panics
+/// When it starts instead.
+pub fn serve_refused(store_url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = Command::new(tessera_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", store_url])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting tessera serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("waiting for tessera serve") {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            return (status.code(), stderr);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tessera serve {args:?} started instead of refusing");
+}
+
 /// Runs `tessera ARGS` with `TESSERA_STORE` set.
 pub fn cli(store_url: &str, args: &[&str]) -> Output {
     Command::new(tessera_bin())

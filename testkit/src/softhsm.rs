@@ -144,7 +144,5 @@ impl SoftHsm {
 }
 
 fn write_private(path: &Path, contents: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, contents).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    tessera_server::private_files::write_new(path, contents.as_bytes()).expect("write a private file");
 }
