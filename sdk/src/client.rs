@@ -251,7 +251,8 @@ impl TokenClientBuilder {
         let channel: Channel = endpoint.connect_lazy();
         Ok(TokenClient {
             inner: Arc::new(Inner {
-                grpc: TokenServiceClient::new(channel),
+                grpc: TokenServiceClient::new(channel.clone()),
+                channel,
                 credentials,
                 own_token: tokio::sync::Mutex::new(None),
             }),
@@ -261,6 +262,8 @@ impl TokenClientBuilder {
 
 struct Inner {
     grpc: TokenServiceClient<Channel>,
+    /// The connection, shared with an [`crate::AdminClient`] built on this client.
+    channel: Channel,
     /// `None` for a keys-only client.
     credentials: Option<Credentials>,
     /// The token a `private_key_jwt` client authenticates its own
@@ -299,6 +302,11 @@ impl TokenClient {
             tls: TlsSettings::default(),
             assertion_audience: None,
         }
+    }
+
+    /// The connection this client calls Tessera on.
+    pub(crate) fn channel(&self) -> Channel {
+        self.inner.channel.clone()
     }
 
     /// The id and credential of an IssueToken call; no credential for a

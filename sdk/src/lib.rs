@@ -6,6 +6,8 @@
 //! - [`TokenSource`] keeps a token cached and refreshed ahead of expiry: the
 //!   call to make before every outgoing request.
 //! - [`AuthLayer`] stamps that token on every call of a tonic channel.
+//! - [`AdminClient`] manages clients, signing keys and trusted issuers
+//!   through the admin API (`tessera.admin.v1.AdminService`).
 //!
 //! A client proves itself with a secret ([`TokenClientBuilder::client_secret`]),
 //! a key of its own ([`TokenClientBuilder::private_key_jwt`]), or, with no
@@ -29,6 +31,7 @@
 
 #![deny(missing_docs)]
 
+mod admin_client;
 mod binding;
 pub mod cache;
 mod client;
@@ -40,6 +43,7 @@ pub mod require;
 mod token;
 pub mod verifier;
 
+pub use admin_client::AdminClient;
 pub use binding::CallerCertificate;
 pub use cache::{CachePolicy, FetchToken, TokenSource};
 pub use client::{TokenClient, TokenClientBuilder};
@@ -51,3 +55,10 @@ pub use require::{RequireScopes, RequireScopesService};
 pub use tessera_proto;
 pub use token::{AccessToken, Token, TokenRequest};
 pub use verifier::{Claims, Verifier, VerifierBuilder, VerifyError};
+
+/// The admin API's messages (`tessera.admin.v1`), which [`AdminClient`]
+/// sends and returns, and the scopes and audience an admin token needs.
+pub mod admin {
+    pub use tessera_proto::admin::v1::*;
+    pub use tessera_proto::admin::{ADMIN_READ_SCOPE, ADMIN_SCOPE, admin_audience};
+}

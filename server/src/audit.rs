@@ -66,3 +66,37 @@ pub const CLIENT_CERTIFICATE_ADDED: &str = "client_certificate_added";
 pub const CLIENT_CERTIFICATE_REMOVED: &str = "client_certificate_removed";
 /// A client's settings changed (`client_id`, and each changed setting).
 pub const CLIENT_UPDATED: &str = "client_updated";
+/// A client's public key was removed (`client_id`, `kid`).
+pub const CLIENT_KEY_REMOVED: &str = "client_key_removed";
+/// A call of the admin API was refused (`reason`, `client_id` of the caller if known, `operation`).
+pub const ADMIN_CALL_REFUSED: &str = "admin_call_refused";
+
+tokio::task_local! {
+    static ACTOR: std::sync::Arc<str>;
+}
+
+/// Who makes an administrative change, for its audit line (`actor=`): the
+/// admin API's caller (`client:<id>`), or `local` for the command line
+/// working on the store itself (`--store`).
+pub fn actor() -> Actor {
+    Actor
+}
+
+/// Runs `future` with `client_id` as the [`actor`] of its audit lines.
+pub async fn as_actor<F: std::future::Future>(client_id: &str, future: F) -> F::Output {
+    ACTOR
+        .scope(std::sync::Arc::from(format!("client:{client_id}")), future)
+        .await
+}
+
+/// The current [`actor`], displayed.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor;
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        ACTOR
+            .try_with(|actor| f.write_str(actor))
+            .unwrap_or_else(|_| f.write_str("local"))
+    }
+}

@@ -80,6 +80,15 @@ pub struct Settings {
           help = with_default("Address to listen on for gRPC and HTTP", defaults::LISTEN))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// `--admin-listen`.
+    #[arg(
+        long,
+        env = "TESSERA_ADMIN_LISTEN",
+        value_name = "ADDR",
+        help = "Serve the admin API (/admin/v1/, tessera.admin.v1.AdminService) on this address only, with the token endpoints beside it; --listen then answers 404 for admin paths [default: the admin API is on --listen]"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<String>,
     /// `--store`.
     #[arg(long, env = "TESSERA_STORE", value_name = "URL",
           help = with_default("Where state lives: sqlite://PATH, or postgres://USER@HOST/DB shared by replicas", defaults::STORE))]
@@ -339,6 +348,8 @@ pub enum LogFormat {
 pub struct ServeConfig {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// A separate address for the admin API, which `listen` then does not serve.
+    pub admin_listen: Option<SocketAddr>,
     /// The store.
     pub store: String,
     /// The issuer; `None` derives `http://HOST:PORT` from the bound address.
@@ -404,6 +415,19 @@ impl ServeConfig {
         };
         let s = given.over(file)?;
         let (listen, store, issuer) = where_to_serve(&s)?;
+        let admin_listen = s
+            .admin_listen
+            .as_deref()
+            .map(|text| {
+                text.parse::<SocketAddr>()
+                    .map_err(|_| format!("invalid --admin-listen {text:?}: expected IP:PORT, e.g. 127.0.0.1:8081"))
+            })
+            .transpose()?;
+        if admin_listen.is_some_and(|admin| admin == listen && admin.port() != 0) {
+            return Err(
+                "--admin-listen must differ from --listen: leave it out to serve the admin API on --listen".into(),
+            );
+        }
         let (token_ttl, max_token_ttl) = token_lifetimes(&s)?;
         let alg_text = s.signing_alg.as_deref().unwrap_or(defaults::SIGNING_ALG);
         let signing_alg = KeyAlgorithm::parse(alg_text).map_err(|e| format!("invalid --signing-alg: {e}"))?;
@@ -432,6 +456,7 @@ impl ServeConfig {
         let (max_connections, max_connection_streams, max_connections_per_address) = connection_limits(&s)?;
         Ok(Self {
             listen,
+            admin_listen,
             store,
             issuer,
             token_ttl,

@@ -24,10 +24,11 @@ use tracing::{debug, info, warn};
 
 use crate::authority::Authority;
 use crate::connection::{self, ConnectionState, DrainPhase, PerAddress, Timeouts};
-use crate::faces::{grpc, http, ops};
+use crate::faces::{admin_grpc, admin_http, grpc, http, ops};
 use crate::health::Health;
 use crate::request_id::RequestId;
 use crate::tls::{PeerCertificate, TlsReloader};
+use tessera_proto::admin::v1::admin_service_server::AdminServiceServer;
 
 /// How the listener treats connections.
 #[derive(Debug, Clone)]
@@ -52,6 +53,9 @@ pub struct ServeOptions {
     /// On shutdown, how long to keep accepting and answering, telling every
     /// client to reconnect, before the listener closes (see [`crate::connection`]).
     pub drain_delay: Duration,
+    /// Whether this listener serves the admin API (`/admin/v1/`,
+    /// `tessera.admin.v1.AdminService`); without it, those paths are 404.
+    pub admin_api: bool,
 }
 
 impl Default for ServeOptions {
@@ -65,17 +69,25 @@ impl Default for ServeOptions {
             max_connections_per_address: 1_000,
             drain_timeout: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
+            admin_api: true,
         }
     }
 }
 
 /// Every route: the HTTP shim's endpoints, `tessera.v1.TokenService`, the
-/// gRPC health service (`grpc.health.v1.Health`) and gRPC reflection.
+/// gRPC health service (`grpc.health.v1.Health`), gRPC reflection, and the
+/// admin API (JSON under `/admin/v1/` and `tessera.admin.v1.AdminService`).
 /// Every request gets an `x-request-id`, also carried by its log lines.
 ///
 /// Must be called within a Tokio runtime: it starts the task that keeps the
 /// gRPC health status in step with readiness.
 pub fn app(health: &Arc<Health>) -> Router {
+    app_with(health, true)
+}
+
+/// [`app`], with or without the admin API: a listener given to the admin
+/// API alone (`--admin-listen`) leaves it out of the main one.
+pub fn app_with(health: &Arc<Health>, admin_api: bool) -> Router {
     let authority = health.authority().clone();
     let token_service = grpc::TokenService::new(authority.clone()).into_server();
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -84,7 +96,7 @@ pub fn app(health: &Arc<Health>) -> Router {
         reporter,
         &[<grpc::TokenService as ServiceName>::NAME],
     ));
-    let mut router = http::router(authority)
+    let mut router = http::router(authority.clone())
         .merge(ops::router(health.clone()))
         .route_service(
             &grpc_route(<grpc::TokenService as ServiceName>::NAME),
@@ -109,6 +121,13 @@ pub fn app(health: &Arc<Health>) -> Router {
                 .route_service(&grpc_route(v1alpha_name), v1alpha);
         }
         (Err(e), _) | (_, Err(e)) => warn!(error = %e, "gRPC reflection unavailable"),
+    }
+    if admin_api {
+        let admin_name = <AdminServiceServer<admin_grpc::AdminGrpc> as NamedService>::NAME;
+        router = router.merge(admin_http::router(authority.clone())).route_service(
+            &grpc_route(admin_name),
+            GrpcDeadline(admin_grpc::AdminGrpc::new(authority).into_server()),
+        );
     }
     router.fallback(http::not_found)
 }
@@ -218,7 +237,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let health = Health::new(authority);
-    let app = app(&health);
+    let app = app_with(&health, options.admin_api);
     let builder = connection_builder(&options);
     let (phase, _) = tokio::sync::watch::channel(DrainPhase::Serving);
     let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));

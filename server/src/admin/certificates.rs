@@ -23,6 +23,9 @@ pub enum CertificateSpec {
     SubjectDn(String),
     /// `--pem FILE`'s contents: this one certificate, CA or none.
     Pem(String),
+    /// A certificate's SHA-256 thumbprint (base64url), as a client lists it:
+    /// what `tessera export` writes for a certificate registered with `--pem`.
+    Thumbprint(String),
 }
 
 impl CertificateSpec {
@@ -76,6 +79,16 @@ impl CertificateSpec {
             Self::Pem(pem) => Ok(CertificateMatch::Thumbprint(certificate_thumbprint(&one_certificate(
                 pem,
             )?))),
+            Self::Thumbprint(x5t) => {
+                // base64url without padding of 32 bytes: 43 characters.
+                let decoded = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, x5t);
+                if decoded.map(|d| d.len()) != Ok(32) {
+                    return Err(invalid(format!(
+                        "thumbprint {x5t:?} is not a SHA-256 thumbprint (43 characters of unpadded base64url)"
+                    )));
+                }
+                Ok(CertificateMatch::Thumbprint(x5t.clone()))
+            }
         }
     }
 }
@@ -138,7 +151,7 @@ pub async fn add_client_certificate(
         }
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_ADDED, client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_ADDED, actor = %crate::audit::actor(), client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
     Ok(matcher)
 }
 
@@ -158,7 +171,7 @@ pub async fn remove_client_certificate(
             registration: matcher.to_string(),
         });
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_REMOVED, client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_REMOVED, actor = %crate::audit::actor(), client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
     Ok(matcher)
 }
 
@@ -186,7 +199,7 @@ pub async fn update_client(store: &dyn Store, client_id: &str, mut update: Clien
     }
     tracing::info!(
         target: "tessera::audit",
-        event = crate::audit::CLIENT_UPDATED,
+        event = crate::audit::CLIENT_UPDATED, actor = %crate::audit::actor(),
         client_id = %client_id,
         scopes = update.scopes.map(|s| s.join(" ")),
         audiences = update.audiences.map(|a| a.join(" ")),

@@ -2,9 +2,11 @@
 //! --demo` do. Works on the store directly, so it runs beside a live server;
 //! the server notices through the store's change counter.
 
+pub mod api;
 pub mod backup;
 mod certificates;
 mod federation;
+pub mod gate;
 
 pub use certificates::{CertificateSpec, add_client_certificate, remove_client_certificate, update_client};
 pub use federation::{
@@ -65,6 +67,17 @@ pub enum AdminError {
         /// The key id taken.
         kid: String,
     },
+    /// The client has no key with this id.
+    #[error("client {client_id:?} has no key {kid:?}")]
+    UnknownClientKey {
+        /// The client.
+        client_id: String,
+        /// The key id.
+        kid: String,
+    },
+    /// A request the admin API cannot carry out as asked (two credentials kinds at once, a paging token it never gave …).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// A signing key cannot be encrypted or decrypted with the KEK given.
     #[error(transparent)]
     Custody(#[from] crate::keys::CustodyError),
@@ -255,7 +268,7 @@ pub async fn create_client_with(
     };
     match store.create_client(client).await {
         Ok(()) => {
-            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, client_id = %new.client_id, with_secret, bind_to_certificate = new.bind_to_certificate);
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, actor = %crate::audit::actor(), client_id = %new.client_id, with_secret, bind_to_certificate = new.bind_to_certificate);
             Ok(secret)
         }
         Err(StoreError::AlreadyExists(_)) => Err(AdminError::ClientExists(new.client_id)),
@@ -263,7 +276,7 @@ pub async fn create_client_with(
     }
 }
 
-fn check_scopes(scopes: &[String]) -> Result<(), AdminError> {
+pub(crate) fn check_scopes(scopes: &[String]) -> Result<(), AdminError> {
     if scopes.is_empty() {
         return Err(AdminError::NoScope);
     }
@@ -273,14 +286,14 @@ fn check_scopes(scopes: &[String]) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn check_audiences(audiences: &[String]) -> Result<(), AdminError> {
+pub(crate) fn check_audiences(audiences: &[String]) -> Result<(), AdminError> {
     if let Some(bad) = audiences.iter().find(|a| !is_valid_audience(a)) {
         return Err(AdminError::InvalidAudience(bad.clone()));
     }
     Ok(())
 }
 
-fn check_token_ttl(ttl: Option<u32>) -> Result<(), AdminError> {
+pub(crate) fn check_token_ttl(ttl: Option<u32>) -> Result<(), AdminError> {
     if ttl == Some(0) {
         return Err(AdminError::ZeroTokenLifetime);
     }
@@ -288,7 +301,7 @@ fn check_token_ttl(ttl: Option<u32>) -> Result<(), AdminError> {
 }
 
 /// `items` with every repeat removed, in the order of first appearance.
-fn first_of_each(items: Vec<String>) -> Vec<String> {
+pub(crate) fn first_of_each(items: Vec<String>) -> Vec<String> {
     let mut kept: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
         if !kept.contains(&item) {
@@ -419,7 +432,7 @@ pub async fn rotate_key(
     let mut record = generate_key(custody, &records, alg, now).await?;
     record.activates_at = now + i64::from(publish_ahead);
     store.add_signing_key(record.clone(), None).await?;
-    tracing::info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ROTATED, kid = %record.kid, activates_at = record.activates_at);
+    tracing::info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ROTATED, actor = %crate::audit::actor(), kid = %record.kid, activates_at = record.activates_at);
     Ok(record)
 }
 
@@ -459,7 +472,7 @@ pub async fn revoke_key(
     }
     tracing::warn!(
         target: "tessera::audit",
-        event = crate::audit::SIGNING_KEY_REVOKED,
+        event = crate::audit::SIGNING_KEY_REVOKED, actor = %crate::audit::actor(),
         kid = %kid,
         replacement = %replacement.as_ref().map_or("", |r| r.kid.as_str()),
     );
@@ -484,7 +497,7 @@ pub async fn rewrap_keys(store: &dyn Store, old: &KeyCustody, new: &KeyCustody) 
     }
     tracing::info!(
         target: "tessera::audit",
-        event = crate::audit::SIGNING_KEYS_REWRAPPED,
+        event = crate::audit::SIGNING_KEYS_REWRAPPED, actor = %crate::audit::actor(),
         keys = moved,
         from = %old.kek_id().map_or_else(|| "none".to_owned(), |id| id.to_string()),
         to = %new.kek_id().map_or_else(|| "none".to_owned(), |id| id.to_string()),
@@ -554,7 +567,7 @@ pub async fn rotate_secret(
     if !store.add_secret(client_id, record, others_expire_at).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_SECRET_ROTATED, client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_SECRET_ROTATED, actor = %crate::audit::actor(), client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
     Ok(secret)
 }
 
@@ -577,7 +590,7 @@ pub async fn add_client_key(
     let record = client_key_record(material, kid, alg, now).map_err(AdminError::InvalidKey)?;
     match store.add_client_key(client_id, record.clone()).await {
         Ok(true) => {
-            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_ADDED, client_id = %client_id, kid = %record.kid, alg = %record.alg);
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_ADDED, actor = %crate::audit::actor(), client_id = %client_id, kid = %record.kid, alg = %record.alg);
             Ok(record)
         }
         Ok(false) => Err(AdminError::UnknownClient(client_id.to_owned())),
@@ -587,6 +600,55 @@ pub async fn add_client_key(
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Removes a client's public key: assertions signed with it stop
+/// authenticating once replicas see the change.
+///
+/// # Errors
+/// When the client has no such key (or does not exist), or the store fails.
+pub async fn remove_client_key(store: &dyn Store, client_id: &str, kid: &str) -> Result<(), AdminError> {
+    if !store.remove_client_key(client_id, kid).await? {
+        return Err(match store.client(client_id).await? {
+            Some(_) => AdminError::UnknownClientKey {
+                client_id: client_id.to_owned(),
+                kid: kid.to_owned(),
+            },
+            None => AdminError::UnknownClient(client_id.to_owned()),
+        });
+    }
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_REMOVED, actor = %crate::audit::actor(), client_id = %client_id, kid = %kid);
+    Ok(())
+}
+
+/// Stops (`disabled`) or resumes issuing tokens to a client; its tokens
+/// stop being active while it is disabled.
+///
+/// # Errors
+/// When there is no such client, or the store fails.
+pub async fn set_client_disabled(store: &dyn Store, client_id: &str, disabled: bool) -> Result<(), AdminError> {
+    if !store.set_client_disabled(client_id, disabled).await? {
+        return Err(AdminError::UnknownClient(client_id.to_owned()));
+    }
+    let event = if disabled {
+        crate::audit::CLIENT_DISABLED
+    } else {
+        crate::audit::CLIENT_ENABLED
+    };
+    tracing::info!(target: "tessera::audit", event, actor = %crate::audit::actor(), client_id = %client_id);
+    Ok(())
+}
+
+/// Deletes a client with its secrets, keys and bindings.
+///
+/// # Errors
+/// When there is no such client, or the store fails.
+pub async fn delete_client(store: &dyn Store, client_id: &str) -> Result<(), AdminError> {
+    if !store.delete_client(client_id).await? {
+        return Err(AdminError::UnknownClient(client_id.to_owned()));
+    }
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_DELETED, actor = %crate::audit::actor(), client_id = %client_id);
+    Ok(())
 }
 
 /// The JWK of a public key given as a JWK or a PEM; private material refused.
@@ -625,7 +687,7 @@ fn public_jwk(material: KeyMaterial, alg: Option<KeyAlgorithm>) -> Result<jsonwe
 
 /// The record of a public key to register, checked: public, strong enough,
 /// fit for its algorithm, with a usable `kid`.
-fn client_key_record(
+pub(crate) fn client_key_record(
     material: KeyMaterial,
     kid: Option<String>,
     alg: Option<KeyAlgorithm>,

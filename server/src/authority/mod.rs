@@ -156,6 +156,18 @@ impl Authority {
         &self.config.issuer
     }
 
+    /// The admin operations over this authority's store, generating keys
+    /// the way it keeps them (its KEK) and never trusting its own issuer.
+    pub fn admin_ops(&self) -> crate::admin::api::AdminOps {
+        crate::admin::api::AdminOps::new(
+            self.store.clone(),
+            self.config.custody.clone(),
+            self.clock.clone(),
+            Some(self.config.issuer.clone()),
+            u32::try_from(self.config.key_publish_ahead.as_secs()).unwrap_or(u32::MAX),
+        )
+    }
+
     /// The current key ring.
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.replica.key_ring()

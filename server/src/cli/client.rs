@@ -1,16 +1,17 @@
-//! `tessera client …`: register and manage clients, on the store directly.
+//! `tessera client …`: register and manage clients, on the store directly
+//! (`--store`) or through a server's admin API (`--server`).
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::json;
+use tessera_proto::admin::v1 as pb;
 
-use super::{CliError, StoreArg, algorithm, open_store};
-use crate::admin::{self, CertificateSpec, NewClient};
-use crate::clock::{Clock, SystemClock, UnixTime};
+use super::target::{Admin, TargetArg};
+use super::{CliError, algorithm};
+use crate::admin;
 use crate::config::LogFormat;
 use crate::logging;
-use crate::store::{ClientRecord, ClientUpdate};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ClientCommand {
@@ -37,7 +38,7 @@ pub(super) enum ClientCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Change a client's settings; what is not named stays as it is.
     Update {
@@ -65,7 +66,7 @@ pub(super) enum ClientCommand {
         #[arg(long)]
         no_bind_to_certificate: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// List clients.
     List {
@@ -73,7 +74,7 @@ pub(super) enum ClientCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Show one client, with its secrets' ids and dates (never the secrets).
     Show {
@@ -83,21 +84,21 @@ pub(super) enum ClientCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Stop issuing tokens to a client (a running server follows within a second).
     Disable {
         /// The client id.
         id: String,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Issue tokens to a disabled client again.
     Enable {
         /// The client id.
         id: String,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Issue a new secret; the others stay valid for --keep-old-for, so deployments switch without downtime.
     RotateSecret {
@@ -110,7 +111,7 @@ pub(super) enum ClientCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Register a public key the client signs private_key_jwt assertions with.
     AddKey {
@@ -129,7 +130,17 @@ pub(super) enum ClientCommand {
         #[arg(long)]
         alg: Option<String>,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
+    },
+    /// Remove a public key: assertions signed with it stop authenticating.
+    RemoveKey {
+        /// The client id.
+        id: String,
+        /// The key id (tessera client show ID)
+        #[arg(long)]
+        kid: String,
+        #[command(flatten)]
+        target: TargetArg,
     },
     /// Let a platform identity authenticate as the client: a token of a trusted issuer whose sub is exactly SUBJECT.
     AddFederated(FederatedIdentity),
@@ -144,7 +155,7 @@ pub(super) enum ClientCommand {
         /// The client id.
         id: String,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
 }
 
@@ -160,7 +171,7 @@ pub(super) struct FederatedIdentity {
     #[arg(long, value_name = "SUBJECT")]
     subject: String,
     #[command(flatten)]
-    store: StoreArg,
+    target: TargetArg,
 }
 
 /// A client and one certificate registration, as `add-certificate` and
@@ -183,25 +194,49 @@ pub(super) struct ClientCertificate {
     #[arg(long, value_name = "CERT_FILE")]
     pem: Option<PathBuf>,
     #[command(flatten)]
-    store: StoreArg,
+    target: TargetArg,
 }
 
 impl ClientCertificate {
-    fn spec(&self) -> Result<CertificateSpec, CliError> {
-        Ok(match (&self.san_uri, &self.san_dns, &self.subject_dn, &self.pem) {
-            (Some(uri), ..) => CertificateSpec::SanUri(uri.clone()),
-            (_, Some(dns), ..) => CertificateSpec::SanDns(dns.clone()),
-            (_, _, Some(dn), _) => CertificateSpec::SubjectDn(dn.clone()),
-            (_, _, _, Some(path)) => CertificateSpec::Pem(
-                std::fs::read_to_string(path)
-                    .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))?,
-            ),
-            _ => {
-                return Err(CliError::Usage(
-                    "name the certificate with one of --san-uri, --san-dns, --subject-dn or --pem".into(),
-                ));
-            }
+    /// The registration as the admin API takes it.
+    fn request(&self) -> Result<pb::ClientCertificateRequest, CliError> {
+        let pem = match &self.pem {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))?,
+            None => String::new(),
+        };
+        Ok(pb::ClientCertificateRequest {
+            client_id: self.id.clone(),
+            san_uri: self.san_uri.clone().unwrap_or_default(),
+            san_dns: self.san_dns.clone().unwrap_or_default(),
+            subject_dn: self.subject_dn.clone().unwrap_or_default(),
+            pem,
+            self_signed: String::new(),
         })
+    }
+}
+
+/// A certificate registration in words: "certificate with URI SAN spiffe://…".
+fn registration(request: &pb::ClientCertificateRequest, client: &pb::Client) -> String {
+    let (kind, value) = if !request.san_uri.is_empty() {
+        ("san_uri", request.san_uri.as_str())
+    } else if !request.san_dns.is_empty() {
+        ("san_dns", request.san_dns.as_str())
+    } else if !request.subject_dn.is_empty() {
+        ("subject_dn", request.subject_dn.as_str())
+    } else {
+        ("self_signed", "")
+    };
+    // The stored form (lower-cased DNS name, canonical DN, thumbprint) when the client holds it.
+    let stored = client
+        .certificates
+        .iter()
+        .rev()
+        .find(|c| c.kind == kind && (value.is_empty() || c.value.eq_ignore_ascii_case(value)));
+    let value = stored.map_or(value, |c| c.value.as_str());
+    match crate::store::CertificateMatch::from_stored(kind, value.to_owned()) {
+        Ok(matcher) => matcher.to_string(),
+        Err(_) => format!("{kind} {value}"),
     }
 }
 
@@ -209,7 +244,6 @@ impl ClientCertificate {
 pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
     // Administration leaves audit lines on stderr, like the server's.
     let _log_guard = logging::init(LogFormat::Text, false);
-    let now = SystemClock.now();
     match command {
         ClientCommand::Create {
             id,
@@ -219,16 +253,19 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
             bind_to_certificate,
             no_secret,
             json,
-            store,
+            target,
         } => {
-            let new = NewClient {
+            let request = pb::CreateClientRequest {
                 client_id: id,
                 scopes,
                 audiences,
                 token_ttl: ttl,
                 bind_to_certificate,
+                no_secret,
             };
-            create(&store, new, !no_secret, json, now).await
+            let created = target.open(None).await?.create_client(request).await?;
+            print_created(&created, json);
+            Ok(())
         }
         ClientCommand::Update {
             id,
@@ -239,65 +276,116 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
             default_ttl,
             bind_to_certificate,
             no_bind_to_certificate,
-            store,
+            target,
         } => {
-            let update = ClientUpdate {
-                scopes: (!scopes.is_empty()).then_some(scopes),
+            let request = pb::UpdateClientRequest {
+                client_id: id.clone(),
+                scopes: (!scopes.is_empty()).then_some(pb::StringList { values: scopes }),
                 audiences: if no_audiences {
-                    Some(vec![])
+                    Some(pb::StringList::default())
                 } else {
-                    (!audiences.is_empty()).then_some(audiences)
+                    (!audiences.is_empty()).then_some(pb::StringList { values: audiences })
                 },
-                token_ttl: if default_ttl { Some(None) } else { ttl.map(Some) },
+                token_ttl: ttl,
+                default_token_ttl: default_ttl,
                 bind_to_certificate: match (bind_to_certificate, no_bind_to_certificate) {
                     (true, _) => Some(true),
                     (_, true) => Some(false),
                     _ => None,
                 },
             };
-            let store = open_store(&store.store).await?;
-            admin::update_client(store.as_ref(), &id, update).await?;
+            target.open(None).await?.update_client(request).await?;
             println!("Updated client {id:?}.");
             Ok(())
         }
         ClientCommand::AddCertificate(certificate) => {
-            let spec = certificate.spec()?;
-            let store = open_store(&certificate.store.store).await?;
-            let matcher = admin::add_client_certificate(store.as_ref(), &certificate.id, &spec, now).await?;
-            println!("Client {:?} now authenticates with a {matcher}.", certificate.id);
+            let request = certificate.request()?;
+            let client = certificate
+                .target
+                .open(None)
+                .await?
+                .add_client_certificate(request.clone())
+                .await?;
+            println!(
+                "Client {:?} now authenticates with a {}.",
+                certificate.id,
+                registration(&request, &client)
+            );
             Ok(())
         }
         ClientCommand::RemoveCertificate(certificate) => {
-            let spec = certificate.spec()?;
-            let store = open_store(&certificate.store.store).await?;
-            let matcher = admin::remove_client_certificate(store.as_ref(), &certificate.id, &spec).await?;
-            println!("Client {:?} no longer authenticates with a {matcher}.", certificate.id);
+            let request = certificate.request()?;
+            let admin = certificate.target.open(None).await?;
+            // Named before it goes, in the form it was stored in.
+            let before = admin
+                .get_client(pb::GetClientRequest {
+                    client_id: certificate.id.clone(),
+                })
+                .await
+                .unwrap_or_default();
+            admin.remove_client_certificate(request.clone()).await?;
+            println!(
+                "Client {:?} no longer authenticates with a {}.",
+                certificate.id,
+                registration(&request, &before)
+            );
             Ok(())
         }
-        ClientCommand::List { json, store } => list(&store, json, now).await,
-        ClientCommand::Show { id, json, store } => show(&store, &id, json, now).await,
+        ClientCommand::List { json, target } => list(&target.open(None).await?, json).await,
+        ClientCommand::Show { id, json, target } => {
+            let client = target
+                .open(None)
+                .await?
+                .get_client(pb::GetClientRequest { client_id: id })
+                .await?;
+            show(&client, json);
+            Ok(())
+        }
         ClientCommand::RotateSecret {
             id,
             keep_old_for,
             json,
-            store,
-        } => rotate_secret(&store, &id, &keep_old_for, json, now).await,
+            target,
+        } => {
+            let keep_old_for = admin::parse_duration(&keep_old_for)
+                .map_err(|e| CliError::Usage(format!("invalid --keep-old-for: {e}")))?;
+            let request = pb::RotateClientSecretRequest {
+                client_id: id,
+                keep_old_for_secs: Some(keep_old_for),
+            };
+            let rotated = target.open(None).await?.rotate_client_secret(request).await?;
+            print_rotated(&rotated, keep_old_for, json);
+            Ok(())
+        }
         ClientCommand::AddKey {
             id,
             jwk,
             pem,
             kid,
             alg,
-            store,
-        } => add_key(&store, &id, jwk, pem, kid, alg.as_deref(), now).await,
+            target,
+        } => add_key(&target, id, jwk, pem, kid, alg.as_deref()).await,
+        ClientCommand::RemoveKey { id, kid, target } => {
+            let request = pb::RemoveClientKeyRequest {
+                client_id: id.clone(),
+                kid: kid.clone(),
+            };
+            target.open(None).await?.remove_client_key(request).await?;
+            println!("Removed key {kid:?} of client {id:?}.");
+            Ok(())
+        }
         ClientCommand::AddFederated(FederatedIdentity {
             id,
             issuer,
             subject,
-            store,
+            target,
         }) => {
-            let store = open_store(&store.store).await?;
-            admin::add_federated_identity(store.as_ref(), &id, &issuer, &subject, now).await?;
+            let request = pb::FederatedIdentityRequest {
+                client_id: id.clone(),
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+            };
+            target.open(None).await?.add_federated_identity(request).await?;
             println!("Client {id:?} now authenticates with tokens of {issuer} for subject {subject:?}.");
             Ok(())
         }
@@ -305,56 +393,94 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
             id,
             issuer,
             subject,
-            store,
+            target,
         }) => {
-            let store = open_store(&store.store).await?;
-            admin::remove_federated_identity(store.as_ref(), &id, &issuer, &subject).await?;
+            let request = pb::FederatedIdentityRequest {
+                client_id: id.clone(),
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+            };
+            target.open(None).await?.remove_federated_identity(request).await?;
             println!("Client {id:?} no longer authenticates with tokens of {issuer} for subject {subject:?}.");
             Ok(())
         }
-        ClientCommand::Disable { id, store } => set_disabled(&store, &id, true).await,
-        ClientCommand::Enable { id, store } => set_disabled(&store, &id, false).await,
-        ClientCommand::Delete { id, store } => delete(&store, &id).await,
+        ClientCommand::Disable { id, target } => {
+            target
+                .open(None)
+                .await?
+                .disable_client(pb::ClientRequest { client_id: id.clone() })
+                .await?;
+            println!("Disabled client {id:?}.");
+            Ok(())
+        }
+        ClientCommand::Enable { id, target } => {
+            target
+                .open(None)
+                .await?
+                .enable_client(pb::ClientRequest { client_id: id.clone() })
+                .await?;
+            println!("Enabled client {id:?}.");
+            Ok(())
+        }
+        ClientCommand::Delete { id, target } => {
+            target
+                .open(None)
+                .await?
+                .delete_client(pb::ClientRequest { client_id: id.clone() })
+                .await?;
+            println!("Deleted client {id:?}.");
+            Ok(())
+        }
     }
 }
 
-async fn create(
-    store: &StoreArg,
-    new: NewClient,
-    with_secret: bool,
-    json: bool,
-    now: UnixTime,
-) -> Result<(), CliError> {
-    let store = open_store(&store.store).await?;
-    let secret = admin::create_client_with(store.as_ref(), new.clone(), with_secret, now).await?;
+fn print_created(created: &pb::CreateClientResponse, json: bool) {
+    let client = created.client.clone().unwrap_or_default();
+    let secret = (!created.client_secret.is_empty()).then_some(created.client_secret.as_str());
     if json {
         let out = json!({
-            "client_id": new.client_id,
-            "client_secret": secret.as_ref().map(|s| s.expose()),
-            "scopes": new.scopes,
-            "audiences": new.audiences,
-            "token_ttl": new.token_ttl,
-            "bind_to_certificate": new.bind_to_certificate,
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "scopes": client.scopes,
+            "audiences": client.audiences,
+            "token_ttl": client.token_ttl,
+            "bind_to_certificate": client.bind_to_certificate,
+        });
+        println!("{out}");
+        return;
+    }
+    println!("Created client {:?}.", client.client_id);
+    match secret {
+        Some(secret) => {
+            println!("client_secret: {secret}");
+            println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
+        }
+        None => {
+            println!("It has no secret: give it a credential with client add-certificate, add-federated or add-key.")
+        }
+    }
+}
+
+fn print_rotated(rotated: &pb::RotateClientSecretResponse, keep_old_for: i64, json: bool) {
+    if json {
+        let out = json!({
+            "client_id": rotated.client_id,
+            "client_secret": rotated.client_secret,
+            "others_expire_at": rotated.others_expire_at,
         });
         println!("{out}");
     } else {
-        println!("Created client {:?}.", new.client_id);
-        match secret {
-            Some(secret) => {
-                println!("client_secret: {}", secret.expose());
-                println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
-            }
-            None => println!(
-                "It has no secret: give it a credential with client add-certificate, add-federated or add-key."
-            ),
-        }
+        println!(
+            "New secret for client {:?}; the previous ones stay valid for {keep_old_for} s.",
+            rotated.client_id
+        );
+        println!("client_secret: {}", rotated.client_secret);
+        println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
     }
-    Ok(())
 }
 
-async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliError> {
-    let store = open_store(&store.store).await?;
-    let clients = store.list_clients().await.map_err(CliError::failed)?;
+async fn list(admin: &Admin, json: bool) -> Result<(), CliError> {
+    let clients = admin.all_clients().await?;
     if json {
         println!(
             "{}",
@@ -369,7 +495,7 @@ async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliErro
         );
         for c in &clients {
             let status = if c.disabled { "disabled" } else { "enabled" };
-            let live = c.secrets.iter().filter(|s| s.is_live(now)).count();
+            let live = c.secrets.iter().filter(|s| s.live).count();
             println!(
                 "{:<32} {:<9} {:<7} {:<30} {}",
                 c.client_id,
@@ -383,14 +509,10 @@ async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliErro
     Ok(())
 }
 
-async fn show(store: &StoreArg, id: &str, json: bool, now: UnixTime) -> Result<(), CliError> {
-    let store = open_store(&store.store).await?;
-    let Some(c) = store.client(id).await.map_err(CliError::failed)? else {
-        return Err(CliError::failed(format!("no client {id:?} in the store")));
-    };
+fn show(c: &pb::Client, json: bool) {
     if json {
-        println!("{}", client_json(&c));
-        return Ok(());
+        println!("{}", client_json(c));
+        return;
     }
     println!("client_id:  {}", c.client_id);
     println!("status:     {}", if c.disabled { "disabled" } else { "enabled" });
@@ -410,7 +532,7 @@ async fn show(store: &StoreArg, id: &str, json: bool, now: UnixTime) -> Result<(
     println!("created_at: {}", c.created_at);
     for s in &c.secrets {
         let expiry = s.expires_at.map_or("never".to_owned(), |e| e.to_string());
-        let state = if s.is_live(now) { "live" } else { "expired" };
+        let state = if s.live { "live" } else { "expired" };
         println!(
             "secret:     {} created {} expires {expiry} ({state})",
             s.secret_id, s.created_at
@@ -419,99 +541,60 @@ async fn show(store: &StoreArg, id: &str, json: bool, now: UnixTime) -> Result<(
     for k in &c.keys {
         println!("key:        {} {} added {}", k.kid, k.alg, k.created_at);
     }
-    for f in &c.federated {
+    for f in &c.federated_identities {
         println!("federated:  {} subject {} added {}", f.issuer, f.subject, f.created_at);
     }
     for cert in &c.certificates {
-        println!("cert:       {} added {}", cert.matcher, cert.created_at);
+        let described = crate::store::CertificateMatch::from_stored(&cert.kind, cert.value.clone())
+            .map_or_else(|_| format!("{} {}", cert.kind, cert.value), |m| m.to_string());
+        println!("cert:       {described} added {}", cert.created_at);
     }
     if c.bind_to_certificate {
         println!("tokens:     bound to the connection's client certificate (RFC 8705)");
     }
-    Ok(())
-}
-
-async fn rotate_secret(
-    store: &StoreArg,
-    id: &str,
-    keep_old_for: &str,
-    json: bool,
-    now: UnixTime,
-) -> Result<(), CliError> {
-    let keep_old_for =
-        admin::parse_duration(keep_old_for).map_err(|e| CliError::Usage(format!("invalid --keep-old-for: {e}")))?;
-    let store = open_store(&store.store).await?;
-    let secret = admin::rotate_secret(store.as_ref(), id, keep_old_for, now).await?;
-    if json {
-        let out = json!({
-            "client_id": id,
-            "client_secret": secret.expose(),
-            "others_expire_at": now + keep_old_for,
-        });
-        println!("{out}");
-    } else {
-        println!("New secret for client {id:?}; the previous ones stay valid for {keep_old_for} s.");
-        println!("client_secret: {}", secret.expose());
-        println!("Store the secret now: Tessera keeps only a hash and cannot show it again.");
-    }
-    Ok(())
 }
 
 async fn add_key(
-    store: &StoreArg,
-    id: &str,
+    target: &TargetArg,
+    id: String,
     jwk: Option<PathBuf>,
     pem: Option<PathBuf>,
     kid: Option<String>,
     alg: Option<&str>,
-    now: UnixTime,
 ) -> Result<(), CliError> {
     let alg = algorithm(alg)?;
-    let (path, wrap): (PathBuf, fn(String) -> admin::KeyMaterial) = match (jwk, pem) {
-        (Some(path), None) => (path, admin::KeyMaterial::Jwk),
-        (None, Some(path)) => (path, admin::KeyMaterial::Pem),
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))
+    };
+    let (jwk, pem) = match (jwk, pem) {
+        (Some(path), None) => (read(&path)?, String::new()),
+        (None, Some(path)) => (String::new(), read(&path)?),
         _ => return Err(CliError::Usage("give exactly one of --jwk FILE or --pem FILE".into())),
     };
-    let material = std::fs::read_to_string(&path)
-        .map(wrap)
-        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))?;
-    let store = open_store(&store.store).await?;
-    let record = admin::add_client_key(store.as_ref(), id, material, kid, alg, now).await?;
-    println!("Registered key {:?} ({}) for client {id:?}.", record.kid, record.alg);
-    Ok(())
-}
-
-async fn set_disabled(store: &StoreArg, id: &str, disabled: bool) -> Result<(), CliError> {
-    let store = open_store(&store.store).await?;
-    if !store
-        .set_client_disabled(id, disabled)
-        .await
-        .map_err(CliError::failed)?
-    {
-        return Err(CliError::failed(format!("no client {id:?} in the store")));
-    }
-    let event = if disabled {
-        crate::audit::CLIENT_DISABLED
-    } else {
-        crate::audit::CLIENT_ENABLED
+    let request = pb::AddClientKeyRequest {
+        client_id: id.clone(),
+        jwk,
+        pem,
+        kid: kid.clone().unwrap_or_default(),
+        alg: alg.map(|a| a.jws_name().to_owned()).unwrap_or_default(),
     };
-    tracing::info!(target: "tessera::audit", event, client_id = %id);
-    let verb = if disabled { "Disabled" } else { "Enabled" };
-    println!("{verb} client {id:?}.");
-    Ok(())
-}
-
-async fn delete(store: &StoreArg, id: &str) -> Result<(), CliError> {
-    let store = open_store(&store.store).await?;
-    if !store.delete_client(id).await.map_err(CliError::failed)? {
-        return Err(CliError::failed(format!("no client {id:?} in the store")));
+    let client = target.open(None).await?.add_client_key(request).await?;
+    // The key added: the one named, else the newest (the last of the newest second).
+    let added = client
+        .keys
+        .iter()
+        .filter(|k| kid.as_ref().is_none_or(|kid| &k.kid == kid))
+        .max_by_key(|k| k.created_at);
+    if let Some(key) = added {
+        println!("Registered key {:?} ({}) for client {id:?}.", key.kid, key.alg);
+    } else {
+        println!("Registered the key for client {id:?}.");
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_DELETED, client_id = %id);
-    println!("Deleted client {id:?}.");
     Ok(())
 }
 
-fn client_json(client: &ClientRecord) -> serde_json::Value {
+/// A client as `--json` prints it (the same with --store and --server).
+pub(super) fn client_json(client: &pb::Client) -> serde_json::Value {
     json!({
         "client_id": client.client_id,
         "scopes": client.scopes,
@@ -524,14 +607,14 @@ fn client_json(client: &ClientRecord) -> serde_json::Value {
             "alg": k.alg,
             "created_at": k.created_at,
         })).collect::<Vec<_>>(),
-        "federated": client.federated.iter().map(|f| json!({
+        "federated": client.federated_identities.iter().map(|f| json!({
             "issuer": f.issuer,
             "subject": f.subject,
             "created_at": f.created_at,
         })).collect::<Vec<_>>(),
         "certificates": client.certificates.iter().map(|c| json!({
-            "kind": c.matcher.kind(),
-            "value": c.matcher.value(),
+            "kind": c.kind,
+            "value": c.value,
             "created_at": c.created_at,
         })).collect::<Vec<_>>(),
         "bind_to_certificate": client.bind_to_certificate,

@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use tessera_proto::admin::v1 as pb;
+
+use super::target::TargetArg;
 use super::{CliError, StoreArg, algorithm, open_store};
 use crate::admin;
-use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::{self, LogFormat};
 use crate::keys::KeyCustody;
-use crate::keys::custody::{self, sealed_under};
+use crate::keys::custody;
 use crate::logging;
 
 #[derive(Debug, Subcommand)]
@@ -22,7 +24,7 @@ pub(super) enum KeysCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Add a new signing key: published at once, signing after --publish-ahead.
     Rotate {
@@ -35,7 +37,7 @@ pub(super) enum KeysCommand {
         #[command(flatten)]
         kek: KekArg,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Revoke a compromised key: out of the JWKS at once, its tokens inactive, a fresh key signs.
     Revoke {
@@ -44,7 +46,7 @@ pub(super) enum KeysCommand {
         #[command(flatten)]
         kek: KekArg,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Write a new key encryption key (32 random bytes, mode 0600) for --key-encryption-key-file.
     GenerateKek {
@@ -76,21 +78,29 @@ impl KekArg {
     fn custody(&self) -> Result<KeyCustody, CliError> {
         KeyCustody::from_option(self.key_encryption_key_file.as_deref()).map_err(CliError::Failed)
     }
+
+    /// The custody to give the store, or none when it is not named (a
+    /// server seals keys under its own, and refuses to be told another).
+    fn given(&self) -> Result<Option<KeyCustody>, CliError> {
+        self.key_encryption_key_file
+            .as_ref()
+            .map(|_| self.custody())
+            .transpose()
+    }
 }
 
 /// Runs a `keys` subcommand.
 pub(super) async fn run(command: KeysCommand) -> Result<(), CliError> {
     let _log_guard = logging::init(LogFormat::Text, false);
-    let now = SystemClock.now();
     match command {
-        KeysCommand::List { json, store } => list(&store, json, now).await,
+        KeysCommand::List { json, target } => list(&target, json).await,
         KeysCommand::Rotate {
             publish_ahead,
             alg,
             kek,
-            store,
-        } => rotate(&store, &kek.custody()?, publish_ahead, alg.as_deref(), now).await,
-        KeysCommand::Revoke { kid, kek, store } => revoke(&store, &kek.custody()?, &kid, now).await,
+            target,
+        } => rotate(&target, kek.given()?, publish_ahead, alg.as_deref()).await,
+        KeysCommand::Revoke { kid, kek, target } => revoke(&target, kek.given()?, &kid).await,
         KeysCommand::GenerateKek { out } => generate_kek(&out),
         KeysCommand::Rewrap {
             new_key_encryption_key_file,
@@ -100,42 +110,45 @@ pub(super) async fn run(command: KeysCommand) -> Result<(), CliError> {
     }
 }
 
-async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliError> {
-    let store = open_store(&store.store).await?;
-    let records = store.signing_keys().await.map_err(CliError::failed)?;
-    let states = admin::key_states(&records, now);
+async fn list(target: &TargetArg, json: bool) -> Result<(), CliError> {
+    let keys = target
+        .open(None)
+        .await?
+        .list_signing_keys(pb::ListSigningKeysRequest {})
+        .await?
+        .keys;
     if json {
-        let keys: Vec<_> = states
+        let keys: Vec<_> = keys
             .iter()
-            .map(|(k, state)| {
+            .map(|k| {
                 json!({
                     "kid": k.kid,
                     "alg": k.alg,
-                    "state": state.as_str(),
+                    "state": k.state,
                     "created_at": k.created_at,
                     "activates_at": k.activates_at,
                     "revoked_at": k.revoked_at,
-                    "encrypted_under": sealed_under(&k.private_pkcs8).map(|id| id.to_string()),
+                    "encrypted_under": (!k.encrypted_under.is_empty()).then_some(&k.encrypted_under),
                 })
             })
             .collect();
         println!("{}", serde_json::Value::Array(keys));
-    } else if states.is_empty() {
+    } else if keys.is_empty() {
         println!("No signing keys yet: the first `tessera serve` on this store creates one.");
     } else {
         println!(
             "{:<45} {:<6} {:<8} {:<12} {:<12} AT_REST",
             "KID", "ALG", "STATE", "ACTIVATES_AT", "CREATED_AT"
         );
-        for (k, state) in &states {
-            let at_rest = sealed_under(&k.private_pkcs8).map_or_else(|| "clear".to_owned(), |id| format!("kek:{id}"));
+        for k in &keys {
+            let at_rest = if k.encrypted_under.is_empty() {
+                "clear".to_owned()
+            } else {
+                format!("kek:{}", k.encrypted_under)
+            };
             println!(
                 "{:<45} {:<6} {:<8} {:<12} {:<12} {at_rest}",
-                k.kid,
-                k.alg,
-                state.as_str(),
-                k.activates_at,
-                k.created_at
+                k.kid, k.alg, k.state, k.activates_at, k.created_at
             );
         }
     }
@@ -143,27 +156,35 @@ async fn list(store: &StoreArg, json: bool, now: UnixTime) -> Result<(), CliErro
 }
 
 async fn rotate(
-    store: &StoreArg,
-    custody: &KeyCustody,
+    target: &TargetArg,
+    custody: Option<KeyCustody>,
     publish_ahead: u32,
     alg: Option<&str>,
-    now: UnixTime,
 ) -> Result<(), CliError> {
     let alg = algorithm(alg)?;
-    let store = open_store(&store.store).await?;
-    let record = admin::rotate_key(store.as_ref(), custody, alg, now, publish_ahead).await?;
+    let request = pb::RotateSigningKeyRequest {
+        alg: alg.map(|a| a.jws_name().to_owned()).unwrap_or_default(),
+        publish_ahead_secs: Some(publish_ahead),
+    };
+    let key = target
+        .open(custody)
+        .await?
+        .rotate_signing_key(request)
+        .await?
+        .key
+        .unwrap_or_default();
     println!(
         "Added signing key {} ({}): published now, signing from {} ({publish_ahead} s from now).",
-        record.kid, record.alg, record.activates_at
+        key.kid, key.alg, key.activates_at
     );
     Ok(())
 }
 
-async fn revoke(store: &StoreArg, custody: &KeyCustody, kid: &str, now: UnixTime) -> Result<(), CliError> {
-    let store = open_store(&store.store).await?;
-    let replacement = admin::revoke_key(store.as_ref(), custody, kid, now).await?;
+async fn revoke(target: &TargetArg, custody: Option<KeyCustody>, kid: &str) -> Result<(), CliError> {
+    let request = pb::RevokeSigningKeyRequest { kid: kid.to_owned() };
+    let answer = target.open(custody).await?.revoke_signing_key(request).await?;
     println!("Revoked signing key {kid}: it is out of the JWKS and its tokens are inactive.");
-    if let Some(new) = replacement {
+    if let Some(new) = answer.replacement {
         println!("Signing key {} ({}) signs from now on.", new.kid, new.alg);
     }
     Ok(())

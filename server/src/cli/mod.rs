@@ -2,10 +2,12 @@
 //! `keys …`. Each returns `Result<(), CliError>`; [`main`] turns the error
 //! into a message on stderr and an exit code (1 failure, 2 bad usage).
 
+mod apply;
 mod client;
 mod keys;
 mod serve;
 mod store_file;
+mod target;
 mod trust;
 
 use std::process::ExitCode;
@@ -87,15 +89,19 @@ struct Cli {
 enum Command {
     /// Run the token service (gRPC and HTTP on one port).
     Serve(Box<Settings>),
-    /// Register and manage clients (works beside a running server).
+    /// Register and manage clients: on the store (--store), or through a server's admin API (--server).
     #[command(subcommand)]
     Client(client::ClientCommand),
-    /// Inspect signing keys.
+    /// Inspect and rotate signing keys; make and change the key encryption key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Trust platform issuers (Kubernetes, SPIFFE, OIDC) whose tokens authenticate clients: no secrets at all.
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// Make the clients what a YAML file says (clients as code): prints the plan, then applies it.
+    Apply(apply::Apply),
+    /// Print the clients in the YAML format `apply` reads (export, then apply, changes nothing).
+    Export(apply::Export),
     /// Write the whole store to a file (mode 0600): a consistent backup, or the first half of a move to PostgreSQL.
     ExportStore(store_file::ExportStore),
     /// Load a file written by export-store into an empty store, all or nothing.
@@ -122,6 +128,8 @@ pub fn main() -> ExitCode {
             Command::Client(command) => client::run(command).await,
             Command::Keys(command) => keys::run(command).await,
             Command::Trust(command) => trust::run(command).await,
+            Command::Apply(command) => apply::apply(command).await,
+            Command::Export(command) => apply::export(command).await,
             Command::ExportStore(command) => store_file::export(command).await,
             Command::ImportStore(command) => store_file::import(command).await,
         }

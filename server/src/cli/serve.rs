@@ -49,6 +49,14 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::failed(format!("cannot read the bound address: {e}")))?;
+    let admin_listener = match config.admin_listen {
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            CliError::failed(format!(
+                "cannot listen on {address} for the admin API: {e} (choose another with --admin-listen)"
+            ))
+        })?),
+        None => None,
+    };
     let issuer = config
         .issuer
         .clone()
@@ -83,6 +91,12 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
         Some(crate::tls::ClientAuth::Optional) => ", client certificates optional",
         None => "",
     };
+    if let Some(admin) = &admin_listener {
+        let admin_bound = admin
+            .local_addr()
+            .map_err(|e| CliError::failed(format!("cannot read the admin API's bound address: {e}")))?;
+        println!("tessera admin API on {scheme}://{admin_bound} (and not on {bound})");
+    }
     println!("tessera listening on {scheme}://{bound} (gRPC and HTTP{mutual}); issuer {issuer}");
     let _ = std::io::stdout().flush();
     let _watch = authority.spawn_store_watch(config.store_poll, config.store_staleness);
@@ -94,11 +108,27 @@ pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
         max_connections_per_address: config.max_connections_per_address,
         drain_timeout: config.drain_timeout,
         drain_delay: config.drain_delay,
+        admin_api: admin_listener.is_none(),
         ..crate::server::ServeOptions::default()
     };
-    crate::server::run(authority, listener, options, crate::server::shutdown_signal())
-        .await
-        .map_err(|e| CliError::failed(format!("server failed: {e}")))?;
+    let main = crate::server::run(
+        authority.clone(),
+        listener,
+        options.clone(),
+        crate::server::shutdown_signal(),
+    );
+    match admin_listener {
+        None => main.await,
+        Some(admin) => {
+            let admin_options = crate::server::ServeOptions {
+                admin_api: true,
+                ..options
+            };
+            let admin = crate::server::run(authority, admin, admin_options, crate::server::shutdown_signal());
+            tokio::try_join!(main, admin).map(|_| ())
+        }
+    }
+    .map_err(|e| CliError::failed(format!("server failed: {e}")))?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -7,12 +7,15 @@ use std::path::{Path, PathBuf};
 use clap::{ArgGroup, Subcommand};
 use serde_json::json;
 
-use super::{CliError, StoreArg, open_store};
+use tessera_proto::admin::v1 as pb;
+
+use super::target::{Admin, TargetArg};
+use super::{CliError, open_store};
 use crate::admin::{self, NewTrust};
 use crate::clock::{Clock, SystemClock};
 use crate::config::LogFormat;
 use crate::logging;
-use crate::store::{JwksSource, TrustedIssuerRecord};
+use crate::store::JwksSource;
 
 /// A day: how long a platform token may live unless the trust says otherwise.
 const DEFAULT_MAX_LIFETIME_SECS: u32 = 86_400;
@@ -52,7 +55,7 @@ pub(super) enum TrustCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// List trusted issuers.
     List {
@@ -60,7 +63,7 @@ pub(super) enum TrustCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Show one trusted issuer.
     Show {
@@ -70,14 +73,14 @@ pub(super) enum TrustCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
     /// Stop trusting an issuer (its subjects stay bound to their clients, inert, until it is trusted again).
     Remove {
         /// The issuer.
         issuer: String,
         #[command(flatten)]
-        store: StoreArg,
+        target: TargetArg,
     },
 }
 
@@ -96,7 +99,7 @@ pub(super) async fn run(command: TrustCommand) -> Result<(), CliError> {
             bearer_token_file,
             issuer_of_this_server,
             json,
-            store,
+            target,
         } => {
             let jwks = match (jwks_file, jwks_url, discovery) {
                 (Some(path), None, false) => JwksSource::Inline(read(&path)?),
@@ -116,28 +119,39 @@ pub(super) async fn run(command: TrustCommand) -> Result<(), CliError> {
                 ca_pem: ca_file.as_deref().map(read).transpose()?,
                 bearer_token_file: bearer_token_file.map(|p| p.to_string_lossy().into_owned()),
             };
-            let store = open_store(&store.store).await?;
-            let record = admin::add_trusted_issuer(
-                store.as_ref(),
-                trust,
-                issuer_of_this_server.as_deref(),
-                SystemClock.now(),
-            )
-            .await?;
-            if json {
-                println!("{}", trust_json(&record));
+            let added = if target.is_remote()? {
+                add_remote(&target.open(None).await?, trust).await?
             } else {
-                println!("Trusting issuer {:?} ({}).", record.issuer, source(&record.jwks));
+                // On the store: a bearer token file may be named (a path on
+                // the server's host, which whoever runs this there chooses).
+                let store = open_store(target.store_url()).await?;
+                let record = admin::add_trusted_issuer(
+                    store.as_ref(),
+                    trust,
+                    issuer_of_this_server.as_deref(),
+                    SystemClock.now(),
+                )
+                .await?;
+                admin::api::trusted_issuer_view(&record)
+            };
+            if json {
+                println!("{}", trust_json(&added));
+            } else {
+                println!("Trusting issuer {:?} ({}).", added.issuer, source(&added));
                 println!(
                     "Bind a subject to a client with: tessera client add-federated CLIENT_ID --issuer {} --subject SUBJECT",
-                    record.issuer
+                    added.issuer
                 );
             }
             Ok(())
         }
-        TrustCommand::List { json, store } => {
-            let store = open_store(&store.store).await?;
-            let trusted = store.trusted_issuers().await.map_err(CliError::failed)?;
+        TrustCommand::List { json, target } => {
+            let trusted = target
+                .open(None)
+                .await?
+                .list_trusted_issuers(pb::ListTrustedIssuersRequest {})
+                .await?
+                .issuers;
             if json {
                 println!("{}", serde_json::Value::Array(trusted.iter().map(trust_json).collect()));
             } else if trusted.is_empty() {
@@ -148,7 +162,7 @@ pub(super) async fn run(command: TrustCommand) -> Result<(), CliError> {
                     println!(
                         "{:<48} {:<28} {:<12} {}",
                         t.issuer,
-                        source(&t.jwks),
+                        source(t),
                         format!("{} s", t.max_lifetime_secs),
                         t.audiences.join(" ")
                     );
@@ -156,20 +170,20 @@ pub(super) async fn run(command: TrustCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
-        TrustCommand::Show { issuer, json, store } => {
-            let store = open_store(&store.store).await?;
-            let trusted = store.trusted_issuers().await.map_err(CliError::failed)?;
-            let Some(t) = trusted.iter().find(|t| t.issuer == issuer) else {
-                return Err(CliError::failed(format!(
-                    "issuer {issuer:?} is not trusted (tessera trust list)"
-                )));
-            };
+        TrustCommand::Show { issuer, json, target } => {
+            let request = pb::GetTrustedIssuerRequest { issuer: issuer.clone() };
+            let t = target
+                .open(None)
+                .await?
+                .get_trusted_issuer(request)
+                .await
+                .map_err(|e| CliError::failed(format!("{e} (tessera trust list)")))?;
             if json {
-                println!("{}", trust_json(t));
+                println!("{}", trust_json(&t));
                 return Ok(());
             }
             println!("issuer:            {}", t.issuer);
-            println!("keys:              {}", source(&t.jwks));
+            println!("keys:              {}", source(&t));
             println!(
                 "audiences:         this server's issuer and token endpoint{}",
                 extra(&t.audiences)
@@ -177,7 +191,7 @@ pub(super) async fn run(command: TrustCommand) -> Result<(), CliError> {
             println!("max_lifetime:      {} s", t.max_lifetime_secs);
             println!(
                 "ca:                {}",
-                if t.ca_pem.is_some() {
+                if t.ca {
                     "the CA file given"
                 } else {
                     "the system's roots"
@@ -185,18 +199,47 @@ pub(super) async fn run(command: TrustCommand) -> Result<(), CliError> {
             );
             println!(
                 "bearer_token_file: {}",
-                t.bearer_token_file.as_deref().unwrap_or("(none)")
+                if t.bearer_token_file.is_empty() {
+                    "(none)"
+                } else {
+                    t.bearer_token_file.as_str()
+                }
             );
             println!("created_at:        {}", t.created_at);
             Ok(())
         }
-        TrustCommand::Remove { issuer, store } => {
-            let store = open_store(&store.store).await?;
-            admin::remove_trusted_issuer(store.as_ref(), &issuer).await?;
+        TrustCommand::Remove { issuer, target } => {
+            let request = pb::RemoveTrustedIssuerRequest { issuer: issuer.clone() };
+            target.open(None).await?.remove_trusted_issuer(request).await?;
             println!("No longer trusting issuer {issuer:?}.");
             Ok(())
         }
     }
+}
+
+/// `trust add` through the admin API, which takes everything but a bearer
+/// token file.
+async fn add_remote(admin: &Admin, trust: NewTrust) -> Result<pb::TrustedIssuer, CliError> {
+    if trust.bearer_token_file.is_some() {
+        return Err(CliError::Usage(
+            "--bearer-token-file names a file on the server's host: add this trust with --store there".into(),
+        ));
+    }
+    let (jwks, jwks_url, discovery) = match trust.jwks {
+        JwksSource::Inline(jwks) => (jwks, String::new(), false),
+        JwksSource::Url(url) => (String::new(), url, false),
+        JwksSource::Discovery => (String::new(), String::new(), true),
+    };
+    let request = pb::AddTrustedIssuerRequest {
+        issuer: trust.issuer,
+        jwks,
+        jwks_url,
+        discovery,
+        audiences: trust.audiences,
+        max_lifetime_secs: Some(trust.max_lifetime_secs),
+        ca_pem: trust.ca_pem.unwrap_or_default(),
+    };
+    admin.add_trusted_issuer(request).await
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
@@ -212,26 +255,24 @@ fn extra(audiences: &[String]) -> String {
 }
 
 /// Where the keys come from, in a few words.
-fn source(jwks: &JwksSource) -> String {
-    match jwks {
-        JwksSource::Inline(text) => match crate::federation::parse_jwks(text) {
-            Ok(keys) => format!("{} stored key(s)", keys.len()),
-            Err(_) => "stored, unusable".into(),
-        },
-        JwksSource::Url(url) => url.clone(),
-        JwksSource::Discovery => "OpenID discovery".into(),
+fn source(trust: &pb::TrustedIssuer) -> String {
+    match trust.jwks_source.as_str() {
+        "url" => trust.jwks_url.clone(),
+        "discovery" => "OpenID discovery".into(),
+        _ if trust.stored_keys == 0 => "stored, unusable".into(),
+        _ => format!("{} stored key(s)", trust.stored_keys),
     }
 }
 
-fn trust_json(t: &TrustedIssuerRecord) -> serde_json::Value {
+fn trust_json(t: &pb::TrustedIssuer) -> serde_json::Value {
     json!({
         "issuer": t.issuer,
-        "jwks_source": t.jwks.kind(),
-        "jwks_url": match &t.jwks { JwksSource::Url(url) => Some(url), _ => None },
+        "jwks_source": t.jwks_source,
+        "jwks_url": (!t.jwks_url.is_empty()).then_some(&t.jwks_url),
         "audiences": t.audiences,
         "max_lifetime": t.max_lifetime_secs,
-        "ca": t.ca_pem.is_some(),
-        "bearer_token_file": t.bearer_token_file,
+        "ca": t.ca,
+        "bearer_token_file": (!t.bearer_token_file.is_empty()).then_some(&t.bearer_token_file),
         "created_at": t.created_at,
     })
 }

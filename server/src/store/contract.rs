@@ -370,6 +370,27 @@ pub async fn client_keys_are_stored_per_client_and_kid(store: &dyn Store) {
         .map(|k| k.kid)
         .collect();
     assert_eq!(kids, ["a", "b"]);
+    let before = store.generations().await.unwrap().clients;
+    assert!(store.remove_client_key("contract-keys", "a").await.unwrap());
+    assert!(
+        store.generations().await.unwrap().clients > before,
+        "remove_client_key bumps the generation"
+    );
+    assert!(
+        !store.remove_client_key("contract-keys", "a").await.unwrap(),
+        "removed once"
+    );
+    assert!(!store.remove_client_key("contract-nobody", "b").await.unwrap());
+    let kids: Vec<_> = store
+        .client("contract-keys")
+        .await
+        .unwrap()
+        .unwrap()
+        .keys
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["b"]);
     store.delete_client("contract-keys").await.unwrap();
     store.create_client(sample_client("contract-keys")).await.unwrap();
     assert!(

@@ -455,6 +455,9 @@ pub trait Store: Send + Sync + 'static {
     /// client; [`StoreError::AlreadyExists`] when it has a key with that `kid`.
     async fn add_client_key(&self, client_id: &str, key: ClientKeyRecord) -> Result<bool, StoreError>;
 
+    /// Removes a client's public key; `false` when the client has no key `kid`.
+    async fn remove_client_key(&self, client_id: &str, kid: &str) -> Result<bool, StoreError>;
+
     /// Binds a platform identity to a client. False when there is no such
     /// client; [`StoreError::AlreadyExists`] when the (issuer, subject) is
     /// bound already, to this client or another.

@@ -345,6 +345,21 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn remove_client_key(&self, client_id: &str, kid: &str) -> Result<bool, StoreError> {
+        timed(async {
+            let conn = self.client_conn().await?;
+            let removed = conn
+                .execute(
+                    "DELETE FROM client_keys WHERE client_id = $1 AND kid = $2",
+                    &[&client_id, &kid],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
     async fn add_federated_identity(
         &self,
         client_id: &str,

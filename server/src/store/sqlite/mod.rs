@@ -386,6 +386,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn remove_client_key(&self, client_id: &str, kid: &str) -> Result<bool, StoreError> {
+        let (client_id, kid) = (client_id.to_owned(), kid.to_owned());
+        self.with(move |conn| {
+            let removed = conn
+                .execute(
+                    "DELETE FROM client_keys WHERE client_id = ?1 AND kid = ?2",
+                    params![client_id, kid],
+                )
+                .map_err(unavailable)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
     async fn add_federated_identity(
         &self,
         client_id: &str,
