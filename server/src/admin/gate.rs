@@ -117,9 +117,19 @@ impl AdminRefusal {
         }
     }
 
-    /// What the caller is told. An internal failure's detail is logged
-    /// here and never sent; the store's, likewise.
+    /// What the caller is told: at most [`MAX_ADMIN_DESCRIPTION_LEN`]
+    /// characters, control characters replaced (a request's own text may be
+    /// quoted back). An internal failure's detail is logged here and never
+    /// sent; the store's, likewise.
     pub fn description(&self) -> String {
+        self.full_description()
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .take(MAX_ADMIN_DESCRIPTION_LEN)
+            .collect()
+    }
+
+    fn full_description(&self) -> String {
         match self {
             Self::Failed(AdminError::Internal(detail)) => {
                 tracing::error!(%detail, "internal error in an admin call");
@@ -133,6 +143,9 @@ impl AdminRefusal {
         }
     }
 }
+
+/// Longest admin error description sent, in characters.
+pub const MAX_ADMIN_DESCRIPTION_LEN: usize = 400;
 
 /// Decides whether the caller may make a call needing `access`.
 ///

@@ -439,6 +439,7 @@ pub(super) async fn apply(command: Apply) -> Result<(), CliError> {
         )));
     }
     let admin = command.target.open(None).await?;
+    let acting = command.target.acting_client_id()?;
     let current: BTreeMap<String, pb::Client> = admin
         .all_clients()
         .await?
@@ -460,9 +461,18 @@ pub(super) async fn apply(command: Apply) -> Result<(), CliError> {
             }
         }
     }
-    let unnamed: Vec<&String> = current.keys().filter(|id| !named.contains(id.as_str())).collect();
+    let mut unnamed: Vec<&String> = current.keys().filter(|id| !named.contains(id.as_str())).collect();
+    // Pruning the admin client making the change would lock its owner out
+    // halfway: it is kept, and said so.
+    let kept_acting = acting.as_ref().filter(|id| unnamed.contains(id)).cloned();
+    unnamed.retain(|id| Some(*id) != acting.as_ref());
     if command.prune {
         plan.extend(unnamed.iter().map(|id| Step::Delete((*id).clone())));
+    }
+    if let Some(id) = kept_acting.filter(|_| command.prune) {
+        println!(
+            "keep       {id} (the admin client running this apply; name it in the file, or prune it with --store)"
+        );
     }
     let counts = print_plan(&plan);
     if !command.prune && !unnamed.is_empty() {

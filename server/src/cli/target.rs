@@ -102,6 +102,14 @@ impl TargetArg {
         Ok(Admin::Remote(AdminClient::new(&tokens)))
     }
 
+    /// The admin client a `--server` command authenticates as.
+    pub(crate) fn acting_client_id(&self) -> Result<Option<String>, CliError> {
+        if !self.is_remote()? {
+            return Ok(None);
+        }
+        self.credentials().map(|(id, _)| Some(id))
+    }
+
     fn credentials(&self) -> Result<(String, String), CliError> {
         if let Some(path) = &self.admin_credentials_file {
             return read_credentials(path);
