@@ -992,3 +992,131 @@ async fn apply_through_one_postgres_replica_is_in_force_at_another_within_2s() {
     );
     apply_cases(&server, &Target::server(&server.url(), ("platform-admin", &secret))).await;
 }
+
+#[tokio::test]
+async fn the_admin_api_never_trusts_the_server_s_own_issuer() {
+    let server = Server::builder().args(&["--issuer", "https://tessera.test"]).start();
+    let secret = server.create_client(
+        "platform-admin",
+        &["--scope", "tessera:admin", "--audience", "https://tessera.test/admin"],
+    );
+    let token = token(&server, "platform-admin", &secret).await;
+    let exchange = admin_call(
+        &server,
+        "POST",
+        "/admin/v1/trusted-issuers",
+        Some(&token),
+        Some(json!({"issuer": "https://tessera.test", "discovery": true})),
+    )
+    .await;
+    assert_eq!(exchange.status, 400, "{exchange}");
+    assert!(
+        exchange.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("own issuer"),
+        "{exchange}"
+    );
+}
+
+#[tokio::test]
+async fn admin_credentials_are_read_from_a_private_file_only() {
+    let server = Server::start();
+    let secret = bootstrap_admin(&server, "platform-admin", "tessera:admin");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "admin.json",
+        &json!({"client_id": "platform-admin", "client_secret": secret}).to_string(),
+    );
+    let list = |file: &str| {
+        Command::new(tessera_bin())
+            .args([
+                "client",
+                "list",
+                "--server",
+                &server.url(),
+                "--admin-credentials-file",
+                file,
+            ])
+            .env_remove("TESSERA_STORE")
+            .env_remove("TESSERA_ADMIN_CLIENT_ID")
+            .env_remove("TESSERA_ADMIN_CLIENT_SECRET")
+            .output()
+            .unwrap()
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = failed(&list(&file), "a shared credentials file");
+        assert!(refused.contains("chmod"), "{refused}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let listed = succeeded(&list(&file), "a private credentials file");
+    assert!(listed.contains("platform-admin"), "{listed}");
+    // Without credentials, --server says how to give them.
+    let out = Command::new(tessera_bin())
+        .args(["client", "list", "--server", &server.url()])
+        .env_remove("TESSERA_STORE")
+        .env_remove("TESSERA_ADMIN_CLIENT_ID")
+        .env_remove("TESSERA_ADMIN_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TESSERA_ADMIN_CLIENT_ID"));
+}
+
+#[tokio::test]
+async fn apply_manages_keys_identities_and_certificates_and_export_round_trips_them() {
+    let server = Server::start();
+    let target = Target::store(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = jwks_file(dir.path());
+    succeeded(
+        &target.run(&["trust", "add", "https://platform.example", "--jwks-file", &jwks]),
+        "trust add",
+    );
+    let key = support::ClientKey::generate("k1", "ES256");
+    let jwk: Value = serde_json::from_str(key.public_jwk()).unwrap();
+    let yaml = format!(
+        "clients:\n  - id: reports\n    scopes: [reports:read]\n    secret: false\n    keys:\n      - kid: k1\n        jwk: {jwk}\n    federated_identities:\n      - issuer: https://platform.example\n        subject: system:serviceaccount:reports:reports\n    certificates:\n      - san_dns: Reports.Internal\n"
+    );
+    let file = write(dir.path(), "clients.yaml", &yaml);
+    let out = succeeded(&target.apply(&file, &[]), "apply");
+    assert!(
+        out.contains("create     reports") && !out.contains("Secrets of the new clients"),
+        "{out}"
+    );
+    let shown: Value = serde_json::from_str(&succeeded(
+        &target.run(&["client", "show", "reports", "--json"]),
+        "show",
+    ))
+    .unwrap();
+    assert_eq!(shown["keys"][0]["kid"], "k1", "{shown}");
+    assert_eq!(shown["federated"][0]["issuer"], "https://platform.example", "{shown}");
+    assert_eq!(shown["certificates"][0]["value"], "reports.internal", "{shown}");
+    assert_eq!(shown["secrets"], json!([]), "{shown}");
+    let again = succeeded(&target.apply(&file, &[]), "apply again");
+    assert!(again.contains("No changes."), "{again}");
+    let exported = succeeded(&target.run(&["export"]), "export");
+    let file2 = write(dir.path(), "exported.yaml", &exported);
+    assert!(
+        succeeded(&target.apply(&file2, &[]), "apply of the export").contains("No changes."),
+        "{exported}"
+    );
+    // An empty list is managed: it removes what is there.
+    let emptied = yaml.replace(
+        &format!("    keys:\n      - kid: k1\n        jwk: {jwk}\n"),
+        "    keys: []\n",
+    );
+    let file3 = write(dir.path(), "emptied.yaml", &emptied);
+    let out = succeeded(&target.apply(&file3, &[]), "apply with no keys");
+    assert!(out.contains("update     reports: remove key k1"), "{out}");
+    let shown: Value = serde_json::from_str(&succeeded(
+        &target.run(&["client", "show", "reports", "--json"]),
+        "show",
+    ))
+    .unwrap();
+    assert_eq!(shown["keys"], json!([]), "{shown}");
+}

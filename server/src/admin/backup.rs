@@ -111,7 +111,7 @@ pub async fn import(store: &dyn Store, file: StoreExport) -> Result<Counts, Admi
     store.restore(file.store).await?;
     tracing::info!(
         target: "tessera::audit",
-        event = crate::audit::STORE_IMPORTED, actor = %crate::audit::actor(),
+        event = crate::audit::STORE_IMPORTED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(),
         clients = counts.clients,
         signing_keys = counts.signing_keys,
         revoked_tokens = counts.revoked_tokens,

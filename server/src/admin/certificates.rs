@@ -151,7 +151,7 @@ pub async fn add_client_certificate(
         }
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_ADDED, actor = %crate::audit::actor(), client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_ADDED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
     Ok(matcher)
 }
 
@@ -171,7 +171,7 @@ pub async fn remove_client_certificate(
             registration: matcher.to_string(),
         });
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_REMOVED, actor = %crate::audit::actor(), client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CERTIFICATE_REMOVED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id, kind = matcher.kind(), value = %matcher.value());
     Ok(matcher)
 }
 
@@ -199,7 +199,7 @@ pub async fn update_client(store: &dyn Store, client_id: &str, mut update: Clien
     }
     tracing::info!(
         target: "tessera::audit",
-        event = crate::audit::CLIENT_UPDATED, actor = %crate::audit::actor(),
+        event = crate::audit::CLIENT_UPDATED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(),
         client_id = %client_id,
         scopes = update.scopes.map(|s| s.join(" ")),
         audiences = update.audiences.map(|a| a.join(" ")),

@@ -68,7 +68,7 @@ pub async fn add_trusted_issuer(
         Err(StoreError::AlreadyExists(_)) => return Err(AdminError::IssuerTrusted(record.issuer)),
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::ISSUER_TRUSTED, actor = %crate::audit::actor(), issuer = %record.issuer, jwks = record.jwks.kind());
+    tracing::info!(target: "tessera::audit", event = crate::audit::ISSUER_TRUSTED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), issuer = %record.issuer, jwks = record.jwks.kind());
     Ok(record)
 }
 
@@ -80,7 +80,7 @@ pub async fn remove_trusted_issuer(store: &dyn Store, issuer: &str) -> Result<()
     if !store.remove_trusted_issuer(issuer).await? {
         return Err(AdminError::UnknownIssuer(issuer.to_owned()));
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::ISSUER_UNTRUSTED, actor = %crate::audit::actor(), issuer = %issuer);
+    tracing::info!(target: "tessera::audit", event = crate::audit::ISSUER_UNTRUSTED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), issuer = %issuer);
     Ok(())
 }
 
@@ -117,7 +117,7 @@ pub async fn add_federated_identity(
         }
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::FEDERATED_IDENTITY_ADDED, actor = %crate::audit::actor(), client_id = %client_id, issuer = %issuer, subject = %subject);
+    tracing::info!(target: "tessera::audit", event = crate::audit::FEDERATED_IDENTITY_ADDED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id, issuer = %issuer, subject = %subject);
     Ok(())
 }
 
@@ -138,7 +138,7 @@ pub async fn remove_federated_identity(
             subject: subject.to_owned(),
         });
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::FEDERATED_IDENTITY_REMOVED, actor = %crate::audit::actor(), client_id = %client_id, issuer = %issuer, subject = %subject);
+    tracing::info!(target: "tessera::audit", event = crate::audit::FEDERATED_IDENTITY_REMOVED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id, issuer = %issuer, subject = %subject);
     Ok(())
 }
 

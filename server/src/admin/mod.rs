@@ -268,7 +268,7 @@ pub async fn create_client_with(
     };
     match store.create_client(client).await {
         Ok(()) => {
-            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, actor = %crate::audit::actor(), client_id = %new.client_id, with_secret, bind_to_certificate = new.bind_to_certificate);
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_CREATED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %new.client_id, with_secret, bind_to_certificate = new.bind_to_certificate);
             Ok(secret)
         }
         Err(StoreError::AlreadyExists(_)) => Err(AdminError::ClientExists(new.client_id)),
@@ -432,7 +432,7 @@ pub async fn rotate_key(
     let mut record = generate_key(custody, &records, alg, now).await?;
     record.activates_at = now + i64::from(publish_ahead);
     store.add_signing_key(record.clone(), None).await?;
-    tracing::info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ROTATED, actor = %crate::audit::actor(), kid = %record.kid, activates_at = record.activates_at);
+    tracing::info!(target: "tessera::audit", event = crate::audit::SIGNING_KEY_ROTATED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), kid = %record.kid, activates_at = record.activates_at);
     Ok(record)
 }
 
@@ -472,7 +472,7 @@ pub async fn revoke_key(
     }
     tracing::warn!(
         target: "tessera::audit",
-        event = crate::audit::SIGNING_KEY_REVOKED, actor = %crate::audit::actor(),
+        event = crate::audit::SIGNING_KEY_REVOKED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(),
         kid = %kid,
         replacement = %replacement.as_ref().map_or("", |r| r.kid.as_str()),
     );
@@ -497,7 +497,7 @@ pub async fn rewrap_keys(store: &dyn Store, old: &KeyCustody, new: &KeyCustody) 
     }
     tracing::info!(
         target: "tessera::audit",
-        event = crate::audit::SIGNING_KEYS_REWRAPPED, actor = %crate::audit::actor(),
+        event = crate::audit::SIGNING_KEYS_REWRAPPED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(),
         keys = moved,
         from = %old.kek_id().map_or_else(|| "none".to_owned(), |id| id.to_string()),
         to = %new.kek_id().map_or_else(|| "none".to_owned(), |id| id.to_string()),
@@ -567,7 +567,7 @@ pub async fn rotate_secret(
     if !store.add_secret(client_id, record, others_expire_at).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_SECRET_ROTATED, actor = %crate::audit::actor(), client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_SECRET_ROTATED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id, secret_id = %secret_id, others_expire_at = now + keep_old_for);
     Ok(secret)
 }
 
@@ -590,7 +590,7 @@ pub async fn add_client_key(
     let record = client_key_record(material, kid, alg, now).map_err(AdminError::InvalidKey)?;
     match store.add_client_key(client_id, record.clone()).await {
         Ok(true) => {
-            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_ADDED, actor = %crate::audit::actor(), client_id = %client_id, kid = %record.kid, alg = %record.alg);
+            tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_ADDED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id, kid = %record.kid, alg = %record.alg);
             Ok(record)
         }
         Ok(false) => Err(AdminError::UnknownClient(client_id.to_owned())),
@@ -617,7 +617,7 @@ pub async fn remove_client_key(store: &dyn Store, client_id: &str, kid: &str) ->
             None => AdminError::UnknownClient(client_id.to_owned()),
         });
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_REMOVED, actor = %crate::audit::actor(), client_id = %client_id, kid = %kid);
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_KEY_REMOVED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id, kid = %kid);
     Ok(())
 }
 
@@ -635,7 +635,7 @@ pub async fn set_client_disabled(store: &dyn Store, client_id: &str, disabled: b
     } else {
         crate::audit::CLIENT_ENABLED
     };
-    tracing::info!(target: "tessera::audit", event, actor = %crate::audit::actor(), client_id = %client_id);
+    tracing::info!(target: "tessera::audit", event, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id);
     Ok(())
 }
 
@@ -647,7 +647,7 @@ pub async fn delete_client(store: &dyn Store, client_id: &str) -> Result<(), Adm
     if !store.delete_client(client_id).await? {
         return Err(AdminError::UnknownClient(client_id.to_owned()));
     }
-    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_DELETED, actor = %crate::audit::actor(), client_id = %client_id);
+    tracing::info!(target: "tessera::audit", event = crate::audit::CLIENT_DELETED, actor = %crate::audit::actor(), request_id = %crate::request_id::RequestId::current(), client_id = %client_id);
     Ok(())
 }
 
