@@ -20,7 +20,7 @@ use crate::keys::KeyCustody;
 /// `--store URL` or `--server URL`, and how to authenticate to the server.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct TargetArg {
-    /// Where state lives: sqlite://PATH or postgres://USER@HOST/DB (changes the store directly; for bootstrapping and break-glass)
+    /// Where state lives: sqlite://PATH or postgres://USER@HOST/DB (changes the store directly; for bootstrapping and break-glass) [default: sqlite://tessera.db]
     #[arg(long, env = "TESSERA_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
     /// A running Tessera to change through its admin API instead (http://HOST:PORT, https://…; its --admin-listen address if it has one)

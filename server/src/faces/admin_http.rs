@@ -3,11 +3,12 @@
 //! proto messages with their field names as keys; what the path names
 //! (a client id, a key id, an issuer) comes from the path, percent-decoded.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -117,6 +118,61 @@ struct Caller {
     certificate: Option<PeerCertificate>,
 }
 
+/// What a request names: its path parameters (percent-decoded), its
+/// query, and its body.
+struct Named {
+    params: HashMap<String, String>,
+    query: String,
+    body: Bytes,
+}
+
+impl Named {
+    /// A path parameter the route declares.
+    fn param(&self, name: &str) -> Result<String, Malformed> {
+        self.params
+            .get(name)
+            .cloned()
+            .ok_or_else(|| invalid(StatusCode::BAD_REQUEST, format!("the path names no {name}")))
+    }
+
+    /// The body as a message; an empty body is the message's defaults.
+    fn body<T: DeserializeOwned + Default>(&self) -> Result<T, Malformed> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            invalid(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not the JSON this call takes: {e}"),
+            )
+        })
+    }
+
+    /// The body as a message about the client the path names; a body
+    /// naming another client is refused.
+    fn client_body<T: DeserializeOwned + Default>(
+        &self,
+        client_id: impl FnOnce(&mut T) -> &mut String,
+    ) -> Result<T, Malformed> {
+        let mut message: T = self.body()?;
+        let from_path = self.param("client_id")?;
+        let field = client_id(&mut message);
+        if !field.is_empty() && *field != from_path {
+            return Err(invalid(
+                StatusCode::BAD_REQUEST,
+                "the body's client_id differs from the path's; leave it out of the body".into(),
+            ));
+        }
+        *field = from_path;
+        Ok(message)
+    }
+
+    /// The query as `?page_size=&page_token=`.
+    fn list_query(&self) -> Result<ListQuery, Malformed> {
+        parse_list_query(&self.query)
+    }
+}
+
 /// Splits a request into its caller and its body, read within the size
 /// and time limits.
 async fn read(request: Request) -> Result<(Caller, Bytes), Malformed> {
@@ -150,47 +206,33 @@ async fn read(request: Request) -> Result<(Caller, Bytes), Malformed> {
     Ok((caller, bytes))
 }
 
-/// The body as a message; an empty body is the message's defaults.
-fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Malformed> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        invalid(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not the JSON this call takes: {e}"),
-        )
-    })
-}
-
-/// Takes the id the path names, refusing a body that names another.
-fn from_path(path_value: String, body_value: &mut String, field: &str) -> Result<(), Malformed> {
-    if !body_value.is_empty() && *body_value != path_value {
-        return Err(invalid(
-            StatusCode::BAD_REQUEST,
-            format!("the body's {field} differs from the path's; leave it out of the body"),
-        ));
-    }
-    *body_value = path_value;
-    Ok(())
-}
-
-fn path_value(path: Result<Path<String>, PathRejection>) -> Result<String, Malformed> {
-    path.map(|Path(value)| value).map_err(|e| {
-        invalid(
+/// The path's parameters: none for a route that declares none.
+fn path_params(
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+) -> Result<HashMap<String, String>, Malformed> {
+    match path {
+        Ok(Path(params)) => Ok(params),
+        Err(PathRejection::MissingPathParams(_)) => Ok(HashMap::new()),
+        Err(e) => Err(invalid(
             StatusCode::BAD_REQUEST,
             format!("the path is malformed ({e}): percent-encode ids that hold '/' or other reserved characters"),
-        )
-    })
+        )),
+    }
 }
 
-fn two_path_values(path: Result<Path<(String, String)>, PathRejection>) -> Result<(String, String), Malformed> {
-    path.map(|Path(values)| values).map_err(|e| {
+fn parse_list_query(query: &str) -> Result<ListQuery, Malformed> {
+    let malformed = |e: &dyn std::fmt::Display| {
         invalid(
             StatusCode::BAD_REQUEST,
-            format!("the path is malformed ({e}): percent-encode ids that hold '/' or other reserved characters"),
+            format!(
+                "the query is malformed: {e}; page_size is a number, page_token the next_page_token of a previous answer"
+            ),
         )
-    })
+    };
+    let uri: axum::http::Uri = format!("/?{query}").parse().map_err(|e| malformed(&e))?;
+    Query::<ListQuery>::try_from_uri(&uri)
+        .map(|Query(q)| q)
+        .map_err(|e| malformed(&e))
 }
 
 /// Authorises and runs one call, and renders its answer or refusal. The
@@ -319,417 +361,70 @@ struct ListQuery {
     page_token: String,
 }
 
-async fn list_clients(
-    State(authority): State<Shared>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = query
-        .map(|Query(q)| pb::ListClientsRequest {
-            page_size: q.page_size,
-            page_token: q.page_token,
-        })
-        .map_err(|e| {
-            invalid(
-                StatusCode::BAD_REQUEST,
-                format!("the query is malformed: {e}; page_size is a number, page_token the next_page_token of a previous answer"),
-            )
-        });
-    answer(
-        &authority,
-        caller,
-        Access::Read,
-        "ListClients",
-        message,
-        |ops, r| async move { ops.list_clients(r).await },
-        StatusCode::OK,
-    )
-    .await
+/// One handler per call: what the request names becomes the call's
+/// message (`$build`, from [`Named`]), then [`answer`] authorises and runs it.
+macro_rules! handlers {
+    ($($handler:ident => $name:literal, $access:ident, $op:ident, $status:ident, |$named:ident| $build:expr;)*) => {
+        $(
+            async fn $handler(
+                State(authority): State<Shared>,
+                path: Result<Path<HashMap<String, String>>, PathRejection>,
+                request: Request,
+            ) -> Response {
+                let query = request.uri().query().unwrap_or_default().to_owned();
+                let (caller, body) = attempt!(read(request).await);
+                let message = path_params(path).and_then(|params| {
+                    let $named = Named { params, query, body };
+                    $build
+                });
+                answer(
+                    &authority,
+                    caller,
+                    Access::$access,
+                    $name,
+                    message,
+                    |ops, request| async move { ops.$op(request).await },
+                    StatusCode::$status,
+                )
+                .await
+            }
+        )*
+    };
 }
 
-async fn create_client(State(authority): State<Shared>, request: Request) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = parse::<pb::CreateClientRequest>(&body);
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "CreateClient",
-        message,
-        |ops, r| async move { ops.create_client(r).await },
-        StatusCode::CREATED,
-    )
-    .await
-}
-
-async fn get_client(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = path_value(path).map(|client_id| pb::GetClientRequest { client_id });
-    answer(
-        &authority,
-        caller,
-        Access::Read,
-        "GetClient",
-        message,
-        |ops, r| async move { ops.get_client(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn update_client(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = path_value(path).and_then(|client_id| {
-        let mut message: pb::UpdateClientRequest = parse(&body)?;
-        from_path(client_id, &mut message.client_id, "client_id")?;
-        Ok(message)
+handlers! {
+    list_clients => "ListClients", Read, list_clients, OK, |named| named.list_query().map(|q| pb::ListClientsRequest {
+        page_size: q.page_size,
+        page_token: q.page_token,
     });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "UpdateClient",
-        message,
-        |ops, r| async move { ops.update_client(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn delete_client(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = path_value(path).map(|client_id| pb::ClientRequest { client_id });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "DeleteClient",
-        message,
-        |ops, r| async move { ops.delete_client(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn disable_client(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = path_value(path).map(|client_id| pb::ClientRequest { client_id });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "DisableClient",
-        message,
-        |ops, r| async move { ops.disable_client(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn enable_client(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = path_value(path).map(|client_id| pb::ClientRequest { client_id });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "EnableClient",
-        message,
-        |ops, r| async move { ops.enable_client(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn rotate_client_secret(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = path_value(path).and_then(|client_id| {
-        let mut message: pb::RotateClientSecretRequest = parse(&body)?;
-        from_path(client_id, &mut message.client_id, "client_id")?;
-        Ok(message)
+    create_client => "CreateClient", Write, create_client, CREATED, |named| named.body::<pb::CreateClientRequest>();
+    get_client => "GetClient", Read, get_client, OK, |named| named.param("client_id").map(|client_id| pb::GetClientRequest { client_id });
+    update_client => "UpdateClient", Write, update_client, OK,
+        |named| named.client_body(|m: &mut pb::UpdateClientRequest| &mut m.client_id);
+    delete_client => "DeleteClient", Write, delete_client, OK, |named| named.param("client_id").map(|client_id| pb::ClientRequest { client_id });
+    disable_client => "DisableClient", Write, disable_client, OK, |named| named.param("client_id").map(|client_id| pb::ClientRequest { client_id });
+    enable_client => "EnableClient", Write, enable_client, OK, |named| named.param("client_id").map(|client_id| pb::ClientRequest { client_id });
+    rotate_client_secret => "RotateClientSecret", Write, rotate_client_secret, OK,
+        |named| named.client_body(|m: &mut pb::RotateClientSecretRequest| &mut m.client_id);
+    add_client_key => "AddClientKey", Write, add_client_key, OK,
+        |named| named.client_body(|m: &mut pb::AddClientKeyRequest| &mut m.client_id);
+    remove_client_key => "RemoveClientKey", Write, remove_client_key, OK, |named| Ok(pb::RemoveClientKeyRequest {
+        client_id: named.param("client_id")?,
+        kid: named.param("kid")?,
     });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "RotateClientSecret",
-        message,
-        |ops, r| async move { ops.rotate_client_secret(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn add_client_key(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = path_value(path).and_then(|client_id| {
-        let mut message: pb::AddClientKeyRequest = parse(&body)?;
-        from_path(client_id, &mut message.client_id, "client_id")?;
-        Ok(message)
-    });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "AddClientKey",
-        message,
-        |ops, r| async move { ops.add_client_key(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn remove_client_key(
-    State(authority): State<Shared>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = two_path_values(path).map(|(client_id, kid)| pb::RemoveClientKeyRequest { client_id, kid });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "RemoveClientKey",
-        message,
-        |ops, r| async move { ops.remove_client_key(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn add_federated_identity(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = path_value(path).and_then(|client_id| {
-        let mut message: pb::FederatedIdentityRequest = parse(&body)?;
-        from_path(client_id, &mut message.client_id, "client_id")?;
-        Ok(message)
-    });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "AddFederatedIdentity",
-        message,
-        |ops, r| async move { ops.add_federated_identity(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn remove_federated_identity(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = path_value(path).and_then(|client_id| {
-        let mut message: pb::FederatedIdentityRequest = parse(&body)?;
-        from_path(client_id, &mut message.client_id, "client_id")?;
-        Ok(message)
-    });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "RemoveFederatedIdentity",
-        message,
-        |ops, r| async move { ops.remove_federated_identity(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn add_client_certificate(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = path_value(path).and_then(|client_id| {
-        let mut message: pb::ClientCertificateRequest = parse(&body)?;
-        from_path(client_id, &mut message.client_id, "client_id")?;
-        Ok(message)
-    });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "AddClientCertificate",
-        message,
-        |ops, r| async move { ops.add_client_certificate(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn remove_client_certificate(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = path_value(path).and_then(|client_id| {
-        let mut message: pb::ClientCertificateRequest = parse(&body)?;
-        from_path(client_id, &mut message.client_id, "client_id")?;
-        Ok(message)
-    });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "RemoveClientCertificate",
-        message,
-        |ops, r| async move { ops.remove_client_certificate(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn list_signing_keys(State(authority): State<Shared>, request: Request) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    answer(
-        &authority,
-        caller,
-        Access::Read,
-        "ListSigningKeys",
-        Ok(pb::ListSigningKeysRequest {}),
-        |ops, r| async move { ops.list_signing_keys(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn rotate_signing_key(State(authority): State<Shared>, request: Request) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = parse::<pb::RotateSigningKeyRequest>(&body);
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "RotateSigningKey",
-        message,
-        |ops, r| async move { ops.rotate_signing_key(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn revoke_signing_key(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = path_value(path).map(|kid| pb::RevokeSigningKeyRequest { kid });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "RevokeSigningKey",
-        message,
-        |ops, r| async move { ops.revoke_signing_key(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn list_trusted_issuers(State(authority): State<Shared>, request: Request) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    answer(
-        &authority,
-        caller,
-        Access::Read,
-        "ListTrustedIssuers",
-        Ok(pb::ListTrustedIssuersRequest {}),
-        |ops, r| async move { ops.list_trusted_issuers(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn add_trusted_issuer(State(authority): State<Shared>, request: Request) -> Response {
-    let (caller, body) = attempt!(read(request).await);
-    let message = parse::<pb::AddTrustedIssuerRequest>(&body);
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "AddTrustedIssuer",
-        message,
-        |ops, r| async move { ops.add_trusted_issuer(r).await },
-        StatusCode::CREATED,
-    )
-    .await
-}
-
-async fn get_trusted_issuer(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = path_value(path).map(|issuer| pb::GetTrustedIssuerRequest { issuer });
-    answer(
-        &authority,
-        caller,
-        Access::Read,
-        "GetTrustedIssuer",
-        message,
-        |ops, r| async move { ops.get_trusted_issuer(r).await },
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn remove_trusted_issuer(
-    State(authority): State<Shared>,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let (caller, _) = attempt!(read(request).await);
-    let message = path_value(path).map(|issuer| pb::RemoveTrustedIssuerRequest { issuer });
-    answer(
-        &authority,
-        caller,
-        Access::Write,
-        "RemoveTrustedIssuer",
-        message,
-        |ops, r| async move { ops.remove_trusted_issuer(r).await },
-        StatusCode::OK,
-    )
-    .await
+    add_federated_identity => "AddFederatedIdentity", Write, add_federated_identity, OK,
+        |named| named.client_body(|m: &mut pb::FederatedIdentityRequest| &mut m.client_id);
+    remove_federated_identity => "RemoveFederatedIdentity", Write, remove_federated_identity, OK,
+        |named| named.client_body(|m: &mut pb::FederatedIdentityRequest| &mut m.client_id);
+    add_client_certificate => "AddClientCertificate", Write, add_client_certificate, OK,
+        |named| named.client_body(|m: &mut pb::ClientCertificateRequest| &mut m.client_id);
+    remove_client_certificate => "RemoveClientCertificate", Write, remove_client_certificate, OK,
+        |named| named.client_body(|m: &mut pb::ClientCertificateRequest| &mut m.client_id);
+    list_signing_keys => "ListSigningKeys", Read, list_signing_keys, OK, |named| named.body::<pb::ListSigningKeysRequest>().map(|_| pb::ListSigningKeysRequest {});
+    rotate_signing_key => "RotateSigningKey", Write, rotate_signing_key, OK, |named| named.body::<pb::RotateSigningKeyRequest>();
+    revoke_signing_key => "RevokeSigningKey", Write, revoke_signing_key, OK, |named| named.param("kid").map(|kid| pb::RevokeSigningKeyRequest { kid });
+    list_trusted_issuers => "ListTrustedIssuers", Read, list_trusted_issuers, OK, |named| named.body::<pb::ListTrustedIssuersRequest>().map(|_| pb::ListTrustedIssuersRequest {});
+    add_trusted_issuer => "AddTrustedIssuer", Write, add_trusted_issuer, CREATED, |named| named.body::<pb::AddTrustedIssuerRequest>();
+    get_trusted_issuer => "GetTrustedIssuer", Read, get_trusted_issuer, OK, |named| named.param("issuer").map(|issuer| pb::GetTrustedIssuerRequest { issuer });
+    remove_trusted_issuer => "RemoveTrustedIssuer", Write, remove_trusted_issuer, OK, |named| named.param("issuer").map(|issuer| pb::RemoveTrustedIssuerRequest { issuer });
 }
