@@ -401,7 +401,10 @@ async fn a_client_without_the_admin_scope_is_refused_every_operation_and_learns_
         &remote(&server.url(), ("billing", &secret), &["client", "delete", "ledger"]),
         "a non-admin's client delete",
     );
-    assert!(refused.contains("may not"), "{refused}");
+    assert!(
+        refused.contains("no admin") && refused.contains("--scope tessera:admin"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -1119,4 +1122,45 @@ async fn apply_manages_keys_identities_and_certificates_and_export_round_trips_t
     ))
     .unwrap();
     assert_eq!(shown["keys"], json!([]), "{shown}");
+}
+
+#[tokio::test]
+async fn the_cli_asks_for_a_token_for_the_admin_audience_alone_even_where_audiences_are_required() {
+    let server = Server::builder().args(&["--require-audience"]).start();
+    let audience = admin_audience(&server);
+    // An admin client that may also ask for tokens for another service.
+    let secret = server.create_client(
+        "platform-admin",
+        &[
+            "--scope",
+            "tessera:admin",
+            "--audience",
+            "https://ledger.internal",
+            "--audience",
+            &audience,
+        ],
+    );
+    let listed = succeeded(
+        &remote(&server.url(), ("platform-admin", &secret), &["client", "list"]),
+        "list",
+    );
+    assert!(listed.contains("platform-admin"), "{listed}");
+    assert!(
+        eventually(Duration::from_secs(5), async || server
+            .stderr()
+            .contains("event=\"token_issued\""))
+        .await,
+        "{}",
+        server.stderr()
+    );
+    let issued = server.stderr();
+    let line = issued
+        .lines()
+        .find(|l| l.contains("event=\"token_issued\"") && l.contains("client_id=platform-admin"))
+        .unwrap_or_else(|| panic!("no token_issued line:\n{issued}"));
+    assert!(line.contains(&format!("aud={audience} ")), "{line}");
+    assert!(
+        !line.contains("ledger"),
+        "the admin token names another service too: {line}"
+    );
 }

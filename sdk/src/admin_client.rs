@@ -15,9 +15,12 @@ use crate::{CachePolicy, Error, TokenClient, TokenRequest, TokenSource};
 /// `authorization: Bearer` on every call.
 ///
 /// The admin client must be registered with the scope `tessera:admin` (or
-/// `tessera:admin:read` for reads) and the audience `<issuer>/admin`; its
-/// token asks for the client's registered scopes and audiences unless
-/// [`AdminClient::with_request`] says otherwise.
+/// `tessera:admin:read` for reads) and the audience `<issuer>/admin`.
+/// [`AdminClient::discover`] reads the issuer from the server's metadata and
+/// asks for that audience alone: a token that also named another service
+/// could be replayed here by that service. [`AdminClient::new`] asks for the
+/// client's registered scopes and audiences, [`AdminClient::with_request`]
+/// for what it is told.
 ///
 /// ```no_run
 /// use tessera_sdk::{AdminClient, TokenClient};
@@ -26,7 +29,7 @@ use crate::{CachePolicy, Error, TokenClient, TokenRequest, TokenSource};
 /// let tokens = TokenClient::builder("https://tessera.internal")
 ///     .client_secret("platform-admin", "the-secret")
 ///     .build()?;
-/// let admin = AdminClient::new(&tokens);
+/// let admin = AdminClient::discover(&tokens).await?;
 /// let page = admin.list_clients(ListClientsRequest::default()).await?;
 /// for client in page.clients {
 ///     println!("{} {:?}", client.client_id, client.scopes);
@@ -51,6 +54,20 @@ impl AdminClient {
     /// client's registered scopes and audiences.
     pub fn new(tokens: &TokenClient) -> Self {
         Self::with_request(tokens, TokenRequest::new())
+    }
+
+    /// An admin client whose token is for the admin audience alone,
+    /// `<issuer>/admin`, the issuer read from the server's RFC 8414 metadata
+    /// (`/.well-known/oauth-authorization-server`, on the same connection).
+    /// Works with servers that require an audience in every token request.
+    ///
+    /// # Errors
+    /// [`Error::Unreachable`] or [`Error::Transport`] when the metadata cannot
+    /// be read, [`Error::Config`] when it names no issuer.
+    pub async fn discover(tokens: &TokenClient) -> Result<Self, Error> {
+        let issuer = issuer(tokens.channel()).await?;
+        let audience = tessera_proto::admin::admin_audience(&issuer);
+        Ok(Self::with_request(tokens, TokenRequest::new().audience(audience)))
     }
 
     /// As [`AdminClient::new`], asking for its token with `request` (e.g.
@@ -93,6 +110,44 @@ impl AdminClient {
             }
         }
     }
+}
+
+/// The `issuer` of the server's RFC 8414 metadata, read over `channel`.
+async fn issuer(channel: Channel) -> Result<String, Error> {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let request = http::Request::builder()
+        .method(http::Method::GET)
+        .uri("/.well-known/oauth-authorization-server")
+        .body(tonic::body::Body::empty())
+        .map_err(|_| Error::Config("cannot build the metadata request"))?;
+    let response = channel
+        .oneshot(request)
+        .await
+        .map_err(|e| Error::from_status(tonic::Status::from_error(Box::new(e))))?;
+    if !response.status().is_success() {
+        return Err(Error::Transport(tonic::Status::unavailable(format!(
+            "the server's metadata answered HTTP {}: is this a Tessera server?",
+            response.status()
+        ))));
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| {
+            Error::Transport(tonic::Status::unavailable(format!(
+                "reading the server's metadata: {e}"
+            )))
+        })?
+        .to_bytes();
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        issuer: String,
+    }
+    serde_json::from_slice::<Metadata>(&body)
+        .map(|m| m.issuer)
+        .map_err(|_| Error::Config("the server's metadata names no issuer: is this a Tessera server?"))
 }
 
 macro_rules! admin_calls {

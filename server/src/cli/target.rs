@@ -99,7 +99,11 @@ impl TargetArg {
         let tokens = builder
             .build()
             .map_err(|e| CliError::Usage(format!("invalid --server {server:?}: {e}")))?;
-        Ok(Admin::Remote(AdminClient::new(&tokens)))
+        // A token for the admin audience alone, read from the server's metadata.
+        let admin = AdminClient::discover(&tokens)
+            .await
+            .map_err(|e| CliError::failed(format!("cannot reach the admin API at {server}: {e}")))?;
+        Ok(Admin::Remote(admin))
     }
 
     /// The admin client a `--server` command authenticates as.
@@ -158,6 +162,11 @@ fn remote_error(error: tessera_sdk::Error) -> CliError {
             )),
             "insufficient_scope" => CliError::Failed(format!(
                 "the admin client may not do this: {description} (register it with --scope tessera:admin)"
+            )),
+            // Its token request named the admin audience, which it is not registered for.
+            "invalid_target" | "invalid_scope" => CliError::Failed(format!(
+                "this client is no admin of the server: {description} (an admin client is registered with \
+                 --scope tessera:admin --audience ISSUER/admin)"
             )),
             _ => CliError::Failed(description),
         },
