@@ -464,15 +464,7 @@ async fn every_change_leaves_an_audit_line_naming_the_admin_and_never_the_secret
         "delete",
     );
     // Log lines are written off the request path: wait for the last.
-    assert!(
-        eventually(Duration::from_secs(5), async || server
-            .stderr()
-            .contains("event=\"client_deleted\""))
-        .await,
-        "no client_deleted line:\n{}",
-        server.stderr()
-    );
-    let log = server.stderr();
+    let log = server.logged("event=\"client_deleted\"", Duration::from_secs(5)).await;
     for event in ["client_created", "client_disabled", "client_deleted"] {
         let line = log
             .lines()
@@ -1145,15 +1137,7 @@ async fn the_cli_asks_for_a_token_for_the_admin_audience_alone_even_where_audien
         "list",
     );
     assert!(listed.contains("platform-admin"), "{listed}");
-    assert!(
-        eventually(Duration::from_secs(5), async || server
-            .stderr()
-            .contains("event=\"token_issued\""))
-        .await,
-        "{}",
-        server.stderr()
-    );
-    let issued = server.stderr();
+    let issued = server.logged("event=\"token_issued\"", Duration::from_secs(5)).await;
     let line = issued
         .lines()
         .find(|l| l.contains("event=\"token_issued\"") && l.contains("client_id=platform-admin"))

@@ -186,7 +186,7 @@ admin_calls! {
     /// A new secret, shown once; the others stay valid for `keep_old_for_secs`.
     rotate_client_secret(RotateClientSecretRequest) -> RotateClientSecretResponse;
     /// Registers a public key for `private_key_jwt`.
-    add_client_key(AddClientKeyRequest) -> Client;
+    add_client_key(AddClientKeyRequest) -> AddClientKeyResponse;
     /// Removes a client's public key.
     remove_client_key(RemoveClientKeyRequest) -> Client;
     /// Binds a platform identity (issuer, subject) to a client.

@@ -254,6 +254,16 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits (at most `within`) until the server has logged a line holding
+    /// `needle` (log lines are written off the request path), and returns
+    /// everything it logged by then; panics with the log if it never does.
+    pub async fn logged(&self, needle: &str, within: Duration) -> String {
+        if !eventually(within, async || self.stderr().contains(needle)).await {
+            panic!("no log line with {needle:?} within {within:?}:\n{}", self.stderr());
+        }
+        self.stderr()
+    }
+
     /// Runs a `tessera` admin command against this server's store.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli(&self.store_url, args)

@@ -14,7 +14,9 @@ use super::{AdminError, CertificateSpec, KeyMaterial, NewClient, NewTrust};
 use crate::clock::{Clock, UnixTime};
 use crate::keys::KeyCustody;
 use crate::keys::custody::sealed_under;
-use crate::store::{ClientRecord, ClientUpdate, JwksSource, SigningKeyRecord, Store, TrustedIssuerRecord};
+use crate::store::{
+    ClientKeyRecord, ClientRecord, ClientUpdate, JwksSource, SigningKeyRecord, Store, TrustedIssuerRecord,
+};
 
 /// Clients in a page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -228,7 +230,10 @@ impl AdminOps {
     /// # Errors
     /// As [`super::add_client_key`]; [`AdminError::InvalidRequest`] unless
     /// exactly one of `jwk` and `pem` is given.
-    pub async fn add_client_key(&self, request: pb::AddClientKeyRequest) -> Result<pb::Client, AdminError> {
+    pub async fn add_client_key(
+        &self,
+        request: pb::AddClientKeyRequest,
+    ) -> Result<pb::AddClientKeyResponse, AdminError> {
         let material = match (request.jwk.is_empty(), request.pem.is_empty()) {
             (false, true) => KeyMaterial::Jwk(request.jwk),
             (true, false) => KeyMaterial::Pem(request.pem),
@@ -239,7 +244,7 @@ impl AdminOps {
             .transpose()
             .map_err(AdminError::InvalidKey)?;
         let now = self.now();
-        super::add_client_key(
+        let added = super::add_client_key(
             self.store.as_ref(),
             &request.client_id,
             material,
@@ -248,7 +253,10 @@ impl AdminOps {
             now,
         )
         .await?;
-        self.client_view(&request.client_id).await
+        Ok(pb::AddClientKeyResponse {
+            key: Some(client_key_view(&added)),
+            client: Some(self.client_view(&request.client_id).await?),
+        })
     }
 
     /// Removes a client's public key.
@@ -353,9 +361,16 @@ impl AdminOps {
             .transpose()
             .map_err(AdminError::InvalidRequest)?;
         let publish_ahead = request.publish_ahead_secs.unwrap_or(self.publish_ahead);
-        let record = super::rotate_key(self.store.as_ref(), &self.custody, alg, self.now(), publish_ahead).await?;
+        let now = self.now();
+        let record = super::rotate_key(self.store.as_ref(), &self.custody, alg, now, publish_ahead).await?;
+        // The newest key: it signs once it activates (at once with no publish-ahead).
+        let state = if record.activates_at > now {
+            super::KeyState::Pending
+        } else {
+            super::KeyState::Active
+        };
         Ok(pb::RotateSigningKeyResponse {
-            key: Some(signing_key_view(&record, super::KeyState::Pending)),
+            key: Some(signing_key_view(&record, state)),
         })
     }
 
@@ -477,7 +492,12 @@ fn decode_page_token(token: &str) -> Result<Option<String>, AdminError> {
     String::from_utf8(bytes).map(Some).map_err(|_| invalid())
 }
 
-fn certificate_spec(request: pb::ClientCertificateRequest) -> Result<(String, CertificateSpec), AdminError> {
+/// The client and the one registration a request names (exactly one of
+/// its five ways to name a certificate).
+///
+/// # Errors
+/// [`AdminError::InvalidRequest`] for none, or more than one.
+pub fn certificate_spec(request: pb::ClientCertificateRequest) -> Result<(String, CertificateSpec), AdminError> {
     let given = [
         non_empty(request.san_uri).map(CertificateSpec::SanUri),
         non_empty(request.san_dns).map(CertificateSpec::SanDns),
@@ -513,16 +533,7 @@ pub fn client_view(client: &ClientRecord, now: UnixTime) -> pb::Client {
                 live: s.is_live(now),
             })
             .collect(),
-        keys: client
-            .keys
-            .iter()
-            .map(|k| pb::ClientKey {
-                kid: k.kid.clone(),
-                alg: k.alg.clone(),
-                jwk: k.jwk.clone(),
-                created_at: k.created_at,
-            })
-            .collect(),
+        keys: client.keys.iter().map(client_key_view).collect(),
         federated_identities: client
             .federated
             .iter()
@@ -542,6 +553,16 @@ pub fn client_view(client: &ClientRecord, now: UnixTime) -> pb::Client {
             })
             .collect(),
         bind_to_certificate: client.bind_to_certificate,
+    }
+}
+
+/// A client's public key as the admin API shows it.
+fn client_key_view(key: &ClientKeyRecord) -> pb::ClientKey {
+    pb::ClientKey {
+        kid: key.kid.clone(),
+        alg: key.alg.clone(),
+        jwk: key.jwk.clone(),
+        created_at: key.created_at,
     }
 }
 

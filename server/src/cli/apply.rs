@@ -20,7 +20,7 @@ use tessera_proto::admin::v1 as pb;
 
 use super::CliError;
 use super::target::{Admin, TargetArg};
-use crate::admin::{self, CertificateSpec, KeyMaterial};
+use crate::admin::{self, KeyMaterial};
 use crate::config::LogFormat;
 use crate::logging;
 use crate::store::CertificateMatch;
@@ -123,21 +123,20 @@ struct CertificateEntry {
 }
 
 impl CertificateEntry {
-    fn spec(&self) -> Result<CertificateSpec, String> {
-        let given = [
-            self.san_uri.clone().map(CertificateSpec::SanUri),
-            self.san_dns.clone().map(CertificateSpec::SanDns),
-            self.subject_dn.clone().map(CertificateSpec::SubjectDn),
-            self.pem.clone().map(CertificateSpec::Pem),
-            self.self_signed.clone().map(CertificateSpec::Thumbprint),
-        ];
-        let mut given = given.into_iter().flatten();
-        match (given.next(), given.next()) {
-            (Some(spec), None) => Ok(spec),
-            _ => Err("a certificate names exactly one of san_uri, san_dns, subject_dn, pem, self_signed".into()),
+    /// The registration as the admin API takes it.
+    fn request(&self, client_id: &str) -> pb::ClientCertificateRequest {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        pb::ClientCertificateRequest {
+            client_id: client_id.to_owned(),
+            san_uri: text(&self.san_uri),
+            san_dns: text(&self.san_dns),
+            subject_dn: text(&self.subject_dn),
+            pem: text(&self.pem),
+            self_signed: text(&self.self_signed),
         }
     }
 
+    /// The entry that names `matcher` as it is stored.
     fn from_match(matcher: &CertificateMatch) -> Self {
         let value = Some(matcher.value().to_owned());
         match matcher {
@@ -158,21 +157,6 @@ impl CertificateEntry {
                 ..Self::default()
             },
         }
-    }
-
-    fn request(matcher: &CertificateMatch, client_id: &str) -> pb::ClientCertificateRequest {
-        let mut request = pb::ClientCertificateRequest {
-            client_id: client_id.to_owned(),
-            ..Default::default()
-        };
-        let value = matcher.value().to_owned();
-        match matcher {
-            CertificateMatch::SanUri(_) => request.san_uri = value,
-            CertificateMatch::SanDns(_) => request.san_dns = value,
-            CertificateMatch::SubjectDn(_) => request.subject_dn = value,
-            CertificateMatch::Thumbprint(_) => request.self_signed = value,
-        }
-        request
     }
 }
 
@@ -261,7 +245,8 @@ fn check(mut spec: ClientSpec) -> Result<Desired, String> {
         .map(|entries| {
             let mut matches: Vec<CertificateMatch> = Vec::new();
             for entry in entries {
-                let matcher = entry.spec()?.to_match().map_err(|e| e.to_string())?;
+                let (_, spec) = admin::api::certificate_spec(entry.request("")).map_err(|e| e.to_string())?;
+                let matcher = spec.to_match().map_err(|e| e.to_string())?;
                 if matches.contains(&matcher) {
                     return Err(format!("certificate {matcher} is named twice"));
                 }
@@ -612,12 +597,12 @@ async fn change(admin: &Admin, id: &str, changes: Changes) -> Result<(), CliErro
     }
     for matcher in changes.certificates_removed {
         admin
-            .remove_client_certificate(CertificateEntry::request(&matcher, id))
+            .remove_client_certificate(CertificateEntry::from_match(&matcher).request(id))
             .await?;
     }
     for matcher in changes.certificates_added {
         admin
-            .add_client_certificate(CertificateEntry::request(&matcher, id))
+            .add_client_certificate(CertificateEntry::from_match(&matcher).request(id))
             .await?;
     }
     match changes.disabled {
@@ -765,6 +750,6 @@ mod tests {
             san_dns: Some("x.internal".into()),
             ..Default::default()
         };
-        assert!(two.spec().is_err());
+        assert!(admin::api::certificate_spec(two.request("x")).is_err());
     }
 }

@@ -216,28 +216,12 @@ impl ClientCertificate {
     }
 }
 
-/// A certificate registration in words: "certificate with URI SAN spiffe://…".
-fn registration(request: &pb::ClientCertificateRequest, client: &pb::Client) -> String {
-    let (kind, value) = if !request.san_uri.is_empty() {
-        ("san_uri", request.san_uri.as_str())
-    } else if !request.san_dns.is_empty() {
-        ("san_dns", request.san_dns.as_str())
-    } else if !request.subject_dn.is_empty() {
-        ("subject_dn", request.subject_dn.as_str())
-    } else {
-        ("self_signed", "")
-    };
-    // The stored form (lower-cased DNS name, canonical DN, thumbprint) when the client holds it.
-    let stored = client
-        .certificates
-        .iter()
-        .rev()
-        .find(|c| c.kind == kind && (value.is_empty() || c.value.eq_ignore_ascii_case(value)));
-    let value = stored.map_or(value, |c| c.value.as_str());
-    match crate::store::CertificateMatch::from_stored(kind, value.to_owned()) {
-        Ok(matcher) => matcher.to_string(),
-        Err(_) => format!("{kind} {value}"),
-    }
+/// The registration a request names, in the form it is stored and matched
+/// in (a DNS name lower-cased, a DN canonical, a PEM as its thumbprint):
+/// what the command says it added or removed.
+fn registration(request: &pb::ClientCertificateRequest) -> Result<crate::store::CertificateMatch, CliError> {
+    let (_, spec) = admin::api::certificate_spec(request.clone())?;
+    Ok(spec.to_match()?)
 }
 
 /// Runs a `client` subcommand.
@@ -300,35 +284,26 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), CliError> {
         }
         ClientCommand::AddCertificate(certificate) => {
             let request = certificate.request()?;
-            let client = certificate
+            let matcher = registration(&request)?;
+            certificate
                 .target
                 .open(None)
                 .await?
-                .add_client_certificate(request.clone())
+                .add_client_certificate(request)
                 .await?;
-            println!(
-                "Client {:?} now authenticates with a {}.",
-                certificate.id,
-                registration(&request, &client)
-            );
+            println!("Client {:?} now authenticates with a {matcher}.", certificate.id);
             Ok(())
         }
         ClientCommand::RemoveCertificate(certificate) => {
             let request = certificate.request()?;
-            let admin = certificate.target.open(None).await?;
-            // Named before it goes, in the form it was stored in.
-            let before = admin
-                .get_client(pb::GetClientRequest {
-                    client_id: certificate.id.clone(),
-                })
-                .await
-                .unwrap_or_default();
-            admin.remove_client_certificate(request.clone()).await?;
-            println!(
-                "Client {:?} no longer authenticates with a {}.",
-                certificate.id,
-                registration(&request, &before)
-            );
+            let matcher = registration(&request)?;
+            certificate
+                .target
+                .open(None)
+                .await?
+                .remove_client_certificate(request)
+                .await?;
+            println!("Client {:?} no longer authenticates with a {matcher}.", certificate.id);
             Ok(())
         }
         ClientCommand::List { json, target } => list(&target.open(None).await?, json).await,
@@ -578,18 +553,14 @@ async fn add_key(
         kid: kid.clone().unwrap_or_default(),
         alg: alg.map(|a| a.jws_name().to_owned()).unwrap_or_default(),
     };
-    let client = target.open(None).await?.add_client_key(request).await?;
-    // The key added: the one named, else the newest (the last of the newest second).
-    let added = client
-        .keys
-        .iter()
-        .filter(|k| kid.as_ref().is_none_or(|kid| &k.kid == kid))
-        .max_by_key(|k| k.created_at);
-    if let Some(key) = added {
-        println!("Registered key {:?} ({}) for client {id:?}.", key.kid, key.alg);
-    } else {
-        println!("Registered the key for client {id:?}.");
-    }
+    let key = target
+        .open(None)
+        .await?
+        .add_client_key(request)
+        .await?
+        .key
+        .unwrap_or_default();
+    println!("Registered key {:?} ({}) for client {id:?}.", key.kid, key.alg);
     Ok(())
 }
 

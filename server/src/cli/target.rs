@@ -198,7 +198,7 @@ admin_calls! {
     enable_client(ClientRequest) -> Client;
     delete_client(ClientRequest) -> DeleteClientResponse;
     rotate_client_secret(RotateClientSecretRequest) -> RotateClientSecretResponse;
-    add_client_key(AddClientKeyRequest) -> Client;
+    add_client_key(AddClientKeyRequest) -> AddClientKeyResponse;
     remove_client_key(RemoveClientKeyRequest) -> Client;
     add_federated_identity(FederatedIdentityRequest) -> Client;
     remove_federated_identity(FederatedIdentityRequest) -> Client;

@@ -150,7 +150,10 @@ impl AdminService for AdminGrpc {
         .await
     }
 
-    async fn add_client_key(&self, request: Request<pb::AddClientKeyRequest>) -> Result<Response<pb::Client>, Status> {
+    async fn add_client_key(
+        &self,
+        request: Request<pb::AddClientKeyRequest>,
+    ) -> Result<Response<pb::AddClientKeyResponse>, Status> {
         self.call(request, Access::Write, "AddClientKey", |ops, r| async move {
             ops.add_client_key(r).await
         })
